@@ -1,0 +1,71 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// One direction of dependency: executable → daemon → store/delivery → engine, with C at the edges.
+let package = Package(
+    name: "seqd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "seqd", targets: ["seqd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: ["YAML"]),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .target(name: "Postgres", dependencies: ["CLibPQ"]),
+        .target(name: "SequenceEngine", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "SequenceStore",
+            dependencies: ["Postgres", "SequenceEngine", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "SeqdConfig",
+            dependencies: [
+                "SequenceEngine",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .target(
+            name: "SequenceDaemon",
+            dependencies: [
+                "SequenceStore", "SeqdConfig",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "seqd",
+            dependencies: [
+                "SequenceDaemon", "SequenceStore", "SeqdConfig", "Postgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(name: "TestSupport", dependencies: ["Postgres", "SequenceStore"], path: "Tests/TestSupport"),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
+        .testTarget(name: "SequenceEngineTests", dependencies: ["SequenceEngine"]),
+        .testTarget(name: "SequenceStoreTests", dependencies: ["SequenceStore", "TestSupport"]),
+        .testTarget(name: "SeqdConfigTests", dependencies: ["SeqdConfig"]),
+        .testTarget(name: "seqdTests", dependencies: ["TestSupport", "Postgres"]),
+    ]
+)
+
+// Strict settings for every target: Swift 6 language mode and complete concurrency checking.
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    settings.append(.swiftLanguageMode(.v6))
+    target.swiftSettings = settings
+}

@@ -1,0 +1,85 @@
+import CLibPQ
+import Dispatch
+import Foundation
+
+/// A `NOTIFY` received on a listened channel.
+public struct PostgresNotification: Sendable, Equatable {
+    public let channel: String
+    public let payload: String
+
+    public init(channel: String, payload: String) {
+        self.channel = channel
+        self.payload = payload
+    }
+}
+
+/// Listens on channels with a dedicated connection whose socket is watched by a `DispatchSource`,
+/// so waiting for a notification costs no thread at all.
+///
+/// Events (notifications, or the error that ended the connection) are delivered on the listener's
+/// private serial queue. After a connection error the listener is finished; the owner decides when
+/// to start a new one.
+public final class NotificationListener: Sendable {
+    /// What the listener reports.
+    public enum Event: Sendable {
+        case notification(PostgresNotification)
+        /// The connection ended; no more events follow.
+        case connectionLost(PostgresError)
+    }
+
+    private let queue: DispatchQueue
+    /// Touched only on `queue` (and in init, before the source starts).
+    private let connection = QueueConfined<Connection?>(nil)
+    private let source: QueueConfined<any DispatchSourceRead>
+    private let handler: @Sendable (Event) -> Void
+
+    /// Connects and issues `LISTEN` for each channel before returning, so no notification sent after
+    /// this returns is missed.
+    public init(
+        connectionString: String, channels: [String], options: SessionOptions = SessionOptions(),
+        label: String = "seqd.listen", handler: @escaping @Sendable (Event) -> Void
+    ) throws {
+        self.queue = DispatchQueue(label: label)
+        self.handler = handler
+        let connection = try Connection(connectionString, options: options)
+        for channel in channels {
+            try connection.execute("LISTEN \(try connection.quoteIdentifier(channel))")
+        }
+        let source = DispatchSource.makeReadSource(fileDescriptor: PQsocket(connection.handle), queue: queue)
+        self.source = QueueConfined(source)
+        self.connection.value = connection
+        source.setEventHandler { [weak self] in self?.readAvailable() }
+        source.resume()
+    }
+
+    /// Stops listening and closes the connection.
+    public func stop() {
+        queue.sync { finish() }
+    }
+
+    deinit {
+        source.value.cancel()
+    }
+
+    private func readAvailable() {
+        guard let connection = connection.value else { return }
+        guard PQconsumeInput(connection.handle) == 1 else {
+            let error = PostgresError(
+                kind: .connectionLost, message: PostgresError.connectionMessage(connection.handle))
+            finish()
+            handler(.connectionLost(error))
+            return
+        }
+        while let raw = PQnotifies(connection.handle) {
+            let notification = PostgresNotification(
+                channel: String(cString: raw.pointee.relname), payload: String(cString: raw.pointee.extra))
+            PQfreemem(raw)
+            handler(.notification(notification))
+        }
+    }
+
+    private func finish() {
+        source.value.cancel()
+        connection.value = nil
+    }
+}

@@ -1,0 +1,26 @@
+import Foundation
+import Postgres
+
+/// One numbered schema change. The SQL ships inside the binary; `seqd migrate --print` shows it.
+public struct Migration: Sendable {
+    public let version: Int
+    public let name: String
+    public let sql: String
+
+    /// Files marked `-- seqd:no-transaction` (for `CREATE INDEX CONCURRENTLY`) run outside a
+    /// transaction; everything else runs in one transaction per file.
+    public var isTransactional: Bool { !sql.contains("-- seqd:no-transaction") }
+
+    /// `0001_schema`, as operators see it in `seqd.schema_migrations`.
+    public var fileName: String { String(format: "%04d_%@", version, name) }
+}
+
+/// The ordered list of every migration this binary knows.
+public enum Migrations {
+    public static let all: [Migration] = [schema]
+
+    /// The newest schema version this binary writes; `/readyz` accepts databases within
+    /// `supportedVersions`, so a rolling upgrade that migrates first keeps old replicas serving.
+    public static var latestVersion: Int { all.last!.version }
+    public static let supportedVersions: ClosedRange<Int> = 1...1
+}

@@ -28,6 +28,7 @@ let package = Package(
             name: "SequenceStore",
             dependencies: ["Postgres", "SequenceEngine", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .target(name: "Delivery"),
         .target(
             name: "SeqdConfig",
             dependencies: [
@@ -40,7 +41,7 @@ let package = Package(
         .target(
             name: "SequenceDaemon",
             dependencies: [
-                "SequenceStore", "SeqdConfig",
+                "SequenceStore", "SeqdConfig", "Delivery",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -56,6 +57,7 @@ let package = Package(
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "SequenceEngineTests", dependencies: ["SequenceEngine"]),
         .testTarget(name: "SequenceStoreTests", dependencies: ["SequenceStore", "TestSupport"]),
+        .testTarget(name: "DeliveryTests", dependencies: ["Delivery"]),
         .testTarget(name: "SeqdConfigTests", dependencies: ["SeqdConfig"]),
         .testTarget(name: "seqdTests", dependencies: ["TestSupport", "Postgres"]),
     ]

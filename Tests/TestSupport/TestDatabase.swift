@@ -45,7 +45,10 @@ public actor TestDatabase {
     private func migratedTemplate() throws -> String {
         if let template { return template }
         let name = "seqd_template_\(getpid())"
-        try Self.admin { try $0.execute("DROP DATABASE IF EXISTS \(name); CREATE DATABASE \(name)") }
+        try Self.admin {
+            try $0.execute("DROP DATABASE IF EXISTS \(name)")
+            try $0.execute("CREATE DATABASE \(name)")
+        }
         do {
             let connection = try Connection(ConnectionString.replacingDatabase(in: try Self.serverURL, with: name))
             _ = try Migrator(connection: connection).migrate()

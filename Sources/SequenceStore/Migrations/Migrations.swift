@@ -7,6 +7,12 @@ public struct Migration: Sendable {
     public let name: String
     public let sql: String
 
+    public init(version: Int, name: String, sql: String) {
+        self.version = version
+        self.name = name
+        self.sql = sql
+    }
+
     /// Files marked `-- seqd:no-transaction` (for `CREATE INDEX CONCURRENTLY`) run outside a
     /// transaction; everything else runs in one transaction per file.
     public var isTransactional: Bool { !sql.contains("-- seqd:no-transaction") }

@@ -1,0 +1,184 @@
+import Foundation
+
+/// Header field construction: neutralising untrusted input, RFC 2047 encoded-words and folding.
+///
+/// Every header value passes through here, which is where injection is prevented: no CR or LF from
+/// any input ever reaches the output except as the folding this file inserts itself.
+enum HeaderEncoding {
+    /// RFC 5322 §2.1.1: lines SHOULD be at most 78 characters (MUST be at most 998).
+    static let lineLimit = 78
+    /// RFC 2047 §2: an encoded-word is at most 75 characters.
+    static let encodedWordLimit = 75
+
+    // MARK: Neutralising input
+
+    /// Replaces every character that could end a header line or confuse a reader (C0 and C1
+    /// controls, DEL, U+2028/U+2029) with a space. Line breaks are replaced rather than removed
+    /// so words on either side stay apart.
+    static func sanitizeText(_ text: String) -> String {
+        var result = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            result.append(isControl(scalar) ? " " : scalar)
+        }
+        return String(result)
+    }
+
+    /// Cuts the address at the first control character and drops whitespace and the characters
+    /// that delimit addresses in a header (`<>(),;:"\`), so an address can neither inject a header
+    /// nor add a recipient, and the envelope and header addresses agree. Cutting rather than
+    /// joining matters: `a@example.org\r\nCc: x@evil.test` joined would become an address at
+    /// evil.test. Quoted local parts are therefore not supported.
+    static func sanitizeAddress(_ address: String) -> String {
+        var result = String.UnicodeScalarView()
+        for scalar in address.unicodeScalars {
+            if isControl(scalar) { break }
+            if scalar.properties.isWhitespace || "<>(),;:\"\\".unicodeScalars.contains(scalar) { continue }
+            result.append(scalar)
+        }
+        return String(result)
+    }
+
+    /// Makes a URI safe inside `<…>` (RFC 2369): percent-encodes controls, whitespace, angle
+    /// brackets and non-ASCII bytes, keeping everything else (including existing `%XX`) as is.
+    static func sanitizeURI(_ uri: String) -> String {
+        var result = ""
+        for byte in uri.utf8 {
+            if byte > 0x20, byte < 0x7F, byte != UInt8(ascii: "<"), byte != UInt8(ascii: ">") {
+                result.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                result += "%" + hexByte(byte)
+            }
+        }
+        return result
+    }
+
+    /// Normalises a Message-ID reference to `<id>` with nothing that could break the header.
+    static func sanitizeMessageID(_ id: String) -> String? {
+        let core = sanitizeAddress(id)  // also drops the brackets, which are then added back
+        return core.isEmpty ? nil : "<\(core)>"
+    }
+
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x00...0x1F, 0x7F...0x9F, 0x2028, 0x2029: true
+        default: false
+        }
+    }
+
+    // MARK: Tokens
+
+    /// The longest encoded-word that still fits on the header's first line after `Name: `.
+    static func maxWordLength(forHeader name: String) -> Int {
+        min(encodedWordLimit, lineLimit - name.utf8.count - 2)
+    }
+
+    /// Tokens for an unstructured field such as `Subject`: the words themselves when the text is
+    /// plain ASCII that folds losslessly, otherwise RFC 2047 encoded-words.
+    static func unstructuredTokens(_ text: String, header name: String) -> [String] {
+        let text = sanitizeText(text)
+        if text.isEmpty { return [] }
+        let words = text.split(separator: " ", omittingEmptySubsequences: false)
+        // Folding happens only at single spaces between words, so runs of spaces, leading or
+        // trailing spaces and over-long words would not survive it; `=?` would be misread as an
+        // encoded-word. All of those go encoded instead, which round-trips exactly.
+        let plain = isPrintableASCII(text)
+            && !text.contains("=?")
+            && words.allSatisfy { !$0.isEmpty && $0.utf8.count <= maxWordLength(forHeader: name) }
+        return plain ? words.map(String.init) : encodedWords(text, maxLength: maxWordLength(forHeader: name))
+    }
+
+    /// Tokens for a display name (RFC 5322 `phrase`): atoms as they are, a quoted-string when
+    /// the name has specials, encoded-words when it is not ASCII or too long to quote on one line.
+    static func phraseTokens(_ name: String, header: String) -> [String] {
+        let name = sanitizeText(name)
+        if name.isEmpty { return [] }
+        let maxLength = maxWordLength(forHeader: header)
+        guard isPrintableASCII(name), !name.contains("=?") else {
+            return encodedWords(name, maxLength: maxLength)
+        }
+        let atoms = name.split(separator: " ", omittingEmptySubsequences: false)
+        if atoms.allSatisfy({ !$0.isEmpty && $0.utf8.count <= maxLength && $0.unicodeScalars.allSatisfy(isAtext) }) {
+            return atoms.map(String.init)
+        }
+        let quoted = "\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        return quoted.utf8.count <= maxLength ? [quoted] : encodedWords(name, maxLength: maxLength)
+    }
+
+    /// `=?UTF-8?B?…?=` words of at most `maxLength` characters, each holding whole characters
+    /// (RFC 2047 §5 forbids splitting one across words).
+    static func encodedWords(_ text: String, maxLength: Int) -> [String] {
+        let overhead = "=?UTF-8?B??=".utf8.count
+        let maxBytes = (maxLength - overhead) / 4 * 3
+        var words: [String] = []
+        var chunk: [UInt8] = []
+        func flush() {
+            guard !chunk.isEmpty else { return }
+            words.append("=?UTF-8?B?" + Data(chunk).base64EncodedString() + "?=")
+            chunk.removeAll(keepingCapacity: true)
+        }
+        func append(_ bytes: some Collection<UInt8>) {
+            if chunk.count + bytes.count > maxBytes { flush() }
+            chunk.append(contentsOf: bytes)
+        }
+        for character in text {
+            let bytes = Array(character.utf8)
+            if bytes.count <= maxBytes {
+                // Prefer ending a word after a space: some decoders (Python's address parser among
+                // them) wrongly insert a space between adjacent encoded-words, which then falls
+                // between two words instead of inside one.
+                if chunk.count + bytes.count > maxBytes,
+                   let space = chunk.lastIndex(of: UInt8(ascii: " ")), space >= maxBytes / 2 {
+                    let rest = Array(chunk[(space + 1)...])
+                    chunk.removeSubrange((space + 1)...)
+                    flush()
+                    chunk = rest
+                }
+                append(bytes)
+            } else {
+                // A grapheme cluster longer than a whole word (long emoji sequences, stacked
+                // combining marks) is split between scalars, which decoders reassemble.
+                for scalar in character.unicodeScalars { append(Array(String(scalar).utf8)) }
+            }
+        }
+        flush()
+        return words
+    }
+
+    // MARK: Folding
+
+    /// `Name: tokens…` with CRLF folding before any token that would pass 78 characters.
+    /// A single token longer than that (a long URL) stays whole on its own line.
+    static func field(_ name: String, _ tokens: [String]) -> String {
+        var output = name + ":"
+        var lineLength = output.utf8.count
+        for (index, token) in tokens.enumerated() {
+            let length = token.utf8.count
+            if index > 0, lineLength + 1 + length > lineLimit {
+                output += "\r\n"
+                lineLength = 0
+            }
+            output += " " + token
+            lineLength += 1 + length
+        }
+        return output + "\r\n"
+    }
+
+    // MARK: Character classes
+
+    static func isPrintableASCII(_ text: String) -> Bool {
+        text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
+    }
+
+    /// RFC 5322 `atext`.
+    static func isAtext(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar {
+        case "a"..."z", "A"..."Z", "0"..."9": true
+        default: "!#$%&'*+-/=?^_`{|}~".unicodeScalars.contains(scalar)
+        }
+    }
+
+    static func hexByte(_ byte: UInt8) -> String {
+        let digits = QuotedPrintable.hexDigits
+        return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]], as: UTF8.self)
+    }
+}

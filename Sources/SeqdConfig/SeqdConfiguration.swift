@@ -47,7 +47,7 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
         case (let key?, let source?): "configuration key \(key) (from \(source)): \(message)"
         case (let key?, nil): "configuration key \(key): \(message)"
         case (nil, let source?): "configuration (\(source)): \(message)"
-        case (nil, nil): "configuration: \(message)"
+        case (nil, nil): message
         }
     }
 }
@@ -248,7 +248,7 @@ public struct SeqdConfiguration: Sendable {
         }
         var leaves = [String]()
         func walk(_ mapping: Node.Mapping, prefix: String) {
-            for (keyNode, value) in mapping {
+            for (keyNode, value) in mapping where value.null == nil {  // a section left all commented out
                 let name = prefix.isEmpty ? (keyNode.string ?? "?") : "\(prefix).\(keyNode.string ?? "?")"
                 if let nested = value.mapping { walk(nested, prefix: name) } else { leaves.append(name) }
             }

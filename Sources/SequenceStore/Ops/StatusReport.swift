@@ -1,0 +1,60 @@
+import Foundation
+import Postgres
+
+/// `seqd status`: how many enrollments sit at each step in each status, and how far behind the
+/// daemon is, by the database clock.
+public struct StatusReport: Sendable, Codable {
+    public struct Line: Sendable, Codable {
+        public let sequence: String
+        public let version: Int
+        public let step: String
+        public let status: String
+        public let count: Int
+    }
+
+    /// Counts by sequence, pinned version, current step key and status.
+    public let lines: [Line]
+    /// Active enrollments whose `next_run_at` has passed.
+    public let dueBacklog: Int
+    /// Age in seconds of the oldest due enrollment, 0 when nothing is due.
+    public let oldestDueSeconds: Double
+    /// The database's `now()` when the report was taken.
+    public let at: Date
+
+    public static func load(from connection: Connection, sequence: String? = nil) throws -> StatusReport {
+        try SchemaCheck.requireSupported(connection)
+        if let sequence,
+            try connection.query("SELECT 1 FROM seqd.sequences WHERE name = $1", [sequence]).count == 0
+        {
+            throw StoreError(.notFound, "no sequence named '\(sequence)'")
+        }
+        let lines = try connection.query(
+            """
+            SELECT s.name AS sequence, e.sequence_version AS version,
+                   COALESCE(v.definition -> 'steps' -> e.current_step_index ->> 'key', '(end)') AS step,
+                   e.status::text AS status, count(*) AS count
+            FROM seqd.enrollments e
+            JOIN seqd.sequences s ON s.id = e.sequence_id
+            JOIN seqd.sequence_versions v ON v.sequence_id = e.sequence_id AND v.version = e.sequence_version
+            WHERE $1::text IS NULL OR s.name = $1
+            GROUP BY 1, 2, e.current_step_index, 3, 4
+            ORDER BY 1, 2, e.current_step_index, 4
+            """, [sequence]
+        ).rows.map {
+            Line(
+                sequence: try $0.decode("sequence"), version: try $0.decode("version"), step: try $0.decode("step"),
+                status: try $0.decode("status"), count: try $0.decode("count"))
+        }
+        let due = try connection.query(
+            """
+            SELECT count(*) AS due,
+                   COALESCE(extract(epoch FROM now() - min(e.next_run_at)), 0)::float8 AS oldest,
+                   now() AS at
+            FROM seqd.enrollments e JOIN seqd.sequences s ON s.id = e.sequence_id
+            WHERE e.status = 'active' AND e.next_run_at <= now() AND ($1::text IS NULL OR s.name = $1)
+            """, [sequence])[0]
+        return StatusReport(
+            lines: lines, dueBacklog: try due.decode("due"), oldestDueSeconds: try due.decode("oldest"),
+            at: try due.decode("at"))
+    }
+}

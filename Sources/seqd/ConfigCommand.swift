@@ -1,0 +1,51 @@
+import ArgumentParser
+import SeqdConfig
+
+struct ConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Inspect the configuration.",
+        subcommands: [Check.self])
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate the configuration and print every effective value with its source.",
+            discussion: """
+                Secrets are shown as <redacted>. An invalid value exits 65 naming the key, where it came from \
+                and what is allowed.
+
+                Examples:
+                  seqd config check
+                  SEQD_WORKER_BATCH_SIZE=50 seqd config check --json
+                  seqd config check --config /etc/seqd/seqd.yaml --set log.level=debug
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Flag(help: "Print JSON: an object of key → {value, source, secret}.")
+        var json = false
+
+        func run() async throws {
+            let configuration = try await global.loadConfiguration()
+            if json {
+                struct Entry: Encodable {
+                    let value: String?
+                    let source: String
+                    let secret: Bool
+                }
+                try printJSON(
+                    Dictionary(
+                        uniqueKeysWithValues: configuration.resolved.map {
+                            ($0.key.name, Entry(value: $0.value == nil ? nil : $0.displayValue, source: $0.source.description, secret: $0.key.isSecret))
+                        }))
+                return
+            }
+            var table = TextTable("KEY", "VALUE", "SOURCE")
+            for entry in configuration.resolved {
+                table.add(entry.key.name, entry.displayValue, entry.value == nil ? "-" : entry.source.description)
+            }
+            print(table.rendered)
+            print("\nconfiguration is valid (file: \(configuration.filePath ?? "none"))")
+        }
+    }
+}

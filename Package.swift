@@ -56,7 +56,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Postgres", "SequenceStore"], path: "Tests/TestSupport"),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "SequenceEngineTests", dependencies: ["SequenceEngine"]),
-        .testTarget(name: "SequenceStoreTests", dependencies: ["SequenceStore", "TestSupport"]),
+        .testTarget(name: "SequenceStoreTests", dependencies: ["SequenceStore", "SequenceEngine", "TestSupport"]),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery"]),
         .testTarget(name: "SeqdConfigTests", dependencies: ["SeqdConfig"]),
         .testTarget(name: "seqdTests", dependencies: ["TestSupport", "Postgres"]),

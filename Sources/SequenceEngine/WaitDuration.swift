@@ -11,6 +11,7 @@ public enum WaitDuration: Sendable, Hashable, Codable, CustomStringConvertible {
 
     /// Why a duration text was rejected; the message is meant for an operator.
     public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
+        /// The text that was rejected.
         public let text: String
         public var description: String {
             "'\(text)' is not a duration (use <n>s|m|h|d|w such as 90s, 36h, 2d, or '<n> business days')"

@@ -16,7 +16,10 @@ struct Seqd: AsyncParsableCommand {
             Configuration: flags > environment (SEQD_<KEY>, DATABASE_URL) > --config FILE \
             (default Config/seqd.yaml when present) > defaults. See `seqd config check`.
             """,
-        subcommands: [MigrateCommand.self, ConfigCommand.self, StatusCommand.self]
+        subcommands: [
+            MigrateCommand.self, SequenceCommand.self, ContactCommand.self, EnrollCommand.self, RunCommand.self,
+            StatusCommand.self, ConfigCommand.self,
+        ] + OperatorCommands.all
     )
 
     /// Runs the command line, mapping every failure to its documented exit code and a one-line

@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import SequenceEngine
 import Testing
 import TestSupport
 
@@ -149,5 +150,28 @@ struct SchemaGuardTests {
             try connection.query("INSERT INTO seqd.contacts (email) VALUES ($1)", ["ADA@Example.com"])
         }
         #expect(error?.constraint == "contacts_email_key")
+    }
+}
+
+@Suite("state machine tables")
+struct TransitionTableTests {
+    @Test("the database's transition table equals the Swift state machine's, pair for pair")
+    func enrollmentTransitionsMatch() async throws {
+        let connection = try Connection(try await TestDatabase.shared.makeMigratedDatabase(prefix: "transitions"))
+        let stored = try connection.query("SELECT from_status::text AS f, to_status::text AS t FROM seqd.enrollment_transitions")
+            .rows.map { "\(try $0.decode("f", as: String.self))->\(try $0.decode("t", as: String.self))" }
+        let swift = EnrollmentMachine.allowedTransitions.map { "\($0.from.rawValue)->\($0.to.rawValue)" }
+        #expect(Set(stored) == Set(swift))
+        #expect(stored.count == swift.count)
+    }
+
+    @Test("the database enums hold exactly the statuses of the Swift machines")
+    func enumsMatch() async throws {
+        let connection = try Connection(try await TestDatabase.shared.makeMigratedDatabase(prefix: "enums"))
+        func labels(_ type: String) throws -> [String] {
+            try connection.query("SELECT unnest(enum_range(NULL::\(type)))::text AS label").rows.map { try $0.decode("label") }
+        }
+        #expect(try labels("seqd.enrollment_status") == EnrollmentStatus.allCases.map(\.rawValue))
+        #expect(try labels("seqd.delivery_status") == DeliveryStatus.allCases.map(\.rawValue))
     }
 }

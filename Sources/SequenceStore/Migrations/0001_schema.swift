@@ -110,7 +110,7 @@ extension Migrations {
             INSERT INTO seqd.enrollment_transitions (from_status, to_status) VALUES
                 ('active', 'paused'), ('active', 'completed'), ('active', 'replied'), ('active', 'opted_out'),
                 ('active', 'bounced'), ('active', 'failed'), ('active', 'stopped'),
-                ('paused', 'active'), ('paused', 'completed'), ('paused', 'replied'), ('paused', 'opted_out'),
+                ('paused', 'active'), ('paused', 'replied'), ('paused', 'opted_out'),
                 ('paused', 'bounced'), ('paused', 'failed'), ('paused', 'stopped'),
                 ('failed', 'active'), ('failed', 'replied'), ('failed', 'opted_out'), ('failed', 'bounced'),
                 ('failed', 'stopped');
@@ -231,7 +231,8 @@ extension Migrations {
                 updated_at        timestamptz NOT NULL DEFAULT now(),
                 CONSTRAINT deliveries_one_per_step UNIQUE (enrollment_id, step_key)
             );
-            CREATE INDEX deliveries_pending ON seqd.deliveries (next_attempt_at) WHERE status = 'pending';
+            -- Claimable: pending, and unknown when delivery.on_unknown is retry.
+            CREATE INDEX deliveries_claimable ON seqd.deliveries (next_attempt_at) WHERE status IN ('pending', 'unknown');
             CREATE INDEX deliveries_leases ON seqd.deliveries (lease_expires_at) WHERE status = 'sending';
             CREATE INDEX deliveries_contact ON seqd.deliveries (contact_id);
             CREATE INDEX deliveries_message_id ON seqd.deliveries (message_id);

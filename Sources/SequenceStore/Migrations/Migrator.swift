@@ -59,8 +59,11 @@ public struct Migrator {
             report.applied.append(migration.fileName)
         }
         if !unsubscribeSecretConfigured {
-            report.generatedUnsubscribeSecret = try storeUnsubscribeSecretIfMissing()
+            report.generatedUnsubscribeSecret = try storeSettingIfMissing("unsubscribe.secret", randomHex(bytes: 32))
         }
+        // Part of every delivery key, so two installations sharing a sender domain never mint the
+        // same Message-ID.
+        _ = try storeSettingIfMissing("installation.id", randomHex(bytes: 4))
         return report
     }
 
@@ -114,15 +117,17 @@ public struct Migrator {
         }
     }
 
-    /// Generates the HMAC key for unsubscribe tokens once per installation.
-    private func storeUnsubscribeSecretIfMissing() throws -> Bool {
-        var generator = SystemRandomNumberGenerator()  // getrandom(2) on Linux: cryptographically secure
-        let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &generator)) }
-            .joined()
-        let result = try connection.query(
-            "INSERT INTO seqd.settings (name, value) VALUES ('unsubscribe.secret', $1) ON CONFLICT DO NOTHING",
-            [secret])
-        return result.affectedRows == 1
+    /// Stores a generated installation-wide value once; later runs keep the first one.
+    private func storeSettingIfMissing(_ name: String, _ value: String) throws -> Bool {
+        try connection.query(
+            "INSERT INTO seqd.settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING", [name, value]
+        ).affectedRows == 1
+    }
+
+    /// Hex of `bytes` random bytes from getrandom(2), which is cryptographically secure on Linux.
+    private func randomHex(bytes: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &generator)) }.joined()
     }
 
     /// SHA-256 of the file's text, hex-encoded.

@@ -1,0 +1,58 @@
+import Foundation
+
+/// What the engine knows about a contact: the fields templates and branch conditions can name.
+/// `email`, `first_name`, `last_name` and `time_zone` are built in; anything else is looked up in
+/// `attributes` (a built-in name always wins over an attribute of the same name).
+public struct ContactFields: Sendable, Equatable {
+    /// The address mail goes to.
+    public var email: String
+    /// Optional given name.
+    public var firstName: String?
+    /// Optional family name.
+    public var lastName: String?
+    /// The contact's IANA zone, if known; the sequence's `time_zone` applies otherwise.
+    public var timeZone: String?
+    /// Custom attributes, e.g. `plan` or `company`.
+    public var attributes: [String: String]
+
+    /// Creates contact fields.
+    public init(email: String, firstName: String? = nil, lastName: String? = nil, timeZone: String? = nil, attributes: [String: String] = [:]) {
+        self.email = email
+        self.firstName = firstName
+        self.lastName = lastName
+        self.timeZone = timeZone
+        self.attributes = attributes
+    }
+
+    /// The value of a field by its template/condition name; nil when absent or blank, because an
+    /// empty value must not slip into an email as a hole.
+    public func value(of field: String) -> String? {
+        let raw: String?
+        switch field {
+        case "email": raw = email
+        case "first_name": raw = firstName
+        case "last_name": raw = lastName
+        case "time_zone": raw = timeZone
+        default: raw = attributes[field]
+        }
+        guard let raw, !raw.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return nil }
+        return raw
+    }
+}
+
+/// Time zone identifiers the engine accepts: exactly those Foundation knows (which PostgreSQL
+/// reads the same way), plus `UTC`, which Foundation on Linux does not list but which is the
+/// documented default.
+public enum TimeZones {
+    static let known: Set<String> = Set(TimeZone.knownTimeZoneIdentifiers).union(["UTC"])
+
+    public static func isValid(_ identifier: String) -> Bool { known.contains(identifier) }
+
+    /// The zone for scheduling a contact: theirs when valid, else the sequence's, else UTC.
+    static func zone(contact: String?, sequence: String) -> TimeZone {
+        for identifier in [contact, sequence].compactMap({ $0 }) where isValid(identifier) {
+            if let zone = TimeZone(identifier: identifier) { return zone }
+        }
+        return TimeZone(identifier: "UTC") ?? TimeZone(secondsFromGMT: 0)!
+    }
+}

@@ -1,0 +1,309 @@
+import Foundation
+
+/// The enrollment state machine (design.md §4): one contact's position in one pinned sequence
+/// version. The driver loads the stored columns into an `EnrollmentState`, calls the event's
+/// `mutating func` with the database's `now`, performs the returned actions and stores `state`
+/// in the same transaction. The state is `private(set)`: every change goes through an event.
+///
+/// ```
+///   enroll ─► active ─┬─ due ───────────────────► active   (wait, window, outbox row, branch)
+///                     ├─ delivered ─────────────► active   (advances; next wait from the send)
+///                     ├─ end of steps ──────────► completed
+///                     ├─ pause ─────────────────► paused ── resume ──► active
+///                     └─ delivery failed,
+///                        template/branch error ─► failed ── retry ───► active
+///   active | paused | failed ── reply (exit_on_reply) ──► replied
+///                            ── opt-out | bounce | stop ─► opted_out | bounced | stopped
+///   paused ── delivery failed ──► failed
+/// ```
+/// `delivered` is accepted in every status and always records the send; only active and paused
+/// enrollments that await that delivery advance.
+public struct EnrollmentMachine: Sendable {
+    /// The version the enrollment is pinned to.
+    public let definition: SequenceDefinition
+    /// The contact's fields, for templates, branches and the time zone.
+    public let contact: ContactFields
+    /// The current state; store it after every accepted event.
+    public private(set) var state: EnrollmentState
+
+    /// Every status change the machine can make. The database's transition table must equal it.
+    public static let allowedTransitions: Set<StatusChange<EnrollmentStatus>> = {
+        let edges: [(EnrollmentStatus, [EnrollmentStatus])] = [
+            (.active, [.paused, .completed, .replied, .optedOut, .bounced, .failed, .stopped]),
+            (.paused, [.active, .replied, .optedOut, .bounced, .failed, .stopped]),
+            (.failed, [.active, .replied, .optedOut, .bounced, .stopped]),
+        ]
+        return Set(edges.flatMap { from, targets in targets.map { StatusChange(from: from, to: $0) } })
+    }()
+
+    /// Wraps a stored enrollment.
+    public init(definition: SequenceDefinition, contact: ContactFields, state: EnrollmentState) {
+        self.definition = definition
+        self.contact = contact
+        self.state = state
+    }
+
+    /// Dispatches an event to its handler; for drivers that receive events as values.
+    public mutating func handle(_ event: EnrollmentEvent, now: Date) -> EnrollmentOutcome {
+        switch event {
+        case .due: due(now: now)
+        case .delivered(let sentAt): delivered(sentAt: sentAt, now: now)
+        case .deliveryFailed(let reason): deliveryFailed(reason: reason, now: now)
+        case .reply: reply(now: now)
+        case .optOut: optOut(now: now)
+        case .bounce: bounce(now: now)
+        case .pause(let resumeAt): pause(resumeAt: resumeAt, now: now)
+        case .resume: resume(now: now)
+        case .stop: stop(now: now)
+        case .retry: retry(now: now)
+        }
+    }
+
+    // MARK: Events
+
+    /// `next_run_at` has come: run steps from the current one until something has to wait.
+    public mutating func due(now: Date) -> EnrollmentOutcome {
+        switch state.status {
+        case .active:
+            guard let nextRunAt = state.nextRunAt else {
+                return reject("due", detail: "awaiting delivery of step '\(currentKey)'")
+            }
+            guard nextRunAt <= now else {
+                return reject("due", detail: "not due until \(nextRunAt.formatted(.iso8601))")
+            }
+            return .accepted(run(from: now, creatingDeliveries: true))
+        case .paused, .completed, .replied, .optedOut, .bounced, .failed, .stopped:
+            return reject("due")
+        }
+    }
+
+    /// The current step's delivery went out at `sentAt`. Advances an enrollment awaiting it; the
+    /// next wait counts from `sentAt`. A following delivery step becomes due at `sentAt` rather
+    /// than being queued here, so it goes through the normal due path (suppression, limits).
+    public mutating func delivered(sentAt: Date, now: Date) -> EnrollmentOutcome {
+        switch state.status {
+        case .active:
+            guard state.nextRunAt == nil, currentStepCreatesDelivery else { return .accepted([.recordSend]) }
+            state.currentStepIndex += 1
+            return .accepted([.recordSend] + run(from: sentAt, creatingDeliveries: false))
+        case .paused:
+            guard state.remainingWait == nil, currentStepCreatesDelivery else { return .accepted([.recordSend]) }
+            state.currentStepIndex += 1
+            // While paused no time runs against the next wait: it is kept whole.
+            if let step = currentStep, case .wait(let duration) = step.kind {
+                state.remainingWait = duration.end(after: sentAt, in: zone, skipping: definition.skipDateSet).timeIntervalSince(sentAt)
+                state.currentStepIndex += 1
+            } else {
+                state.remainingWait = 0
+            }
+            return .accepted([.recordSend])
+        case .completed, .replied, .optedOut, .bounced, .failed, .stopped:
+            return .accepted([.recordSend])
+        }
+    }
+
+    /// The current delivery failed for good (attempts used up, or a permanent non-bounce error).
+    /// Only an enrollment awaiting that delivery can fail this way, which keeps "failed with no
+    /// `nextRunAt`" meaning "the current step has a failed delivery row".
+    public mutating func deliveryFailed(reason: String, now: Date) -> EnrollmentOutcome {
+        switch state.status {
+        case .active, .paused:
+            let awaiting = state.status == .active ? state.nextRunAt == nil : state.remainingWait == nil
+            guard awaiting, currentStepCreatesDelivery else {
+                return reject("delivery failed", detail: "not awaiting a delivery")
+            }
+            state.status = .failed
+            state.lastError = reason
+            state.nextRunAt = nil
+            state.remainingWait = nil
+            state.resumeAt = nil
+            return .accepted([])
+        case .failed, .completed, .replied, .optedOut, .bounced, .stopped:
+            return reject("delivery failed")
+        }
+    }
+
+    /// The contact replied. Ends the enrollment when `exit_on_reply`; otherwise only recorded.
+    public mutating func reply(now: Date) -> EnrollmentOutcome {
+        switch state.status {
+        case .active, .paused, .failed:
+            let company: [EnrollmentAction] = definition.stopCompanyOnReply ? [.stopCompanyEnrollments] : []
+            guard definition.exitOnReply else { return .accepted([.recordReply] + company) }
+            finish(.replied)
+            return .accepted([.recordReply, .cancelPendingDeliveries] + company)
+        case .completed, .replied, .optedOut, .bounced, .stopped:
+            return reject("reply")
+        }
+    }
+
+    /// The address was suppressed by an opt-out.
+    public mutating func optOut(now: Date) -> EnrollmentOutcome {
+        end(.optedOut, event: "opt-out")
+    }
+
+    /// The address bounced.
+    public mutating func bounce(now: Date) -> EnrollmentOutcome {
+        end(.bounced, event: "bounce")
+    }
+
+    /// An operator ended the enrollment.
+    public mutating func stop(now: Date) -> EnrollmentOutcome {
+        end(.stopped, event: "stop")
+    }
+
+    /// Pause, keeping the remaining wait (none while awaiting delivery: the delivery waits too).
+    public mutating func pause(resumeAt: Date?, now: Date) -> EnrollmentOutcome {
+        switch state.status {
+        case .active:
+            state.status = .paused
+            state.remainingWait = state.nextRunAt.map { max(0, $0.timeIntervalSince(now)) }
+            state.nextRunAt = nil
+            state.resumeAt = resumeAt
+            return .accepted([])
+        case .paused, .completed, .replied, .optedOut, .bounced, .failed, .stopped:
+            return reject("pause")
+        }
+    }
+
+    /// Continue where it paused, with the wait that was left.
+    public mutating func resume(now: Date) -> EnrollmentOutcome {
+        switch state.status {
+        case .paused:
+            state.status = .active
+            state.nextRunAt = state.remainingWait.map { now.addingTimeInterval($0) }
+            state.remainingWait = nil
+            state.resumeAt = nil
+            return .accepted([])
+        case .active, .completed, .replied, .optedOut, .bounced, .failed, .stopped:
+            return reject("resume")
+        }
+    }
+
+    /// Make a failed enrollment active again: a failed delivery is reset to pending (same key),
+    /// a failed step is run again now.
+    public mutating func retry(now: Date) -> EnrollmentOutcome {
+        switch state.status {
+        case .failed:
+            state.status = .active
+            state.lastError = nil
+            if state.nextRunAt == nil, currentStepCreatesDelivery, let key = currentStep?.key {
+                return .accepted([.resetFailedDelivery(stepKey: key)])
+            }
+            state.nextRunAt = now
+            return .accepted([])
+        case .active, .paused, .completed, .replied, .optedOut, .bounced, .stopped:
+            return reject("retry")
+        }
+    }
+
+    // MARK: Running steps
+
+    /// Runs steps from the current index until one has to wait. With `creatingDeliveries` false
+    /// (after a send) a delivery step is only made due, at `now`.
+    private mutating func run(from now: Date, creatingDeliveries: Bool) -> [EnrollmentAction] {
+        let steps = definition.steps
+        while state.currentStepIndex < steps.count {
+            let index = state.currentStepIndex
+            let step = steps[index]
+            switch step.kind {
+            case .wait(let duration):
+                state.nextRunAt = duration.end(after: now, in: zone, skipping: definition.skipDateSet)
+                state.currentStepIndex += 1
+                return []
+            case .email(let email):
+                guard creatingDeliveries else {
+                    state.nextRunAt = now
+                    return []
+                }
+                let sendAt = SendSchedule.nextSendTime(
+                    atOrAfter: now, window: email.sendWindow ?? definition.sendWindow,
+                    skipDates: definition.skipDateSet, in: zone)
+                guard sendAt <= now else {
+                    state.nextRunAt = sendAt
+                    return []
+                }
+                do {
+                    let rendered = try render(email, at: index)
+                    state.nextRunAt = nil
+                    return [.createDelivery(DeliveryRequest(stepKey: step.key, stepIndex: index, payload: .email(rendered)))]
+                } catch {
+                    fail("step '\(step.key)': \(error)", now: now)
+                    return []
+                }
+            case .webhook(let url):
+                guard creatingDeliveries else {
+                    state.nextRunAt = now
+                    return []
+                }
+                state.nextRunAt = nil
+                return [.createDelivery(DeliveryRequest(stepKey: step.key, stepIndex: index, payload: .webhook(url: url)))]
+            case .branch(let rules):
+                guard let rule = rules.first(where: { $0.condition.matches(contact) }) else {
+                    state.currentStepIndex += 1
+                    continue
+                }
+                if rule.target == SequenceDefinition.endTarget {
+                    state.currentStepIndex = steps.count
+                    continue
+                }
+                // Forward-only jumps guarantee the loop ends; a stored definition edited by
+                // hand could break that, so check rather than trust.
+                guard let target = definition.index(ofStep: rule.target), target > index else {
+                    fail("step '\(step.key)': goto '\(rule.target)' is not a later step", now: now)
+                    return []
+                }
+                state.currentStepIndex = target
+            }
+        }
+        finish(.completed)
+        return []
+    }
+
+    private func render(_ email: SequenceDefinition.Email, at index: Int) throws -> RenderedEmail {
+        let subject = try Template(parsing: email.subject).render(contact)
+        let text = try Template(parsing: email.body).render(contact)
+        let html = try email.html.map { try Template(parsing: $0).render(contact, escapeHTML: true) }
+        // Header injection guard: a field value with a line break must not reach the subject.
+        let oneLineSubject = subject.split(whereSeparator: \.isNewline).joined(separator: " ")
+        return RenderedEmail(subject: oneLineSubject, text: text, html: html, threadParentKey: definition.threadParent(ofStepAt: index))
+    }
+
+    // MARK: Helpers
+
+    private var zone: TimeZone { definition.timeZone(for: contact) }
+
+    private var currentStep: SequenceDefinition.Step? {
+        definition.steps.indices.contains(state.currentStepIndex) ? definition.steps[state.currentStepIndex] : nil
+    }
+
+    private var currentKey: String { currentStep?.key ?? SequenceDefinition.endTarget }
+
+    private var currentStepCreatesDelivery: Bool { currentStep?.createsDelivery ?? false }
+
+    private mutating func fail(_ reason: String, now: Date) {
+        state.status = .failed
+        state.lastError = reason
+        state.nextRunAt = now
+    }
+
+    private mutating func finish(_ status: EnrollmentStatus) {
+        state.status = status
+        state.nextRunAt = nil
+        state.remainingWait = nil
+        state.resumeAt = nil
+    }
+
+    private mutating func end(_ status: EnrollmentStatus, event: String) -> EnrollmentOutcome {
+        switch state.status {
+        case .active, .paused, .failed:
+            finish(status)
+            return .accepted([.cancelPendingDeliveries])
+        case .completed, .replied, .optedOut, .bounced, .stopped:
+            return reject(event)
+        }
+    }
+
+    private func reject(_ event: String, detail: String? = nil) -> EnrollmentOutcome {
+        .rejected(InvalidTransition(state: "enrollment is \(state.status)", event: event, detail: detail))
+    }
+}

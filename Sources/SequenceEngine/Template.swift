@@ -1,0 +1,117 @@
+import Foundation
+
+/// A parsed template: literal text with `{{field}}` and `{{field|fallback}}` placeholders
+/// (whitespace inside the braces is ignored; the fallback is trimmed). Field names are
+/// `[A-Za-z0-9_.-]+`. A field that is missing or blank and has no fallback makes rendering fail,
+/// naming the field — an email is never sent with a hole in it. A lone `}}` is literal text (CSS
+/// in `html` has them); an unclosed `{{` is an error.
+public struct Template: Sendable, Equatable {
+    enum Part: Sendable, Equatable {
+        case text(String)
+        case field(name: String, fallback: String?)
+    }
+
+    /// Why a template text was rejected at validation time.
+    public struct SyntaxError: Error, Sendable, Equatable, CustomStringConvertible {
+        /// What is wrong, for an operator.
+        public let message: String
+        public var description: String { message }
+    }
+
+    /// Fields that were missing (or blank) without a fallback when rendering.
+    public struct MissingFields: Error, Sendable, Equatable, CustomStringConvertible {
+        /// Sorted, without duplicates.
+        public let fields: [String]
+        public var description: String {
+            "missing contact field\(fields.count == 1 ? "" : "s") without fallback: \(fields.joined(separator: ", "))"
+        }
+    }
+
+    let parts: [Part]
+
+    /// Parses a template, rejecting unclosed or empty placeholders and invalid field names.
+    public init(parsing source: String) throws(SyntaxError) {
+        var parts: [Part] = []
+        var rest = Substring(source)
+        while let open = rest.range(of: "{{") {
+            if open.lowerBound > rest.startIndex { parts.append(.text(String(rest[..<open.lowerBound]))) }
+            let inside = rest[open.upperBound...]
+            guard let close = inside.range(of: "}}") else {
+                throw SyntaxError(message: "'{{' at offset \(source.distance(from: source.startIndex, to: open.lowerBound)) is never closed with '}}'")
+            }
+            let content = inside[..<close.lowerBound]
+            let pieces = content.split(separator: "|", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = pieces[0].trimmingCharacters(in: .whitespaces)
+            guard !name.isEmpty else { throw SyntaxError(message: "'{{\(content)}}' names no field") }
+            guard name.unicodeScalars.allSatisfy(Self.isFieldCharacter) else {
+                throw SyntaxError(message: "'{{\(content)}}': '\(name)' is not a field name (letters, digits, '_', '.', '-')")
+            }
+            let fallback = pieces.count == 2 ? pieces[1].trimmingCharacters(in: .whitespaces) : nil
+            parts.append(.field(name: name, fallback: fallback))
+            rest = inside[close.upperBound...]
+        }
+        if !rest.isEmpty { parts.append(.text(String(rest))) }
+        self.parts = parts
+    }
+
+    private static func isFieldCharacter(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar {
+        case "a"..."z", "A"..."Z", "0"..."9", "_", ".", "-": return true
+        default: return false
+        }
+    }
+
+    /// Every field the template names, sorted.
+    public var fields: [String] {
+        Array(Set(parts.compactMap { part -> String? in
+            if case .field(let name, _) = part { return name }
+            return nil
+        })).sorted()
+    }
+
+    /// Fields that must be present because they have no fallback, sorted.
+    public var requiredFields: [String] {
+        Array(Set(parts.compactMap { part -> String? in
+            if case .field(let name, nil) = part { return name }
+            return nil
+        })).sorted()
+    }
+
+    /// Required fields the contact lacks (or has blank), sorted.
+    public func missingFields(for contact: ContactFields) -> [String] {
+        requiredFields.filter { contact.value(of: $0) == nil }
+    }
+
+    /// Renders with the contact's fields; `escapeHTML` is for the `html` part only.
+    public func render(_ contact: ContactFields, escapeHTML: Bool = false) throws(MissingFields) -> String {
+        let missing = missingFields(for: contact)
+        guard missing.isEmpty else { throw MissingFields(fields: missing) }
+        var output = ""
+        for part in parts {
+            switch part {
+            case .text(let text):
+                output += text
+            case .field(let name, let fallback):
+                let value = contact.value(of: name) ?? fallback ?? ""
+                output += escapeHTML ? Self.escape(value) : value
+            }
+        }
+        return output
+    }
+
+    static func escape(_ text: String) -> String {
+        var escaped = ""
+        escaped.reserveCapacity(text.count)
+        for character in text {
+            switch character {
+            case "&": escaped += "&amp;"
+            case "<": escaped += "&lt;"
+            case ">": escaped += "&gt;"
+            case "\"": escaped += "&quot;"
+            case "'": escaped += "&#39;"
+            default: escaped.append(character)
+            }
+        }
+        return escaped
+    }
+}

@@ -1,0 +1,344 @@
+import Foundation
+import Postgres
+import SequenceEngine
+
+/// A delivery leased to this worker: everything needed to compose and send it, and the fencing
+/// token its confirmation must carry.
+public struct ClaimedDelivery: Sendable {
+    public let id: Int64
+    public let enrollmentID: Int64
+    public let stepKey: String
+    public let kind: String
+    /// The idempotency key; also names the message file and derives the Message-ID.
+    public let deliveryKey: String
+    public let token: Int64
+    public let message: StoredMessage
+    public let toAddress: String
+    public let toName: String?
+    /// Delivery keys of this enrollment's emails already sent, newest last (for threading).
+    public let sentKeysByStep: [String: String]
+}
+
+/// How a send ended, as the daemon reports it to the store.
+public struct SendResult: Sendable {
+    public let delivery: ClaimedDelivery
+    public let event: DeliveryEvent
+    /// `delivery_attempts.outcome`.
+    public let attemptOutcome: String
+    /// The server's reply or the error text, kept on the attempt row.
+    public let reply: String?
+    public let messageID: String?
+
+    public init(delivery: ClaimedDelivery, event: DeliveryEvent, attemptOutcome: String, reply: String?, messageID: String?) {
+        self.delivery = delivery
+        self.event = event
+        self.attemptOutcome = attemptOutcome
+        self.reply = reply
+        self.messageID = messageID
+    }
+}
+
+/// What settling a batch of sends asks of the daemon.
+public struct SettleSummary: Sendable, Equatable {
+    public var sent = 0
+    public var retried = 0
+    public var failed = 0
+    public var bounced = 0
+    public var stale = 0
+    /// Reasons the transport itself failed, for the circuit breaker.
+    public var transportFaults: [String] = []
+    public init() {}
+}
+
+/// The outbox: claiming deliveries with a lease, settling their outcome, and rescuing expired leases.
+public final class DeliveryOutbox {
+    private let worker: String
+    private let installationID: String
+    private let policy: DeliveryPolicy
+    private let cache = DefinitionCache()
+
+    public init(worker: String, installationID: String, policy: DeliveryPolicy) {
+        self.worker = worker
+        self.installationID = installationID
+        self.policy = policy
+    }
+
+    static let insert = PreparedStatement(
+        name: "deliveries_insert",
+        sql: """
+            INSERT INTO seqd.deliveries (enrollment_id, contact_id, step_key, kind, idempotency_key, message)
+            SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+            ON CONFLICT (enrollment_id, step_key) DO NOTHING
+            """)
+
+    /// Claims deliveries that are due, skipping those of paused enrollments or sequences (they wait
+    /// in place). The suppression list and the enrollment's status are read in the same statement,
+    /// so a delivery of a suppressed address or an ended enrollment is cancelled instead of sent.
+    static let claim = PreparedStatement(
+        name: "deliveries_claim",
+        sql: """
+            WITH claimable AS MATERIALIZED (
+                SELECT d.id FROM seqd.deliveries d
+                JOIN seqd.enrollments e ON e.id = d.enrollment_id
+                WHERE d.next_attempt_at <= now() AND (d.status = 'pending' OR (d.status = 'unknown' AND $2))
+                  AND e.status <> 'paused'
+                  AND NOT EXISTS (SELECT 1 FROM seqd.sequences s WHERE s.id = e.sequence_id AND s.paused_at IS NOT NULL)
+                ORDER BY d.next_attempt_at
+                LIMIT $1
+                FOR UPDATE OF d SKIP LOCKED
+            )
+            SELECT d.id, d.enrollment_id, d.step_key, d.kind, d.idempotency_key, d.message::text AS message,
+                   \(DeliveryRecord.stateColumns), e.status::text AS enrollment_status,
+                   c.email, NULLIF(concat_ws(' ', c.first_name, c.last_name), '') AS name,
+                   EXISTS (SELECT 1 FROM seqd.suppressions x WHERE x.email = lower(c.email)) AS suppressed,
+                   (SELECT jsonb_object_agg(p.step_key, p.idempotency_key)::text FROM seqd.deliveries p
+                     WHERE p.enrollment_id = d.enrollment_id AND p.status = 'sent') AS sent_keys,
+                   nextval('seqd.fencing_tokens') AS token, now() AS now
+            FROM claimable JOIN seqd.deliveries d ON d.id = claimable.id
+            JOIN seqd.enrollments e ON e.id = d.enrollment_id
+            JOIN seqd.contacts c ON c.id = d.contact_id
+            ORDER BY d.next_attempt_at
+            """)
+
+    /// Leases up to `limit` deliveries for `leaseSeconds` and records the start of each attempt.
+    public func claim(_ connection: Connection, limit: Int, leaseSeconds: Int) throws -> [ClaimedDelivery] {
+        try connection.transaction { connection in
+            let rows = try connection.query(Self.claim, [limit, policy.onUnknown == .retry])
+            guard rows.count > 0 else { return [] }
+            let now = try rows[0].decode("now", as: Date.self)
+            var leased = [(id: Int64, state: DeliveryState)]()
+            var cancelled = [(id: Int64, state: DeliveryState)]()
+            var endEnrollments = [Int64]()
+            var claimed = [ClaimedDelivery]()
+            for row in rows.rows {
+                let id = try row.decode("id", as: Int64.self)
+                var machine = DeliveryMachine(policy: policy, state: try DeliveryRecord.state(row))
+                let enrollmentStatus = EnrollmentStatus(rawValue: try row.decode("enrollment_status")) ?? .stopped
+                let suppressed = try row.decode("suppressed", as: Bool.self)
+                if suppressed || enrollmentStatus.isTerminal || enrollmentStatus == .failed {
+                    if case .accepted = machine.cancel(now: now) { cancelled.append((id, machine.state)) }
+                    if suppressed && enrollmentStatus.isLive { endEnrollments.append(try row.decode("enrollment_id")) }
+                    continue
+                }
+                let token = try row.decode("token", as: Int64.self)
+                guard case .accepted = machine.claimed(
+                    owner: worker, token: token, leaseUntil: now.addingTimeInterval(Double(leaseSeconds)), now: now)
+                else { continue }
+                leased.append((id, machine.state))
+                let messageJSON = try row.decode("message", as: String?.self) ?? "{}"
+                let sentKeys = try row.decode("sent_keys", as: String?.self) ?? "{}"
+                claimed.append(
+                    ClaimedDelivery(
+                        id: id, enrollmentID: try row.decode("enrollment_id"), stepKey: try row.decode("step_key"),
+                        kind: try row.decode("kind"), deliveryKey: try row.decode("idempotency_key"), token: token,
+                        message: try JSONDecoder().decode(StoredMessage.self, from: Data(messageJSON.utf8)),
+                        toAddress: try row.decode("email"), toName: try row.decode("name", as: String?.self),
+                        sentKeysByStep: (try? JSONDecoder().decode([String: String].self, from: Data(sentKeys.utf8))) ?? [:]))
+            }
+            try DeliveryRecord.write(connection, states: leased + cancelled)
+            if !claimed.isEmpty {
+                try connection.query(
+                    """
+                    INSERT INTO seqd.delivery_attempts (delivery_id, fencing_token, worker)
+                    SELECT d, t, $3 FROM unnest($1::bigint[], $2::bigint[]) AS a(d, t)
+                    """, [claimed.map(\.id), claimed.map(\.token), worker])
+            }
+            if !endEnrollments.isEmpty {
+                _ = try EnrollmentEvents.apply(
+                    .optOut, to: endEnrollments, using: connection, cache: cache, actor: worker,
+                    reason: "the address is suppressed", installationID: installationID)
+            }
+            return claimed
+        }
+    }
+
+    /// Records how each send ended, in one transaction: the delivery's new state (a stale fencing
+    /// token changes nothing), the attempt row, and the enrollment's `delivered` or failure event.
+    public func settle(_ connection: Connection, results: [SendResult]) throws -> SettleSummary {
+        guard !results.isEmpty else { return SettleSummary() }
+        return try connection.transaction { connection in
+            let rows = try connection.query(
+                """
+                SELECT d.id, \(DeliveryRecord.stateColumns), now() AS now
+                FROM seqd.deliveries d WHERE d.id = ANY($1::bigint[]) ORDER BY d.id FOR UPDATE
+                """, [results.map(\.delivery.id)])
+            let now = try rows.count > 0 ? rows[0].decode("now", as: Date.self) : Date()
+            var states = [Int64: DeliveryState]()
+            for row in rows.rows { states[try row.decode("id")] = try DeliveryRecord.state(row) }
+
+            var summary = SettleSummary()
+            var changed = [(id: Int64, state: DeliveryState)]()
+            var delivered = [Int64]()
+            var failed = [(enrollmentID: Int64, reason: String)]()
+            var bounced = [(enrollmentID: Int64, address: String, reason: String)]()
+            var attempts = (ids: [Int64](), tokens: [Int64](), outcomes: [String](), replies: [String?](), messageIDs: [String?]())
+            for result in results {
+                guard let state = states[result.delivery.id] else { continue }
+                var machine = DeliveryMachine(policy: policy, state: state)
+                guard case .accepted(let actions) = machine.handle(result.event, now: now) else {
+                    summary.stale += 1
+                    continue
+                }
+                changed.append((result.delivery.id, machine.state))
+                attempts.ids.append(result.delivery.id)
+                attempts.tokens.append(result.delivery.token)
+                attempts.outcomes.append(result.attemptOutcome)
+                attempts.replies.append(result.reply)
+                attempts.messageIDs.append(result.messageID)
+                for action in actions {
+                    switch action {
+                    case .enrollmentDelivered:
+                        delivered.append(result.delivery.enrollmentID)
+                        summary.sent += 1
+                    case .enrollmentFailed(let reason):
+                        failed.append((result.delivery.enrollmentID, reason))
+                        summary.failed += 1
+                    case .enrollmentBounced(let reason):
+                        bounced.append((result.delivery.enrollmentID, result.delivery.toAddress, reason))
+                        summary.bounced += 1
+                    case .openCircuitBreaker(let reason):
+                        summary.transportFaults.append(reason)
+                    case .send, .holdForOperator:
+                        break
+                    }
+                }
+                if machine.state.status == .pending { summary.retried += 1 }
+            }
+            try DeliveryRecord.write(connection, states: changed)
+            try connection.query(
+                """
+                UPDATE seqd.delivery_attempts a SET finished_at = now(), outcome = u.outcome, reply = u.reply
+                FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) AS u(delivery_id, token, outcome, reply)
+                WHERE a.delivery_id = u.delivery_id AND a.fencing_token = u.token AND a.finished_at IS NULL
+                """, [attempts.ids, attempts.tokens, attempts.outcomes, attempts.replies])
+            try connection.query(
+                """
+                UPDATE seqd.deliveries d SET message_id = u.message_id
+                FROM unnest($1::bigint[], $2::text[]) AS u(id, message_id)
+                WHERE d.id = u.id AND u.message_id IS NOT NULL AND d.message_id IS DISTINCT FROM u.message_id
+                """, [attempts.ids, attempts.messageIDs])
+            _ = try EnrollmentEvents.apply(
+                .delivered(sentAt: now), to: delivered, using: connection, cache: cache, actor: worker,
+                installationID: installationID)
+            for failure in failed {
+                _ = try EnrollmentEvents.apply(
+                    .deliveryFailed(reason: failure.reason), to: [failure.enrollmentID], using: connection, cache: cache,
+                    actor: worker, reason: failure.reason, installationID: installationID)
+            }
+            for bounce in bounced {
+                try Suppressions.add(
+                    connection, address: bounce.address, reason: .bounce, source: "delivery", actor: worker,
+                    detail: bounce.reason, cache: cache, installationID: installationID)
+            }
+            return summary
+        }
+    }
+
+    /// Turns deliveries whose lease expired while sending into `unknown` (and applies
+    /// `delivery.on_unknown` through the machine). Returns how many were rescued.
+    public func rescueExpiredLeases(_ connection: Connection, jitter: @escaping () -> Double) throws -> Int {
+        try connection.transaction { connection in
+            let rows = try connection.query(
+                """
+                SELECT d.id, d.enrollment_id, \(DeliveryRecord.stateColumns), now() AS now
+                FROM seqd.deliveries d
+                WHERE d.status = 'sending' AND d.lease_expires_at < now()
+                ORDER BY d.lease_expires_at LIMIT 500
+                FOR UPDATE SKIP LOCKED
+                """)
+            guard rows.count > 0 else { return 0 }
+            let now = try rows[0].decode("now", as: Date.self)
+            var changed = [(id: Int64, state: DeliveryState)]()
+            var failed = [(enrollmentID: Int64, reason: String)]()
+            for row in rows.rows {
+                var machine = DeliveryMachine(policy: policy, state: try DeliveryRecord.state(row))
+                guard case .accepted(let actions) = machine.leaseExpired(jitter: jitter(), now: now) else { continue }
+                changed.append((try row.decode("id"), machine.state))
+                for case .enrollmentFailed(let reason) in actions {
+                    failed.append((try row.decode("enrollment_id"), reason))
+                }
+            }
+            try DeliveryRecord.write(connection, states: changed)
+            try connection.query(
+                """
+                UPDATE seqd.delivery_attempts SET finished_at = now(), outcome = 'unknown', reply = 'lease expired while sending'
+                WHERE delivery_id = ANY($1::bigint[]) AND finished_at IS NULL
+                """, [changed.map(\.id)])
+            for failure in failed {
+                _ = try EnrollmentEvents.apply(
+                    .deliveryFailed(reason: failure.reason), to: [failure.enrollmentID], using: connection, cache: cache,
+                    actor: worker, reason: failure.reason, installationID: installationID)
+            }
+            return changed.count
+        }
+    }
+
+    /// Cancels the pending (and held) deliveries of ended enrollments; a delivery being sent
+    /// settles first and is never cancelled under the sender.
+    static func cancelPending(_ connection: Connection, enrollmentIDs: [Int64]) throws {
+        guard !enrollmentIDs.isEmpty else { return }
+        try connection.query(
+            """
+            UPDATE seqd.deliveries SET status = 'cancelled', updated_at = now()
+            WHERE enrollment_id = ANY($1::bigint[]) AND status IN ('pending', 'unknown', 'failed')
+            """, [enrollmentIDs])
+    }
+
+    /// `retry` of a failed enrollment: the same delivery row, key and Message-ID, attempts reset.
+    static func resetFailed(_ connection: Connection, enrollmentID: Int64, stepKey: String) throws {
+        try connection.query(
+            """
+            UPDATE seqd.deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL,
+                   updated_at = now()
+            WHERE enrollment_id = $1 AND step_key = $2 AND status IN ('failed', 'unknown')
+            """, [enrollmentID, stepKey])
+    }
+}
+
+/// The columns of a delivery that its state machine reads and writes.
+enum DeliveryRecord {
+    static let stateColumns = """
+        d.status::text AS status, d.attempts, COALESCE(d.fencing_token, 0) AS fencing_token, d.lease_owner,
+        d.lease_expires_at, d.next_attempt_at, d.last_error, d.provider_id
+        """
+
+    static func state(_ row: Row) throws -> DeliveryState {
+        let statusText = try row.decode("status", as: String.self)
+        guard let status = DeliveryStatus(rawValue: statusText) else {
+            throw PostgresError(kind: .decoding, message: "unknown delivery status \(statusText)", column: "status")
+        }
+        return DeliveryState(
+            status: status, attempts: try row.decode("attempts"), fencingToken: try row.decode("fencing_token"),
+            leaseOwner: try row.decode("lease_owner", as: String?.self),
+            leaseUntil: try row.decode("lease_expires_at", as: Date?.self),
+            nextAttemptAt: try row.decode("next_attempt_at", as: Date?.self),
+            lastError: try row.decode("last_error", as: String?.self),
+            providerID: try row.decode("provider_id", as: String?.self))
+    }
+
+    static let update = PreparedStatement(
+        name: "deliveries_write_states",
+        sql: """
+            UPDATE seqd.deliveries d
+            SET status = u.status::seqd.delivery_status, attempts = u.attempts, fencing_token = u.token,
+                lease_owner = u.owner, lease_expires_at = u.lease, next_attempt_at = COALESCE(u.next_at, now()),
+                last_error = u.error, provider_id = u.provider,
+                sent_at = CASE WHEN u.status = 'sent' AND d.sent_at IS NULL THEN now() ELSE d.sent_at END,
+                updated_at = now()
+            FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::timestamptz[],
+                        $7::timestamptz[], $8::text[], $9::text[])
+                AS u(id, status, attempts, token, owner, lease, next_at, error, provider)
+            WHERE d.id = u.id
+            """)
+
+    static func write(_ connection: Connection, states: [(id: Int64, state: DeliveryState)]) throws {
+        guard !states.isEmpty else { return }
+        try connection.query(
+            update,
+            [
+                states.map(\.id), states.map(\.state.status.rawValue), states.map(\.state.attempts),
+                states.map(\.state.fencingToken), states.map(\.state.leaseOwner), states.map(\.state.leaseUntil),
+                states.map(\.state.nextAttemptAt), states.map(\.state.lastError), states.map(\.state.providerID),
+            ])
+    }
+}

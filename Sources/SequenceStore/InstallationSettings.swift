@@ -1,0 +1,22 @@
+import Postgres
+
+/// Installation-wide values stored at the first migrate (`seqd.settings`).
+public struct InstallationSettings: Sendable {
+    /// Short random id that makes delivery keys (and so Message-IDs) unique to this installation.
+    public let installationID: String
+    /// The stored HMAC key for unsubscribe tokens; nil when one is configured instead.
+    public let storedUnsubscribeSecret: String?
+
+    /// Loads the settings after checking the schema is one this binary supports.
+    public static func load(_ connection: Connection) throws -> InstallationSettings {
+        try SchemaCheck.requireSupported(connection)
+        var values = [String: String]()
+        for row in try connection.query("SELECT name, value FROM seqd.settings").rows {
+            values[try row.decode("name")] = try row.decode("value")
+        }
+        guard let installationID = values["installation.id"] else {
+            throw StoreError(.notMigrated, "seqd.settings has no installation.id: run `seqd migrate`")
+        }
+        return InstallationSettings(installationID: installationID, storedUnsubscribeSecret: values["unsubscribe.secret"])
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+import Postgres
+import SequenceEngine
+
+/// The global suppression list (invariant 3: opt-out wins). Writing an address ends every live
+/// enrollment of it and cancels their pending deliveries in the same transaction.
+enum Suppressions {
+    enum Reason: String {
+        case optOut = "opt_out"
+        case bounce
+        case complaint
+        case manual
+    }
+
+    /// Suppresses `address` and ends its live enrollments with the matching event. Returns the
+    /// enrollments that ended; an address already suppressed is left as first recorded.
+    @discardableResult
+    static func add(
+        _ connection: Connection, address: String, reason: Reason, source: String, actor: String, detail: String? = nil,
+        cache: DefinitionCache, installationID: String
+    ) throws -> [EventResult] {
+        try connection.query(
+            "INSERT INTO seqd.suppressions (email, reason, source) VALUES (lower($1), $2, $3) ON CONFLICT (email) DO NOTHING",
+            [address, reason.rawValue, source])
+        let live = try connection.query(
+            """
+            SELECT e.id FROM seqd.enrollments e JOIN seqd.contacts c ON c.id = e.contact_id
+            WHERE lower(c.email) = lower($1) AND e.status IN ('active', 'paused', 'failed')
+            """, [address]
+        ).rows.map { try $0.decode("id", as: Int64.self) }
+        let event: EnrollmentEvent = reason == .bounce ? .bounce : .optOut
+        return try EnrollmentEvents.apply(
+            event, to: live, using: connection, cache: cache, actor: actor, reason: detail ?? reason.rawValue,
+            installationID: installationID)
+    }
+}

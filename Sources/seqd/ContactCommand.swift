@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct ContactCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "contact", abstract: "Manage contacts.")
+}

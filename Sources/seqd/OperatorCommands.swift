@@ -1,0 +1,5 @@
+import ArgumentParser
+
+enum OperatorCommands {
+    static let all: [any ParsableCommand.Type] = []
+}

@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct SequenceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sequence", abstract: "Manage sequences.")
+}

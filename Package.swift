@@ -28,7 +28,7 @@ let package = Package(
             name: "SequenceStore",
             dependencies: ["Postgres", "SequenceEngine", .product(name: "Crypto", package: "swift-crypto")]
         ),
-        .target(name: "Delivery"),
+        .target(name: "Delivery", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "SeqdConfig",
             dependencies: [

@@ -40,13 +40,27 @@ public struct ContactFields: Sendable, Equatable {
     }
 }
 
-/// Time zone identifiers the engine accepts: exactly those Foundation knows (which PostgreSQL
-/// reads the same way), plus `UTC`, which Foundation on Linux does not list but which is the
-/// documented default.
+/// Time zone identifiers the engine accepts: IANA `Area/Location` names that Foundation resolves,
+/// plus `UTC`.
+///
+/// Foundation on Linux lists ICU's names in `knownTimeZoneIdentifiers`, which leaves out current
+/// canonical IANA names such as `Asia/Kolkata` (it lists `Asia/Calcutta`) although
+/// `TimeZone(identifier:)` resolves them from tzdata. So a name is valid when it is listed, or when
+/// it has the IANA `Area/Location` shape and resolves. That still rejects what design.md warns
+/// about: POSIX-style spellings such as `GMT+5` or `EST5EDT`, which Foundation accepts but
+/// PostgreSQL reads with the opposite sign or another meaning.
 public enum TimeZones {
     static let known: Set<String> = Set(TimeZone.knownTimeZoneIdentifiers).union(["UTC"])
 
-    public static func isValid(_ identifier: String) -> Bool { known.contains(identifier) }
+    public static func isValid(_ identifier: String) -> Bool {
+        if known.contains(identifier) { return true }
+        let parts = identifier.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 2, parts.allSatisfy({ part in
+            !part.isEmpty && part.first!.isUppercase
+                && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_+-".contains($0)) }
+        }) else { return false }
+        return TimeZone(identifier: identifier) != nil
+    }
 
     /// The zone for scheduling a contact: theirs when valid, else the sequence's, else UTC.
     static func zone(contact: String?, sequence: String) -> TimeZone {

@@ -1,5 +1,116 @@
 import ArgumentParser
+import Delivery
+import Foundation
+import Logging
+import Postgres
+import SeqdConfig
+import SequenceDaemon
+import SequenceEngine
+import SequenceStore
+import Synchronization
 
 struct RunCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the daemon.")
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the daemon: advance due enrollments and send their deliveries.",
+        discussion: """
+            Any number of replicas may run against one database. SIGTERM or SIGINT stops claiming, finishes \
+            in-flight work within worker.shutdown_grace and exits 0.
+
+            Connections per process: worker.concurrency (advancing) + delivery.concurrency (sending) + 2 \
+            (maintenance, LISTEN).
+
+            Examples:
+              seqd run
+              seqd run --once                                  # everything due now, then exit
+              seqd run --until-finished --sequence onboarding  # until no enrollment is active or paused
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(help: "Process everything that is due now, then exit.")
+    var once = false
+
+    @Flag(help: "Run until no enrollment (of --sequence, or at all) is active or paused, showing progress.")
+    var untilFinished = false
+
+    @Option(help: "With --until-finished: only wait for this sequence.")
+    var sequence: String?
+
+    func validate() throws {
+        if once && untilFinished { throw ValidationError("--once and --until-finished exclude each other") }
+        if sequence != nil && !untilFinished { throw ValidationError("--sequence goes with --until-finished") }
+    }
+
+    func run() async throws {
+        let configuration = try await global.loadConfiguration()
+        let logger = LogSetup.bootstrap(configuration)
+        let daemon = Daemon(settings: try daemonSettings(configuration), logger: logger)
+        if once {
+            try await onDedicatedThread { try daemon.runOnce() }
+            print("advanced \(daemon.counters.advanced.load(ordering: .relaxed)) enrollments, sent \(daemon.counters.sent.load(ordering: .relaxed)) messages")
+            return
+        }
+        try daemon.start()
+        let stopRequested = StopRequest()
+        let signals = ShutdownSignals { signal in
+            logger.info("received signal \(signal)")
+            stopRequested.set()
+        }
+        defer { signals.cancel() }
+        if untilFinished {
+            let monitor = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd progress"))
+            let progress = RunProgressDisplay()
+            let sequence = self.sequence
+            while !stopRequested.isSet {
+                let state = try await monitor.run { try RunProgress.load($0, sequence: sequence) }
+                progress.show(state)
+                if state.remaining == 0 { break }
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            progress.finish()
+        } else {
+            while !stopRequested.isSet { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        try await onDedicatedThread { daemon.stop() }
+    }
+
+    /// The daemon's settings from the effective configuration; refuses transports this build lacks.
+    private func daemonSettings(_ configuration: SeqdConfiguration) throws -> DaemonSettings {
+        let transportName = configuration.string("delivery.transport") ?? "file"
+        let directory = configuration.string("delivery.file.directory") ?? "outbox"
+        let makeTransport: @Sendable () throws -> any MailTransport
+        switch transportName {
+        case "file": makeTransport = { try FileTransport(directory: directory) }
+        case "null": makeTransport = { NullTransport() }
+        default:
+            throw CommandFailure(
+                status: .dataError,
+                message: "configuration key delivery.transport: '\(transportName)' is not available in this build yet (use file or null)")
+        }
+        return DaemonSettings(
+            databaseURL: configuration.databaseURL,
+            pollInterval: Double(max(1, configuration.seconds("worker.poll_interval"))),
+            batchSize: configuration.integer("worker.batch_size") ?? 100,
+            workerConcurrency: configuration.integer("worker.concurrency") ?? 2,
+            shutdownGrace: Double(configuration.seconds("worker.shutdown_grace")),
+            deliveryConcurrency: configuration.integer("delivery.concurrency") ?? 4,
+            leaseTimeout: max(1, configuration.seconds("delivery.lease_timeout")),
+            policy: DeliveryPolicy(
+                maxAttempts: configuration.integer("delivery.max_attempts") ?? 8,
+                backoff: Double(configuration.seconds("delivery.backoff")),
+                onUnknown: configuration.string("delivery.on_unknown") == "hold" ? .hold : .retry),
+            unsubscribeBaseURL: configuration.string("unsubscribe.base_url"),
+            unsubscribeMailto: configuration.string("unsubscribe.mailto"),
+            unsubscribeSecret: configuration.string("unsubscribe.secret"),
+            makeTransport: makeTransport)
+    }
+}
+
+/// Runs blocking work (joining threads, the `--once` loop) on a thread of its own, never on the
+/// Swift concurrency pool.
+func onDedicatedThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
 }

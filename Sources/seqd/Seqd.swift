@@ -40,6 +40,8 @@ struct Seqd: AsyncParsableCommand {
             }
         } catch let exitCode as ExitCode {
             Foundation.exit(exitCode.rawValue)
+        } catch where [ExitCode.success, .validationFailure].contains(exitCode(for: error)) {
+            exit(withError: error)  // help, and usage errors raised while running (ValidationError)
         } catch {
             let failure = Failure(error)
             FileHandle.standardError.write(Data("seqd: \(failure.message)\n".utf8))

@@ -166,3 +166,19 @@ import Testing
         #expect(throws: WaitDuration.ParseError.self) { try WaitDuration.parseConfigDuration("2 business days") }
     }
 }
+
+@Suite("time zone names")
+struct TimeZoneNameTests {
+    @Test("canonical IANA names are valid even where Foundation lists only the old ICU name",
+          arguments: ["Asia/Kolkata", "Asia/Calcutta", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe",
+                      "America/Argentina/Buenos_Aires", "UTC", "Etc/GMT+5"])
+    func valid(_ name: String) {
+        #expect(TimeZones.isValid(name))
+    }
+
+    @Test("POSIX spellings, abbreviations and unknown names are rejected",
+          arguments: ["GMT+5", "EST5EDT", "EST", "PST", "utc", "Europe/Atlantis", "Europe/", "/Berlin", "europe/berlin", ""])
+    func invalid(_ name: String) {
+        #expect(!TimeZones.isValid(name))
+    }
+}

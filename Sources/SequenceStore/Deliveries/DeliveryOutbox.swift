@@ -15,8 +15,10 @@ public struct ClaimedDelivery: Sendable {
     public let message: StoredMessage
     public let toAddress: String
     public let toName: String?
-    /// Delivery keys of this enrollment's emails already sent, newest last (for threading).
+    /// Delivery keys of this enrollment's emails already sent, by step key (for threading).
     public let sentKeysByStep: [String: String]
+    /// The database's `now()` at the claim: the message's `Date`.
+    public let claimedAt: Date
 }
 
 /// How a send ended, as the daemon reports it to the store.
@@ -133,7 +135,8 @@ public final class DeliveryOutbox {
                         kind: try row.decode("kind"), deliveryKey: try row.decode("idempotency_key"), token: token,
                         message: try JSONDecoder().decode(StoredMessage.self, from: Data(messageJSON.utf8)),
                         toAddress: try row.decode("email"), toName: try row.decode("name", as: String?.self),
-                        sentKeysByStep: (try? JSONDecoder().decode([String: String].self, from: Data(sentKeys.utf8))) ?? [:]))
+                        sentKeysByStep: (try? JSONDecoder().decode([String: String].self, from: Data(sentKeys.utf8))) ?? [:],
+                        claimedAt: now))
             }
             try DeliveryRecord.write(connection, states: leased + cancelled)
             if !claimed.isEmpty {

@@ -1,0 +1,103 @@
+import Delivery
+import Foundation
+import Logging
+import Postgres
+import SequenceEngine
+import SequenceStore
+
+/// One sending thread's work: claim a few deliveries with a lease, compose and hand each to the
+/// transport, then settle all outcomes in one transaction. The transport call happens outside
+/// any transaction, so a slow mail server never holds database locks.
+final class Sender: @unchecked Sendable {
+    // Used only by its own WorkerLoop thread.
+    private let worker: String
+    private let connection: ConfinedConnection
+    private let transport: any MailTransport
+    private let outbox: DeliveryOutbox
+    private let builder: MessageBuilder
+    private let breaker: CircuitBreaker
+    private let leaseTimeout: Int
+    private let logger: Logger
+
+    init(
+        worker: String, connection: ConfinedConnection, transport: any MailTransport, outbox: DeliveryOutbox,
+        builder: MessageBuilder, breaker: CircuitBreaker, leaseTimeout: Int, logger: Logger
+    ) {
+        self.worker = worker
+        self.connection = connection
+        self.transport = transport
+        self.outbox = outbox
+        self.builder = builder
+        self.breaker = breaker
+        self.leaseTimeout = leaseTimeout
+        self.logger = logger
+    }
+
+    /// Sends one batch; nil when there was nothing to send (or the circuit is open).
+    func sendBatch(limit: Int, wake: WakeSignal) throws -> SettleSummary? {
+        let permit = breaker.permit(wanted: limit)
+        guard permit.count > 0 else {
+            wake.sleep(permit.waitSeconds)
+            return nil
+        }
+        let claimed: [ClaimedDelivery]
+        do {
+            claimed = try connection.runBlocking { try outbox.claim($0, limit: permit.count, leaseSeconds: leaseTimeout) }
+        } catch {
+            breaker.cancelProbe()
+            throw error
+        }
+        guard !claimed.isEmpty else {
+            breaker.cancelProbe()
+            return nil
+        }
+        let results = claimed.map(send)
+        let summary = try settle(results)
+        breaker.record(sent: summary.sent, faults: summary.transportFaults)
+        return summary
+    }
+
+    /// Hands one delivery to the transport and translates the outcome into the delivery machine's event.
+    private func send(_ delivery: ClaimedDelivery) -> SendResult {
+        let jitter = Double.random(in: 0...1)
+        guard delivery.kind == "email" else {
+            let reason = "webhook steps are not supported by this build"
+            return SendResult(
+                delivery: delivery, event: .permanentFailure(reason: reason, isBounce: false, token: delivery.token),
+                attemptOutcome: "permanent_failure", reply: reason, messageID: nil)
+        }
+        let message = builder.compose(delivery)
+        let token = delivery.token
+        let (event, outcome, reply): (DeliveryEvent, String, String?) =
+            switch transport.send(message) {
+            case .sent(let providerID):
+                (.succeeded(providerID: providerID, token: token), "sent", nil)
+            case .temporaryFailure(let reason, let retryAfter):
+                (.temporaryFailure(reason: reason, retryAfter: retryAfter.map { Double($0.components.seconds) }, token: token, jitter: jitter),
+                 "temporary_failure", reason)
+            case .permanentFailure(let reason, let isBounce):
+                (.permanentFailure(reason: reason, isBounce: isBounce, token: token), isBounce ? "bounce" : "permanent_failure", reason)
+            case .transportFault(let reason):
+                (.transportFault(reason: reason, token: token, jitter: jitter), "transport_fault", reason)
+            case .ambiguous(let reason):
+                (.ambiguous(reason: reason, token: token, jitter: jitter), "unknown", reason)
+            }
+        return SendResult(delivery: delivery, event: event, attemptOutcome: outcome, reply: reply, messageID: message.messageID)
+    }
+
+    /// Settles the batch, retrying through database outages for as long as the leases last: an
+    /// outcome that is lost here would make a sent message look unknown and be sent again.
+    private func settle(_ results: [SendResult]) throws -> SettleSummary {
+        let deadline = Date(timeIntervalSinceNow: Double(leaseTimeout))
+        var delay = 0.25
+        while true {
+            do {
+                return try connection.runBlocking { try outbox.settle($0, results: results) }
+            } catch let error as PostgresError where error.isConnectionError && Date() < deadline {
+                logger.warning("settling \(results.count) sends: \(WorkerLoop.describe(error)); retrying in \(delay)s")
+                Thread.sleep(forTimeInterval: delay)
+                delay = min(delay * 2, 5)
+            }
+        }
+    }
+}

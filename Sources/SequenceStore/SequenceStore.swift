@@ -43,11 +43,10 @@ public enum SchemaCheck {
         guard let version = try appliedVersion(connection) else {
             throw StoreError(.notMigrated, "the database has no seqd schema yet: run `seqd migrate` first")
         }
-        guard Migrations.supportedVersions.contains(version) else {
+        guard version >= Migrations.minimumVersion else {
             throw StoreError(
                 .notMigrated,
-                "the database schema is at version \(version), this binary supports \(Migrations.supportedVersions.lowerBound)–\(Migrations.supportedVersions.upperBound): "
-                    + (version < Migrations.supportedVersions.lowerBound ? "run `seqd migrate`" : "upgrade seqd"))
+                "the database schema is at version \(version), this binary needs at least \(Migrations.minimumVersion): run `seqd migrate`")
         }
     }
 }

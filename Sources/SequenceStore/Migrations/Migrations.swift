@@ -23,10 +23,13 @@ public struct Migration: Sendable {
 
 /// The ordered list of every migration this binary knows.
 public enum Migrations {
-    public static let all: [Migration] = [schema]
+    public static let all: [Migration] = [schema, views]
 
-    /// The newest schema version this binary writes; `/readyz` accepts databases within
-    /// `supportedVersions`, so a rolling upgrade that migrates first keeps old replicas serving.
+    /// The newest schema version this binary knows.
     public static var latestVersion: Int { all.last!.version }
-    public static let supportedVersions: ClosedRange<Int> = 1...1
+
+    /// The oldest schema this binary can work with. Newer schemas are accepted: migrations only
+    /// add (expand), so a rolling upgrade that migrates first keeps old replicas serving. A
+    /// migration that removes something old binaries use must raise this in those binaries first.
+    public static let minimumVersion = 2
 }

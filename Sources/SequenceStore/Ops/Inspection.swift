@@ -1,0 +1,101 @@
+import Foundation
+import Postgres
+
+/// `seqd inspect`: everything about one contact's enrollments — where each stands, why it is not
+/// moving, and its full audit history — read from the views operators also use in psql.
+public struct Inspection: Sendable, Codable {
+    public struct Event: Sendable, Codable {
+        public let at: Date
+        public let event: String
+        public let fromStatus: String?
+        public let toStatus: String
+        public let fromStep: String?
+        public let toStep: String
+        public let actor: String
+        public let reason: String?
+    }
+
+    public struct Delivery: Sendable, Codable {
+        public let id: Int64
+        public let stepKey: String
+        public let status: String
+        public let attempts: Int
+        public let sentAt: Date?
+        public let lastError: String?
+    }
+
+    public struct Enrollment: Sendable, Codable {
+        public let id: Int64
+        public let sequence: String
+        public let version: Int
+        public let stepKey: String
+        public let status: String
+        public let blockedReason: String
+        public let nextRunAt: Date?
+        public let events: [Event]
+        public let deliveries: [Delivery]
+    }
+
+    public let email: String
+    public let suppressed: Bool
+    public let enrollments: [Enrollment]
+
+    public static func load(_ connection: Connection, email: String) throws -> Inspection {
+        try SchemaCheck.requireSupported(connection)
+        let contact = try connection.query(
+            """
+            SELECT c.email, EXISTS (SELECT 1 FROM seqd.suppressions s WHERE s.email = lower(c.email)) AS suppressed
+            FROM seqd.contacts c WHERE lower(c.email) = lower($1)
+            """, [email])
+        guard contact.count == 1 else { throw StoreError(.notFound, "no contact with that email address") }
+        let rows = try connection.query(
+            """
+            SELECT enrollment_id, sequence, version, step_key, status::text AS status, blocked_reason, next_run_at
+            FROM seqd.enrollment_overview WHERE lower(email) = lower($1) ORDER BY enrollment_id
+            """, [email])
+        var enrollments = [Enrollment]()
+        for row in rows.rows {
+            let id = try row.decode("enrollment_id", as: Int64.self)
+            let events = try connection.query(
+                """
+                SELECT ev.at, ev.event, ev.from_status::text AS from_status, ev.to_status::text AS to_status,
+                       v.definition -> 'steps' -> ev.from_step ->> 'key' AS from_key,
+                       COALESCE(v.definition -> 'steps' -> ev.to_step ->> 'key', '(end)') AS to_key,
+                       ev.from_step, ev.actor, ev.reason
+                FROM seqd.enrollment_events ev
+                JOIN seqd.enrollments e ON e.id = ev.enrollment_id
+                JOIN seqd.sequence_versions v ON v.sequence_id = e.sequence_id AND v.version = e.sequence_version
+                WHERE ev.enrollment_id = $1 ORDER BY ev.id
+                """, [id]
+            ).rows.map { event in
+                Event(
+                    at: try event.decode("at"), event: try event.decode("event"),
+                    fromStatus: try event.decode("from_status", as: String?.self), toStatus: try event.decode("to_status"),
+                    fromStep: try event.decode("from_step", as: Int?.self) == nil
+                        ? nil : (try event.decode("from_key", as: String?.self) ?? "(end)"),
+                    toStep: try event.decode("to_key"), actor: try event.decode("actor"),
+                    reason: try event.decode("reason", as: String?.self))
+            }
+            let deliveries = try connection.query(
+                """
+                SELECT id, step_key, status::text AS status, attempts, sent_at, last_error
+                FROM seqd.deliveries WHERE enrollment_id = $1 ORDER BY id
+                """, [id]
+            ).rows.map { delivery in
+                Delivery(
+                    id: try delivery.decode("id"), stepKey: try delivery.decode("step_key"),
+                    status: try delivery.decode("status"), attempts: try delivery.decode("attempts"),
+                    sentAt: try delivery.decode("sent_at", as: Date?.self),
+                    lastError: try delivery.decode("last_error", as: String?.self))
+            }
+            enrollments.append(
+                Enrollment(
+                    id: id, sequence: try row.decode("sequence"), version: try row.decode("version"),
+                    stepKey: try row.decode("step_key"), status: try row.decode("status"),
+                    blockedReason: try row.decode("blocked_reason"), nextRunAt: try row.decode("next_run_at", as: Date?.self),
+                    events: events, deliveries: deliveries))
+        }
+        return Inspection(
+            email: try contact[0].decode("email"), suppressed: try contact[0].decode("suppressed"), enrollments: enrollments)
+    }
+}

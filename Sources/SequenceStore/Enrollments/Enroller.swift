@@ -1,0 +1,260 @@
+import Foundation
+import Postgres
+import SequenceEngine
+
+/// Which contacts an enroll is about.
+public enum EnrollmentSelection: Sendable {
+    /// Existing contacts by address (any case); addresses with no contact are counted as unknown.
+    case emails([String])
+    /// These contacts, upserted first in the same transaction (`enroll --csv`).
+    case imported([ContactFields])
+    /// Every contact.
+    case all
+}
+
+/// What an enroll did (or, for a dry run, would do). Every selected contact is counted in exactly
+/// one of the counters, checked in the order they are declared.
+public struct EnrollmentSummary: Sendable, Equatable, Codable {
+    public let sequence: String
+    /// The version the new enrollments are pinned to: the latest when the enroll ran.
+    public let version: Int
+    public let dryRun: Bool
+    public var enrolled = 0
+    /// Already active, paused or failed in this sequence (including a concurrent enroll that won).
+    public var alreadyLive = 0
+    /// Went through the sequence before and `allowReenroll` was not given.
+    public var enrolledBefore = 0
+    /// The address is on the suppression list.
+    public var suppressed = 0
+    /// A template field without fallback is missing or blank for the contact.
+    public var missingTemplateFields = 0
+    /// Field name → how many skipped contacts lack it (a contact may lack several).
+    public var missingFields: [String: Int] = [:]
+    /// Given addresses with no contact.
+    public var unknownContacts = 0
+    /// For `.imported`: what the upsert did.
+    public var imported: ContactUpsertSummary?
+
+    /// Contacts looked at, enrolled or skipped.
+    public var considered: Int { enrolled + skipped }
+    /// Contacts that exist but were not enrolled.
+    public var skipped: Int { alreadyLive + enrolledBefore + suppressed + missingTemplateFields }
+
+    init(sequence: String, version: Int, dryRun: Bool) {
+        self.sequence = sequence
+        self.version = version
+        self.dryRun = dryRun
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case sequence, version, enrolled, suppressed, imported
+        case dryRun = "dry_run"
+        case alreadyLive = "already_live"
+        case enrolledBefore = "enrolled_before"
+        case missingTemplateFields = "missing_template_fields"
+        case missingFields = "missing_fields"
+        case unknownContacts = "unknown_contacts"
+    }
+
+    // `imported` is written as null when there was no import, so `--json` has a fixed shape.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(sequence, forKey: .sequence)
+        try container.encode(version, forKey: .version)
+        try container.encode(dryRun, forKey: .dryRun)
+        try container.encode(enrolled, forKey: .enrolled)
+        try container.encode(alreadyLive, forKey: .alreadyLive)
+        try container.encode(enrolledBefore, forKey: .enrolledBefore)
+        try container.encode(suppressed, forKey: .suppressed)
+        try container.encode(missingTemplateFields, forKey: .missingTemplateFields)
+        try container.encode(missingFields, forKey: .missingFields)
+        try container.encode(unknownContacts, forKey: .unknownContacts)
+        try container.encode(imported, forKey: .imported)
+    }
+}
+
+/// Enrolls contacts in a sequence (`seqd enroll`), pinned to its latest version and due at once.
+///
+/// Set-based per batch of contacts: one query reads the batch with its skip flags, the engine
+/// checks template fields, one INSERT writes the rest. The partial unique index
+/// `enrollments_one_live` is the arbiter for concurrent enrolls (invariant 5): `ON CONFLICT DO
+/// NOTHING` makes the loser count the contact as already live instead of failing.
+public enum Enroller {
+    static let batchSize = 1_000
+
+    /// Enrolls the selection in one transaction, or for `dryRun` runs the very same statements and
+    /// rolls back, so the counts are the real ones and nothing (not even `.imported` contacts) is
+    /// written. Unknown sequence: `StoreError(.notFound)`.
+    public static func enroll(
+        _ connection: Connection, sequence: String, selection: EnrollmentSelection, allowReenroll: Bool = false,
+        dryRun: Bool = false, actor: String
+    ) throws -> EnrollmentSummary {
+        try SchemaCheck.requireSupported(connection)
+        do {
+            return try connection.transaction { connection in
+                let summary = try enrollInTransaction(
+                    connection, sequence: sequence, selection: selection, allowReenroll: allowReenroll,
+                    dryRun: dryRun, actor: actor)
+                if dryRun { throw DryRunRollback(summary: summary) }
+                return summary
+            }
+        } catch let rollback as DryRunRollback {
+            return rollback.summary
+        }
+    }
+
+    /// Thrown to make `transaction` roll a dry run back; carries the counts out.
+    private struct DryRunRollback: Error {
+        let summary: EnrollmentSummary
+    }
+
+    private static func enrollInTransaction(
+        _ connection: Connection, sequence: String, selection: EnrollmentSelection, allowReenroll: Bool, dryRun: Bool,
+        actor: String
+    ) throws -> EnrollmentSummary {
+        let target = try latestVersion(connection, sequence: sequence)
+        var summary = EnrollmentSummary(sequence: sequence, version: target.version, dryRun: dryRun)
+        try EnrollmentWriter.setAuditContext(connection, event: "enroll", actor: actor)
+        // A contact reached twice (an address given twice, two spellings of one address) is
+        // considered once.
+        var seen = Set<Int64>()
+        func process(_ ids: [Int64]) throws {
+            let fresh = ids.filter { seen.insert($0).inserted }
+            guard !fresh.isEmpty else { return }
+            try enrollBatch(
+                connection, contactIDs: fresh, target: target, allowReenroll: allowReenroll, into: &summary)
+        }
+
+        switch selection {
+        case .emails(let emails):
+            let unknown = try enrollByEmail(connection, emails, process)
+            summary.unknownContacts += unknown
+        case .imported(let contacts):
+            summary.imported = try ContactStore.upsertInTransaction(connection, contacts)
+            let unknown = try enrollByEmail(connection, contacts.map(\.email), process)
+            summary.unknownContacts += unknown
+        case .all:
+            // Keyset pages, so a large contact table is read in bounded pieces.
+            var after: Int64 = 0
+            while true {
+                let ids = try connection.query(
+                    "SELECT id FROM seqd.contacts WHERE id > $1 ORDER BY id LIMIT $2", [after, batchSize]
+                ).rows.map { try $0.decode("id", as: Int64.self) }
+                guard let last = ids.last else { break }
+                try process(ids)
+                after = last
+            }
+        }
+        if summary.enrolled > 0 && !dryRun {
+            // Delivered at commit, so running daemons start on the new enrollments at once.
+            try connection.query("SELECT pg_notify('seqd_wakeup', '')")
+        }
+        return summary
+    }
+
+    private struct Target {
+        let sequenceID: Int64
+        let version: Int
+        let definition: SequenceDefinition
+    }
+
+    private static func latestVersion(_ connection: Connection, sequence: String) throws -> Target {
+        let rows = try connection.query(
+            """
+            SELECT s.id, v.version, v.definition::text AS definition
+            FROM seqd.sequences s
+            JOIN seqd.sequence_versions v ON v.sequence_id = s.id
+            WHERE s.name = $1
+            ORDER BY v.version DESC LIMIT 1
+            """, [sequence])
+        guard let row = rows.rows.first else { throw StoreError(.notFound, "no sequence named '\(sequence)'") }
+        let json = try row.decode("definition", as: String.self)
+        return Target(
+            sequenceID: try row.decode("id"), version: try row.decode("version"),
+            definition: try SequenceDefinition.decodeStored(Data(json.utf8)))
+    }
+
+    /// Resolves addresses to contact ids a batch at a time and hands each batch to `process`;
+    /// returns how many addresses matched no contact. (`process` owns the summary meanwhile.)
+    private static func enrollByEmail(
+        _ connection: Connection, _ emails: [String], _ process: ([Int64]) throws -> Void
+    ) throws -> Int {
+        var unknown = 0
+        var seen = Set<String>()
+        let unique = emails.filter { seen.insert($0.lowercased()).inserted }
+        for start in stride(from: 0, to: unique.count, by: batchSize) {
+            let batch = Array(unique[start..<min(start + batchSize, unique.count)])
+            let rows = try connection.query(
+                """
+                SELECT u.email, c.id
+                FROM unnest($1::text[]) AS u(email)
+                LEFT JOIN seqd.contacts c ON lower(c.email) = lower(u.email)
+                """, [batch])
+            var ids = [Int64]()
+            for row in rows.rows {
+                if let id = try row.decode("id", as: Int64?.self) { ids.append(id) } else { unknown += 1 }
+            }
+            try process(ids)
+        }
+        return unknown
+    }
+
+    /// Reads the batch with its skip flags, lets the engine check template fields, and inserts the
+    /// rest. The audit trigger writes one 'enroll' event per inserted row (context set by the caller).
+    private static func enrollBatch(
+        _ connection: Connection, contactIDs: [Int64], target: Target, allowReenroll: Bool,
+        into summary: inout EnrollmentSummary
+    ) throws {
+        let rows = try connection.query(
+            """
+            SELECT c.id, c.email, c.first_name, c.last_name, c.time_zone, c.attributes::text AS attributes,
+                   EXISTS (SELECT 1 FROM seqd.enrollments e WHERE e.contact_id = c.id AND e.sequence_id = $2
+                           AND e.status IN ('active', 'paused', 'failed')) AS live,
+                   EXISTS (SELECT 1 FROM seqd.enrollments e WHERE e.contact_id = c.id AND e.sequence_id = $2
+                           AND e.status NOT IN ('active', 'paused', 'failed')) AS before,
+                   EXISTS (SELECT 1 FROM seqd.suppressions s WHERE s.email = lower(c.email)) AS suppressed
+            FROM seqd.contacts c
+            WHERE c.id = ANY($1::bigint[])
+            ORDER BY c.id
+            """, [contactIDs, target.sequenceID])
+        var eligible = [Int64]()
+        for row in rows.rows {
+            if try row.decode("live", as: Bool.self) {
+                summary.alreadyLive += 1
+            } else if try !allowReenroll && row.decode("before", as: Bool.self) {
+                summary.enrolledBefore += 1
+            } else if try row.decode("suppressed", as: Bool.self) {
+                summary.suppressed += 1
+            } else {
+                let missing = target.definition.missingFields(for: try contactFields(row))
+                if missing.isEmpty {
+                    eligible.append(try row.decode("id"))
+                } else {
+                    summary.missingTemplateFields += 1
+                    for field in missing { summary.missingFields[field, default: 0] += 1 }
+                }
+            }
+        }
+        guard !eligible.isEmpty else { return }
+        let inserted = try connection.query(
+            """
+            INSERT INTO seqd.enrollments (contact_id, sequence_id, sequence_version, next_run_at)
+            SELECT u.id, $2, $3, now() FROM unnest($1::bigint[]) AS u(id)
+            ON CONFLICT (contact_id, sequence_id) WHERE status IN ('active', 'paused', 'failed') DO NOTHING
+            """, [eligible, target.sequenceID, target.version]
+        ).affectedRows
+        summary.enrolled += inserted
+        // A concurrent enroll committed a live enrollment for these since the flags were read.
+        summary.alreadyLive += eligible.count - inserted
+    }
+
+    /// The contact as templates see it: attributes become text, as for the state machine.
+    private static func contactFields(_ row: Row) throws -> ContactFields {
+        let json = try row.decode("attributes", as: String.self)
+        let attributes = (try? JSONDecoder().decode([String: AttributeValue].self, from: Data(json.utf8))) ?? [:]
+        return ContactFields(
+            email: try row.decode("email"), firstName: try row.decode("first_name", as: String?.self),
+            lastName: try row.decode("last_name", as: String?.self),
+            timeZone: try row.decode("time_zone", as: String?.self), attributes: attributes.mapValues(\.text))
+    }
+}

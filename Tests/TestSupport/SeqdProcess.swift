@@ -1,0 +1,116 @@
+import Foundation
+
+/// Runs the built `seqd` executable as a subprocess, the way an operator or a script meets it: exit
+/// code, stdout and stderr.
+///
+/// The binary is the one SwiftPM built next to the test bundle (`swift build --build-tests` builds
+/// every product, whatever the scratch path). `SEQD_BINARY` overrides the search.
+public struct SeqdProcess: Sendable {
+    /// What one run produced.
+    public struct Result: Sendable, CustomStringConvertible {
+        public let status: Int32
+        public let stdout: String
+        public let stderr: String
+
+        public var description: String { "exit \(status)\n--- stdout\n\(stdout)--- stderr\n\(stderr)" }
+    }
+
+    public struct NotFound: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The executable.
+    public let binary: URL
+    /// Passed as `DATABASE_URL`.
+    public let databaseURL: String
+    /// The child's working directory: an empty one of its own, so no `Config/seqd.yaml` is picked up
+    /// and relative paths in tests name files there.
+    public let directory: URL
+
+    public init(databaseURL: String) throws {
+        binary = try Self.locateBinary()
+        self.databaseURL = databaseURL
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("seqd-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    /// Writes `contents` to `name` in the working directory and returns the path as given to seqd.
+    @discardableResult
+    public func write(_ name: String, _ contents: String) throws -> String {
+        try Data(contents.utf8).write(to: directory.appendingPathComponent(name))
+        return name
+    }
+
+    /// Runs `seqd arguments…` and waits for it without blocking a concurrency-pool thread.
+    public func run(_ arguments: String...) async throws -> Result {
+        try await run(arguments)
+    }
+
+    public func run(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> Result {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        // A clean environment: the tests' own SEQD_* variables must not leak into the configuration.
+        var environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "DATABASE_URL": databaseURL]
+        if let home = ProcessInfo.processInfo.environment["HOME"] { environment["HOME"] = home }
+        environment.merge(extra) { $1 }
+        process.environment = environment
+        // Files rather than pipes: a chatty child can never fill a pipe buffer and deadlock.
+        let id = UUID().uuidString
+        let outURL = FileManager.default.temporaryDirectory.appendingPathComponent("seqd-\(id).out")
+        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("seqd-\(id).err")
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(at: outURL)
+            try? FileManager.default.removeItem(at: errURL)
+        }
+        let out = try FileHandle(forWritingTo: outURL)
+        let err = try FileHandle(forWritingTo: errURL)
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do {
+                try process.run()
+            } catch {
+                process.terminationHandler = nil
+                continuation.resume(throwing: error)
+            }
+        }
+        try out.close()
+        try err.close()
+        return Result(
+            status: status, stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+    }
+
+    /// The `seqd` built alongside the running test bundle.
+    public static func locateBinary(filePath: String = #filePath) throws -> URL {
+        var candidates = [URL]()
+        if let override = ProcessInfo.processInfo.environment["SEQD_BINARY"], !override.isEmpty {
+            candidates.append(URL(fileURLWithPath: override))
+        }
+        // Linux runs the test bundle as an executable in the build directory itself; on macOS the
+        // .xctest bundle sits in that directory.
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        candidates.append(executable.deletingLastPathComponent().appendingPathComponent("seqd"))
+        candidates.append(Bundle.main.bundleURL.appendingPathComponent("seqd"))
+        candidates.append(Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("seqd"))
+        for bundle in Bundle.allBundles where bundle.bundleURL.pathExtension == "xctest" {
+            candidates.append(bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("seqd"))
+        }
+        // Last resort: the default scratch path of the package this file belongs to.
+        let root = URL(fileURLWithPath: filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        candidates.append(root.appendingPathComponent(".build/debug/seqd"))
+        if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) {
+            return found
+        }
+        throw NotFound(
+            description: "no seqd executable found (looked in \(candidates.map(\.path).joined(separator: ", "))); "
+                + "run `swift build --build-tests` first or set SEQD_BINARY")
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Synchronization
 import SequenceEngine
 import SequenceStore
 import Testing
@@ -175,5 +176,40 @@ struct EnrollerTests {
         #expect(summaries.allSatisfy { $0.enrolled + $0.alreadyLive == 203 })
         #expect(try count("seqd.enrollments") == 203)
         #expect(try count("seqd.enrollment_events") == 203)
+    }
+
+    @Test("overlapping address lists in opposite orders enroll concurrently without deadlock")
+    func concurrentOpposingOrders() async throws {
+        let emails = (0..<300).map { "o\($0)@example.com" }
+        _ = try ContactStore.upsert(connection, emails.map { ContactFields(email: $0, attributes: ["company": "C", "team": "T"]) })
+        let url = self.url
+        let summaries = try await withThrowingTaskGroup(of: EnrollmentSummary.self) { group in
+            for index in 0..<4 {
+                let database = ConfinedConnection(url, label: "opposing-\(index)")
+                let list = index.isMultiple(of: 2) ? emails : emails.reversed()
+                group.addTask {
+                    try await database.run {
+                        try Enroller.enroll($0, sequence: "welcome", selection: .emails(list), actor: "cli:test")
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(summaries.map(\.enrolled).reduce(0, +) == 300)
+        #expect(try count("seqd.enrollments") == 300)
+    }
+
+    @Test("a real enroll wakes daemons with one NOTIFY; a dry run sends none")
+    func wakesDaemons() async throws {
+        let received = Mutex(0)
+        let listener = try NotificationListener(connectionString: url, channels: ["seqd_wakeup"]) { event in
+            if case .notification = event { received.withLock { $0 += 1 } }
+        }
+        defer { listener.stop() }
+        _ = try enroll(["ada@example.com"], dryRun: true)
+        _ = try enroll(["ada@example.com"])
+        // Notifications arrive in commit order: had the dry run sent one, it would be counted first.
+        try await waitUntil("the wake-up") { received.withLock { $0 } >= 1 }
+        #expect(received.withLock { $0 } == 1)
     }
 }

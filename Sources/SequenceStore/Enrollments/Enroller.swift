@@ -115,24 +115,26 @@ public enum Enroller {
         let target = try latestVersion(connection, sequence: sequence)
         var summary = EnrollmentSummary(sequence: sequence, version: target.version, dryRun: dryRun)
         try EnrollmentWriter.setAuditContext(connection, event: "enroll", actor: actor)
-        // A contact reached twice (an address given twice, two spellings of one address) is
-        // considered once.
-        var seen = Set<Int64>()
+        // Contacts are taken in id order, in every selection, so concurrent enrolls that overlap
+        // wait for each other in the same order instead of deadlocking.
         func process(_ ids: [Int64]) throws {
-            let fresh = ids.filter { seen.insert($0).inserted }
-            guard !fresh.isEmpty else { return }
-            try enrollBatch(
-                connection, contactIDs: fresh, target: target, allowReenroll: allowReenroll, into: &summary)
+            for start in stride(from: 0, to: ids.count, by: batchSize) {
+                try enrollBatch(
+                    connection, contactIDs: Array(ids[start..<min(start + batchSize, ids.count)]), target: target,
+                    allowReenroll: allowReenroll, into: &summary)
+            }
         }
 
         switch selection {
         case .emails(let emails):
-            let unknown = try enrollByEmail(connection, emails, process)
-            summary.unknownContacts += unknown
+            let (ids, unknown) = try resolve(connection, emails)
+            summary.unknownContacts = unknown
+            try process(ids)
         case .imported(let contacts):
             summary.imported = try ContactStore.upsertInTransaction(connection, contacts)
-            let unknown = try enrollByEmail(connection, contacts.map(\.email), process)
-            summary.unknownContacts += unknown
+            let (ids, unknown) = try resolve(connection, contacts.map(\.email))
+            summary.unknownContacts = unknown
+            try process(ids)
         case .all:
             // Keyset pages, so a large contact table is read in bounded pieces.
             var after: Int64 = 0
@@ -174,29 +176,25 @@ public enum Enroller {
             definition: try SequenceDefinition.decodeStored(Data(json.utf8)))
     }
 
-    /// Resolves addresses to contact ids a batch at a time and hands each batch to `process`;
-    /// returns how many addresses matched no contact. (`process` owns the summary meanwhile.)
-    private static func enrollByEmail(
-        _ connection: Connection, _ emails: [String], _ process: ([Int64]) throws -> Void
-    ) throws -> Int {
+    /// The contacts with these addresses (any case), each once and sorted by id, and how many
+    /// addresses matched no contact.
+    private static func resolve(_ connection: Connection, _ emails: [String]) throws -> (ids: [Int64], unknown: Int) {
         var unknown = 0
+        var ids = Set<Int64>()
         var seen = Set<String>()
         let unique = emails.filter { seen.insert($0.lowercased()).inserted }
         for start in stride(from: 0, to: unique.count, by: batchSize) {
-            let batch = Array(unique[start..<min(start + batchSize, unique.count)])
             let rows = try connection.query(
                 """
-                SELECT u.email, c.id
+                SELECT c.id
                 FROM unnest($1::text[]) AS u(email)
                 LEFT JOIN seqd.contacts c ON lower(c.email) = lower(u.email)
-                """, [batch])
-            var ids = [Int64]()
+                """, [Array(unique[start..<min(start + batchSize, unique.count)])])
             for row in rows.rows {
-                if let id = try row.decode("id", as: Int64?.self) { ids.append(id) } else { unknown += 1 }
+                if let id = try row.decode("id", as: Int64?.self) { ids.insert(id) } else { unknown += 1 }
             }
-            try process(ids)
         }
-        return unknown
+        return (ids.sorted(), unknown)
     }
 
     /// Reads the batch with its skip flags, lets the engine check template fields, and inserts the
@@ -239,7 +237,7 @@ public enum Enroller {
         let inserted = try connection.query(
             """
             INSERT INTO seqd.enrollments (contact_id, sequence_id, sequence_version, next_run_at)
-            SELECT u.id, $2, $3, now() FROM unnest($1::bigint[]) AS u(id)
+            SELECT u.id, $2, $3, now() FROM unnest($1::bigint[]) AS u(id) ORDER BY u.id
             ON CONFLICT (contact_id, sequence_id) WHERE status IN ('active', 'paused', 'failed') DO NOTHING
             """, [eligible, target.sequenceID, target.version]
         ).affectedRows

@@ -35,6 +35,22 @@ public final class FileTransport: MailTransport {
         while directory.count > 1, directory.hasSuffix("/") { directory.removeLast() }
         try Self.makeDirectories(directory)
         self.directory = directory
+        removeAbandonedTemporaryFiles()
+    }
+
+    /// A process killed between writing and renaming leaves its temporary file behind. Ones older
+    /// than ten minutes cannot belong to a write still in progress (in this or another replica
+    /// sharing the directory), so they are removed when a transport starts.
+    private func removeAbandonedTemporaryFiles() {
+        let files = FileManager.default
+        guard let names = try? files.contentsOfDirectory(atPath: directory) else { return }
+        let cutoff = Date(timeIntervalSinceNow: -600)
+        for name in names where name.hasPrefix(".") && name.contains(".tmp-") {
+            let path = directory + "/" + name
+            if let modified = (try? files.attributesOfItem(atPath: path))?[.modificationDate] as? Date, modified < cutoff {
+                try? files.removeItem(atPath: path)
+            }
+        }
     }
 
     /// Writes the message atomically. A failure to write is a `.transportFault` (nothing was

@@ -115,3 +115,20 @@ struct FileTransportTests {
         #expect(transport.send(MessageComposer().compose(.sample())) == .sent(providerID: nil))
     }
 }
+
+@Suite("file transport housekeeping")
+struct FileTransportHousekeepingTests {
+    @Test("temporary files abandoned by a killed process are removed at start once they are old")
+    func abandonedTemporaryFiles() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("seqd-housekeeping-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let old = directory + "/.k1.eml.tmp-OLD"
+        let young = directory + "/.k2.eml.tmp-YOUNG"
+        FileManager.default.createFile(atPath: old, contents: Data("partial".utf8))
+        FileManager.default.createFile(atPath: young, contents: Data("partial".utf8))
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3_600)], ofItemAtPath: old)
+        _ = try FileTransport(directory: directory)
+        #expect(!FileManager.default.fileExists(atPath: old))
+        #expect(FileManager.default.fileExists(atPath: young), "a write in progress elsewhere must be left alone")
+    }
+}

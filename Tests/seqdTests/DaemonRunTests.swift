@@ -1,0 +1,159 @@
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+
+/// The daemon as operators run it: real `seqd run` processes against a real PostgreSQL, several
+/// at once, killed and restarted, checked afterwards with SQL.
+@Suite("seqd run end to end", .serialized)
+struct DaemonRunTests {
+    /// email → 1s → email → 1s → email: three deliveries per enrollment, five steps.
+    static let sequence = """
+        name: drip
+        sender: { address: team@example.com, name: Team }
+        steps:
+          - key: one
+            type: email
+            subject: "One for {{first_name|you}}"
+            body: "first"
+          - type: wait
+            duration: 1s
+          - key: two
+            type: email
+            subject: "Two"
+            body: "second"
+          - type: wait
+            duration: 1s
+          - key: three
+            type: email
+            thread: true
+            body: "third"
+        """
+
+    /// Applies the sequence, imports `count` contacts and enrolls them all, through the CLI.
+    static func prepare(count: Int, prefix: String) async throws -> (SeqdProcess, Connection, String) {
+        let url = try await TestDatabase.shared.makeMigratedDatabase(prefix: prefix)
+        let seqd = try SeqdProcess(databaseURL: url)
+        try seqd.write("drip.yaml", sequence)
+        var csv = "email,first_name\n"
+        for index in 0..<count { csv += "c\(index)@example.com,Name\(index)\n" }
+        try seqd.write("contacts.csv", csv)
+        for arguments in [["sequence", "apply", "drip.yaml"], ["contact", "import", "contacts.csv"], ["enroll", "--sequence", "drip", "--all"]] {
+            let result = try await seqd.run(arguments)
+            #expect(result.status == 0, "\(arguments): \(result)")
+        }
+        let outbox = seqd.directory.appendingPathComponent("outbox").path
+        return (seqd, try Connection(url), outbox)
+    }
+
+    static func daemonEnvironment(outbox: String, leaseTimeout: String = "30s") -> [String: String] {
+        [
+            "SEQD_DELIVERY_FILE_DIRECTORY": outbox, "SEQD_WORKER_POLL_INTERVAL": "1s", "SEQD_DELIVERY_LEASE_TIMEOUT": leaseTimeout,
+            "SEQD_LOG_LEVEL": "warning", "SEQD_WORKER_SHUTDOWN_GRACE": "10s",
+        ]
+    }
+
+    static func remaining(_ connection: Connection) throws -> Int {
+        try connection.query("SELECT count(*) AS n FROM seqd.enrollments WHERE status IN ('active', 'paused')")[0].decode("n")
+    }
+
+    /// Invariants 1 and 2 and the outcome every run must reach, checked with SQL and the outbox.
+    /// `killed`: a process killed mid-write may leave a hidden temporary file (never an .eml).
+    static func expectCompleteAndExact(_ connection: Connection, outbox: String, enrollments: Int, killed: Bool = false) throws {
+        let counts = try connection.query(
+            """
+            SELECT (SELECT count(*) FROM seqd.deliveries) AS deliveries,
+                   (SELECT count(*) FROM seqd.deliveries WHERE status = 'sent') AS sent,
+                   (SELECT count(*) FROM (SELECT DISTINCT enrollment_id, step_key FROM seqd.deliveries) d) AS distinct_steps,
+                   (SELECT count(*) FROM seqd.enrollments WHERE status = 'completed') AS completed,
+                   (SELECT count(*) FROM seqd.enrollments) AS enrollments
+            """)[0]
+        #expect(try counts.decode("enrollments", as: Int.self) == enrollments)
+        #expect(try counts.decode("completed", as: Int.self) == enrollments)
+        #expect(try counts.decode("deliveries", as: Int.self) == enrollments * 3)
+        #expect(try counts.decode("distinct_steps", as: Int.self) == enrollments * 3)
+        #expect(try counts.decode("sent", as: Int.self) == enrollments * 3)
+        let files = try FileManager.default.contentsOfDirectory(atPath: outbox).filter { $0.hasSuffix(".eml") }
+        #expect(files.count == enrollments * 3)
+        #expect(Set(files).count == files.count)
+        if !killed {
+            #expect(!(try FileManager.default.contentsOfDirectory(atPath: outbox)).contains { $0.hasPrefix(".") }, "temporary files left behind")
+        }
+        // Each enrollment's history is contiguous: enrolled at step 0, every event starts where the
+        // previous one ended, and it ends past the last step (5) exactly once.
+        let broken = try connection.query(
+            """
+            WITH ordered AS (
+                SELECT enrollment_id, event, from_step, to_step, to_status,
+                       lag(to_step) OVER (PARTITION BY enrollment_id ORDER BY id) AS previous_to,
+                       row_number() OVER (PARTITION BY enrollment_id ORDER BY id) AS n
+                FROM seqd.enrollment_events
+            )
+            SELECT count(*) FILTER (WHERE n = 1 AND (event <> 'enroll' OR to_step <> 0)) AS bad_start,
+                   count(*) FILTER (WHERE n > 1 AND from_step IS DISTINCT FROM previous_to) AS gaps,
+                   count(*) FILTER (WHERE n > 1 AND to_step <= from_step) AS backwards,
+                   count(*) FILTER (WHERE to_status = 'completed') AS completions
+            FROM ordered
+            """)[0]
+        #expect(try broken.decode("bad_start", as: Int.self) == 0)
+        #expect(try broken.decode("gaps", as: Int.self) == 0)
+        #expect(try broken.decode("backwards", as: Int.self) == 0)
+        #expect(try broken.decode("completions", as: Int.self) == enrollments)
+    }
+
+    @Test("three daemons take 5,000 contacts through a 3-email sequence exactly once")
+    func threeReplicas() async throws {
+        let (seqd, connection, outbox) = try await Self.prepare(count: 5_000, prefix: "replicas")
+        let daemons = (0..<3).map { DaemonProcess(seqd, environment: Self.daemonEnvironment(outbox: outbox), name: "daemon\($0)") }
+        for daemon in daemons { try daemon.start() }
+        try await waitUntil(timeout: .seconds(240), "every enrollment to finish") { try Self.remaining(connection) == 0 }
+        for daemon in daemons { daemon.send(SIGTERM) }
+        for daemon in daemons {
+            let status = try await daemon.waitForExit()
+            #expect(status == 0, "daemon exited \(status):\n\(daemon.log)")
+        }
+        try Self.expectCompleteAndExact(connection, outbox: outbox, enrollments: 5_000)
+        // Every replica did part of the work.
+        let workers = try connection.query(
+            "SELECT count(DISTINCT split_part(worker, ':', 3)) AS n FROM seqd.delivery_attempts")[0].decode("n", as: Int.self)
+        #expect(workers == 3)
+    }
+
+    @Test("daemons killed with SIGKILL at random moments and restarted lose nothing and duplicate nothing")
+    func killAndRestart() async throws {
+        let (seqd, connection, outbox) = try await Self.prepare(count: 1_500, prefix: "sigkill")
+        let environment = Self.daemonEnvironment(outbox: outbox, leaseTimeout: "2s")
+        let steady = DaemonProcess(seqd, environment: environment, name: "steady")
+        let victim = DaemonProcess(seqd, environment: environment, name: "victim")
+        try steady.start()
+        try victim.start()
+        var generator = SystemRandomNumberGenerator()
+        var kills = 0
+        while try Self.remaining(connection) > 0 && kills < 8 {
+            try await Task.sleep(for: .milliseconds(Int.random(in: 150...700, using: &generator)))
+            let target = kills % 3 == 2 ? steady : victim
+            target.send(SIGKILL)
+            _ = try await target.waitForExit()
+            kills += 1
+            try target.start()
+        }
+        #expect(kills >= 3, "the run finished before enough kills; make it longer")
+        try await waitUntil(timeout: .seconds(240), "every enrollment to finish after the kills") { try Self.remaining(connection) == 0 }
+        steady.send(SIGTERM)
+        victim.send(SIGTERM)
+        _ = try await steady.waitForExit()
+        _ = try await victim.waitForExit()
+        try Self.expectCompleteAndExact(connection, outbox: outbox, enrollments: 1_500, killed: true)
+        // A delivery handed to the transport twice always shows an attempt whose outcome was unknown.
+        let unexplained = try connection.query(
+            """
+            SELECT count(*) AS n FROM seqd.deliveries d
+            WHERE (SELECT count(*) FROM seqd.delivery_attempts a WHERE a.delivery_id = d.id) > 1
+              AND NOT EXISTS (SELECT 1 FROM seqd.delivery_attempts a WHERE a.delivery_id = d.id AND a.outcome = 'unknown')
+            """)[0].decode("n", as: Int.self)
+        #expect(unexplained == 0)
+        let retriedUnknown = try connection.query(
+            "SELECT count(DISTINCT delivery_id) AS n FROM seqd.delivery_attempts WHERE outcome = 'unknown'")[0].decode("n", as: Int.self)
+        print("killed \(kills) times; \(retriedUnknown) deliveries had an attempt of unknown outcome and were retried with the same Message-ID")
+    }
+}

@@ -32,6 +32,8 @@ public final class NotificationListener: Sendable {
     private let connection = QueueConfined<Connection?>(nil)
     private let source: QueueConfined<any DispatchSourceRead>
     private let handler: @Sendable (Event) -> Void
+    /// The server process serving the listening session.
+    public let backendPID: Int32
 
     /// Connects and issues `LISTEN` for each channel before returning, so no notification sent after
     /// this returns is missed.
@@ -42,6 +44,7 @@ public final class NotificationListener: Sendable {
         self.queue = DispatchQueue(label: label)
         self.handler = handler
         let connection = try Connection(connectionString, options: options)
+        self.backendPID = connection.backendPID
         for channel in channels {
             try connection.execute("LISTEN \(try connection.quoteIdentifier(channel))")
         }
@@ -63,7 +66,9 @@ public final class NotificationListener: Sendable {
 
     private func readAvailable() {
         guard let connection = connection.value else { return }
-        guard PQconsumeInput(connection.handle) == 1 else {
+        // A terminated session sends its FATAL message and closes: libpq may read the message
+        // successfully and close the socket itself, so the status must be checked too.
+        guard PQconsumeInput(connection.handle) == 1, PQstatus(connection.handle) == CONNECTION_OK else {
             let error = PostgresError(
                 kind: .connectionLost, message: PostgresError.connectionMessage(connection.handle))
             finish()

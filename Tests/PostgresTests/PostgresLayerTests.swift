@@ -171,8 +171,7 @@ struct PostgresLayerTests {
         }
         defer { listener.stop() }
         let admin = try Connection(url)
-        try admin.query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN \"seqd_test\"'")
+        try admin.query("SELECT pg_terminate_backend($1)", [Int(listener.backendPID)])
         try await waitUntil { lost.withLock { $0 } }
     }
 

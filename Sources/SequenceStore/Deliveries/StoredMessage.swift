@@ -62,6 +62,16 @@ struct OutboxRows {
         messages.append(String(decoding: (try? JSONEncoder().encode(message)) ?? Data("{}".utf8), as: UTF8.self))
     }
 
+    /// Adds `other`'s rows after these.
+    mutating func append(_ other: OutboxRows) {
+        enrollmentIDs += other.enrollmentIDs
+        contactIDs += other.contactIDs
+        stepKeys += other.stepKeys
+        kinds += other.kinds
+        idempotencyKeys += other.idempotencyKeys
+        messages += other.messages
+    }
+
     /// Inserts the rows; a row that exists already (same enrollment and step) is left as it is
     /// (invariant 1). Returns how many were new.
     func insert(_ connection: Postgres.Connection) throws -> Int {

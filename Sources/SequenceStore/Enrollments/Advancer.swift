@@ -31,9 +31,10 @@ public final class Advancer {
     /// Claims due active enrollments, oldest due first. MATERIALIZED keeps the LIMIT and the lock
     /// together (a plain `IN (SELECT …)` can be re-evaluated and lock more than `limit` rows); the
     /// due condition uses the database clock. Enrollments of a paused sequence are held in place.
-    static let claim = PreparedStatement(
-        name: "advance_claim",
-        sql: """
+    static let claim = PreparedStatement(name: "advance_claim", sql: claimSQL)
+
+    /// The claim's SQL text, public so a test can check its plan with EXPLAIN.
+    public static let claimSQL = """
             WITH due AS MATERIALIZED (
                 SELECT e.id FROM seqd.enrollments e
                 WHERE e.status = 'active' AND e.next_run_at <= now()
@@ -45,61 +46,124 @@ public final class Advancer {
             SELECT \(EnrollmentRecord.columns), now() AS now,
                    EXISTS (SELECT 1 FROM seqd.suppressions s WHERE s.email = lower(c.email)) AS suppressed
             FROM due JOIN seqd.enrollments e ON e.id = due.id JOIN seqd.contacts c ON c.id = e.contact_id
-            """)
+            """
 
-    /// Runs one advance transaction.
+    /// Runs one advance transaction. If one of its statements fails, the same claim is redone with
+    /// each enrollment under its own savepoint, so the enrollment at fault fails alone (with its
+    /// error recorded) and never blocks the batch.
     public func advanceBatch(_ connection: Connection, limit: Int) throws -> AdvanceSummary {
-        try connection.transaction { connection in
-            let rows = try connection.query(Self.claim, [limit])
-            var summary = AdvanceSummary()
-            summary.claimed = rows.count
-            guard rows.count > 0 else { return summary }
-            let now = try rows[0].decode("now", as: Date.self)
-            let records = try rows.rows.map { (record: try EnrollmentRecord(row: $0), suppressed: try $0.decode("suppressed", as: Bool.self)) }
-            let definitions = try cache.definitions(
-                for: Set(records.map { DefinitionCache.VersionKey(sequenceID: $0.record.sequenceID, version: $0.record.sequenceVersion) }),
-                using: connection)
+        do {
+            return try connection.transaction { try advance($0, limit: limit, isolating: false) }
+        } catch let error as PostgresError where error.kind == .server && !error.isConnectionError {
+            return try connection.transaction { try advance($0, limit: limit, isolating: true) }
+        }
+    }
 
-            var advanced = [(id: Int64, state: EnrollmentState)]()
-            var optedOut = [(id: Int64, state: EnrollmentState)]()
-            var outbox = OutboxRows()
-            var cancelFor = [Int64]()
-            for (record, suppressed) in records {
-                guard let definition = definitions[.init(sequenceID: record.sequenceID, version: record.sequenceVersion)] else {
-                    throw StoreError(.notFound, "enrollment \(record.id): its sequence version \(record.sequenceVersion) is missing")
-                }
-                var machine = EnrollmentMachine(definition: definition, contact: record.contact, state: record.state)
-                // Invariant 3: the suppression list is checked when a step executes, not only at claim.
-                let outcome = suppressed ? machine.optOut(now: now) : machine.due(now: now)
-                guard case .accepted(let actions) = outcome else { continue }
-                for action in actions {
-                    switch action {
-                    case .createDelivery(let request):
-                        outbox.add(request, record: record, definition: definition, installationID: installationID)
-                    case .cancelPendingDeliveries:
-                        cancelFor.append(record.id)
-                    case .recordSend, .recordReply, .resetFailedDelivery, .stopCompanyEnrollments:
-                        break  // never produced by `due` or `optOut`
-                    }
-                }
-                if suppressed {
-                    optedOut.append((record.id, machine.state))
-                } else {
-                    advanced.append((record.id, machine.state))
-                }
-                switch machine.state.status {
-                case .completed: summary.completed += 1
-                case .failed: summary.failed += 1
-                case .optedOut: summary.optedOut += 1
-                case .active, .paused, .replied, .bounced, .stopped: break
+    private struct AuditKey: Hashable {
+        let event: String
+        let reason: String?
+    }
+
+    /// What the machine decided for one claimed enrollment.
+    private struct Plan {
+        let record: EnrollmentRecord
+        let state: EnrollmentState
+        let event: String
+        let reason: String?
+        var outbox = OutboxRows()
+        var cancelsDeliveries = false
+    }
+
+    private func advance(_ connection: Connection, limit: Int, isolating: Bool) throws -> AdvanceSummary {
+        let rows = try connection.query(Self.claim, [limit])
+        var summary = AdvanceSummary()
+        summary.claimed = rows.count
+        guard rows.count > 0 else { return summary }
+        let now = try rows[0].decode("now", as: Date.self)
+        var plans = [Plan]()
+        for row in rows.rows {
+            let record = try EnrollmentRecord(row: row)
+            let suppressed = try row.decode("suppressed", as: Bool.self)
+            plans.append(plan(record, suppressed: suppressed, now: now, connection))
+        }
+        if isolating {
+            for (index, plan) in plans.enumerated() {
+                try connection.execute("SAVEPOINT advance_one")
+                do {
+                    summary.deliveriesCreated += try write([plan], connection)
+                    try connection.execute("RELEASE SAVEPOINT advance_one")
+                } catch let error as PostgresError where error.kind == .server && !error.isConnectionError {
+                    try connection.execute("ROLLBACK TO SAVEPOINT advance_one")
+                    plans[index] = failed(plan.record, because: "advancing failed: \(error.message)")
+                    _ = try write([plans[index]], connection)
                 }
             }
-            summary.deliveriesCreated = try outbox.insert(connection)
-            try EnrollmentWriter.write(connection, states: advanced, event: "due", actor: actor)
-            try EnrollmentWriter.write(
-                connection, states: optedOut, event: "opt_out", actor: actor, reason: "the address is suppressed")
-            try DeliveryOutbox.cancelPending(connection, enrollmentIDs: cancelFor)
-            return summary
+        } else {
+            summary.deliveriesCreated = try write(plans, connection)
         }
+        for plan in plans {
+            switch plan.state.status {
+            case .completed: summary.completed += 1
+            case .failed: summary.failed += 1
+            case .optedOut: summary.optedOut += 1
+            case .active, .paused, .replied, .bounced, .stopped: break
+            }
+        }
+        return summary
+    }
+
+    /// Runs the state machine for one enrollment: `due`, or `optOut` when the address is
+    /// suppressed (invariant 3: the suppression list is checked when a step executes, too).
+    private func plan(_ record: EnrollmentRecord, suppressed: Bool, now: Date, _ connection: Connection) -> Plan {
+        let definition: SequenceDefinition
+        do {
+            definition = try cache.definition(sequenceID: record.sequenceID, version: record.sequenceVersion, using: connection)
+        } catch {
+            return failed(record, because: "sequence version \(record.sequenceVersion) cannot be read: \(error)")
+        }
+        var machine = EnrollmentMachine(definition: definition, contact: record.contact, state: record.state)
+        let outcome = suppressed ? machine.optOut(now: now) : machine.due(now: now)
+        var plan = Plan(
+            record: record, state: machine.state, event: suppressed ? "opt_out" : "due",
+            reason: suppressed ? "the address is suppressed" : nil)
+        guard case .accepted(let actions) = outcome else { return plan }
+        for action in actions {
+            switch action {
+            case .createDelivery(let request):
+                plan.outbox.add(request, record: record, definition: definition, installationID: installationID)
+            case .cancelPendingDeliveries:
+                plan.cancelsDeliveries = true
+            case .recordSend, .recordReply, .resetFailedDelivery, .stopCompanyEnrollments:
+                break  // never produced by `due` or `optOut`
+            }
+        }
+        return plan
+    }
+
+    /// The driver's own failure path, for errors outside the machine's reach (an unreadable
+    /// definition, a statement the database refused): the step could not run, so the enrollment
+    /// fails where it stands; `retry` runs the step again.
+    private func failed(_ record: EnrollmentRecord, because reason: String) -> Plan {
+        var state = record.state
+        state.status = .failed
+        state.lastError = reason
+        return Plan(record: record, state: state, event: "advance_error", reason: reason)
+    }
+
+    /// Writes plans set-based: one insert for all deliveries, one update per event name.
+    private func write(_ plans: [Plan], _ connection: Connection) throws -> Int {
+        var outbox = OutboxRows()
+        for plan in plans { outbox.append(plan.outbox) }
+        let created = try outbox.insert(connection)
+        // The audit trigger takes event and reason per statement, so one update per distinct pair
+        // (in the common case just `due`).
+        let changed = plans.filter { $0.state != $0.record.state }
+        for group in Dictionary(grouping: changed, by: { AuditKey(event: $0.event, reason: $0.reason) }).values {
+            try EnrollmentWriter.write(
+                connection, states: group.map { ($0.record.id, $0.state) }, event: group[0].event, actor: actor,
+                reason: group[0].reason)
+        }
+        try DeliveryOutbox.cancelPending(connection, enrollmentIDs: plans.filter(\.cancelsDeliveries).map(\.record.id))
+        return created
     }
 }

@@ -1,0 +1,114 @@
+import Foundation
+import Postgres
+import SequenceEngine
+import SequenceStore
+import Testing
+import TestSupport
+
+/// The advance transaction against a real database, one batch at a time.
+@Suite("advancing due enrollments")
+struct AdvancerTests {
+    let connection: Connection
+    let advancer: Advancer
+
+    init() async throws {
+        connection = try Connection(try await TestDatabase.shared.makeMigratedDatabase(prefix: "advancer"))
+        let definition = try SequenceDefinition.parse(
+            """
+            name: two
+            sender: { address: team@example.com }
+            steps:
+              - { key: hello, type: email, subject: "Hi {{first_name}}", body: "Hello" }
+              - { type: wait, duration: 2d }
+              - { key: bye, type: email, subject: "Bye", body: "Bye" }
+            """, fileName: "two.yaml")
+        try SequenceCatalog.apply(connection, [definition])
+        _ = try ContactStore.upsert(
+            connection, ["ada", "bob", "cy"].map { ContactFields(email: "\($0)@example.com", firstName: $0.capitalized) })
+        _ = try Enroller.enroll(connection, sequence: "two", selection: .all, actor: "test")
+        advancer = Advancer(actor: "test", installationID: "t1")
+    }
+
+    func enrollment(_ email: String) throws -> Row {
+        try connection.query(
+            """
+            SELECT e.id, e.status::text AS status, e.current_step_index, e.last_error,
+                   (SELECT count(*) FROM seqd.deliveries d WHERE d.enrollment_id = e.id) AS deliveries
+            FROM seqd.enrollments e JOIN seqd.contacts c ON c.id = e.contact_id WHERE c.email = $1
+            """, [email])[0]
+    }
+
+    @Test("a due email step writes its delivery row and leaves the enrollment awaiting delivery")
+    func emailStep() throws {
+        let summary = try advancer.advanceBatch(connection, limit: 10)
+        #expect(summary.claimed == 3)
+        #expect(summary.deliveriesCreated == 3)
+        let ada = try enrollment("ada@example.com")
+        #expect(try ada.decode("status", as: String.self) == "active")
+        #expect(try ada.decode("deliveries", as: Int.self) == 1)
+        let waiting = try connection.query(
+            "SELECT count(*) AS n FROM seqd.enrollments WHERE next_run_at IS NULL AND status = 'active'")[0]
+        #expect(try waiting.decode("n", as: Int.self) == 3)
+        // Nothing is due any more: a second batch claims nothing.
+        #expect(try advancer.advanceBatch(connection, limit: 10).claimed == 0)
+        let message = try connection.query(
+            "SELECT message ->> 'subject' AS subject, idempotency_key FROM seqd.deliveries d JOIN seqd.contacts c ON c.id = d.contact_id WHERE c.email = 'ada@example.com'")[0]
+        #expect(try message.decode("subject", as: String.self) == "Hi Ada")
+        #expect(try message.decode("idempotency_key", as: String.self).hasSuffix("-hello"))
+    }
+
+    @Test("the batch size caps the claim")
+    func batchLimit() throws {
+        #expect(try advancer.advanceBatch(connection, limit: 2).claimed == 2)
+        #expect(try advancer.advanceBatch(connection, limit: 2).claimed == 1)
+    }
+
+    @Test("one enrollment whose write fails fails alone, with its error recorded; the batch goes on")
+    func poisonedEnrollmentFailsAlone() throws {
+        let bob = try enrollment("bob@example.com").decode("id", as: Int64.self)
+        try connection.query(
+            """
+            CREATE FUNCTION pg_temp.refuse_bob() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.enrollment_id = \(bob) THEN RAISE EXCEPTION 'disk says no'; END IF;
+                RETURN NEW;
+            END $$
+            """)
+        try connection.execute(
+            "CREATE TRIGGER refuse_bob BEFORE INSERT ON seqd.deliveries FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse_bob()")
+        let summary = try advancer.advanceBatch(connection, limit: 10)
+        #expect(summary.claimed == 3)
+        #expect(summary.deliveriesCreated == 2)
+        #expect(summary.failed == 1)
+        let failed = try enrollment("bob@example.com")
+        #expect(try failed.decode("status", as: String.self) == "failed")
+        #expect(try failed.decode("last_error", as: String?.self)?.contains("disk says no") == true)
+        #expect(try enrollment("ada@example.com").decode("deliveries", as: Int.self) == 1)
+        let event = try connection.query(
+            "SELECT event FROM seqd.enrollment_events WHERE enrollment_id = $1 ORDER BY id DESC LIMIT 1", [bob])[0]
+        #expect(try event.decode("event", as: String.self) == "advance_error")
+    }
+
+    @Test("a suppressed address is opted out when its step comes due, and nothing is queued for it")
+    func suppressedAtDue() throws {
+        try connection.query("INSERT INTO seqd.suppressions (email, reason, source) VALUES ('cy@example.com', 'manual', 'test')")
+        let summary = try advancer.advanceBatch(connection, limit: 10)
+        #expect(summary.optedOut == 1)
+        #expect(summary.deliveriesCreated == 2)
+        let cy = try enrollment("cy@example.com")
+        #expect(try cy.decode("status", as: String.self) == "opted_out")
+        #expect(try cy.decode("deliveries", as: Int.self) == 0)
+    }
+
+    @Test("the claim plan is an index scan of the due index with a LIMIT under the lock")
+    func claimPlan() throws {
+        try connection.execute("ANALYZE seqd.enrollments")
+        try connection.execute("SET enable_seqscan = off")
+        let plan = try connection.query("EXPLAIN (COSTS OFF) " + Advancer.claimSQL.replacingOccurrences(of: "$1", with: "100"))
+            .rows.map { try $0.decode("QUERY PLAN", as: String.self) }.joined(separator: "\n")
+        #expect(plan.contains("enrollments_due"), "\(plan)")
+        #expect(plan.contains("LockRows"), "\(plan)")
+        #expect(plan.contains("Limit"), "\(plan)")
+        #expect(plan.contains("CTE due"), "\(plan)")
+    }
+}

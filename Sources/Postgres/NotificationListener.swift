@@ -31,6 +31,7 @@ public final class NotificationListener: Sendable {
     /// Touched only on `queue` (and in init, before the source starts).
     private let connection = QueueConfined<Connection?>(nil)
     private let source: QueueConfined<any DispatchSourceRead>
+    private let keepalive: QueueConfined<any DispatchSourceTimer>
     private let handler: @Sendable (Event) -> Void
     /// The server process serving the listening session.
     public let backendPID: Int32
@@ -50,9 +51,14 @@ public final class NotificationListener: Sendable {
         }
         let source = DispatchSource.makeReadSource(fileDescriptor: PQsocket(connection.handle), queue: queue)
         self.source = QueueConfined(source)
+        self.keepalive = QueueConfined(DispatchSource.makeTimerSource(queue: queue))
         self.connection.value = connection
         source.setEventHandler { [weak self] in self?.readAvailable() }
         source.resume()
+        // A safety net for a lost end-of-stream: look at the socket every few seconds anyway.
+        keepalive.value.schedule(deadline: .now() + 5, repeating: 5)
+        keepalive.value.setEventHandler { [weak self] in self?.readAvailable() }
+        keepalive.value.resume()
     }
 
     /// Stops listening and closes the connection.
@@ -62,13 +68,19 @@ public final class NotificationListener: Sendable {
 
     deinit {
         source.value.cancel()
+        keepalive.value.cancel()
     }
 
     private func readAvailable() {
         guard let connection = connection.value else { return }
-        // A terminated session sends its FATAL message and closes: libpq may read the message
-        // successfully and close the socket itself, so the status must be checked too.
-        guard PQconsumeInput(connection.handle) == 1, PQstatus(connection.handle) == CONNECTION_OK else {
+        // A terminated session sends its FATAL message and closes. Both can arrive in one wake-up
+        // and libpq may stop after the message, leaving the end of the stream unread with no new
+        // readiness edge to come; so read twice (the socket is non-blocking, the second read costs
+        // nothing when there is no more) and check the status after each.
+        let alive = (0..<2).allSatisfy { _ in
+            PQconsumeInput(connection.handle) == 1 && PQstatus(connection.handle) == CONNECTION_OK
+        }
+        guard alive else {
             let error = PostgresError(
                 kind: .connectionLost, message: PostgresError.connectionMessage(connection.handle))
             finish()
@@ -85,6 +97,7 @@ public final class NotificationListener: Sendable {
 
     private func finish() {
         source.value.cancel()
+        keepalive.value.cancel()
         connection.value = nil
     }
 }

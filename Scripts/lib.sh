@@ -2,6 +2,7 @@
 # Sourced, not executed.
 
 # Debian packages seqd needs to build and test, and the command or file that proves each is there.
+# (python3-aiosmtpd is only for the tests; the demo installs it too, which costs a few seconds once.)
 seqd_require_packages() {
     local missing=()
     command -v pg_config >/dev/null 2>&1 && [ -f "$(pg_config --includedir 2>/dev/null)/libpq-fe.h" ] \
@@ -10,6 +11,10 @@ seqd_require_packages() {
         missing+=(postgresql)
     fi
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    pkg-config --exists libcurl 2>/dev/null && [ -f "$(pkg-config --variable=includedir libcurl)/curl/curl.h" ] \
+        || missing+=(libcurl4-openssl-dev)
+    # The SMTP tests script a real server's faults with aiosmtpd, run by Debian's own python3.
+    /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
     command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "==> installing missing packages: ${missing[*]}"

@@ -22,13 +22,18 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
         .target(name: "Postgres", dependencies: ["CLibPQ"]),
         .target(name: "SequenceEngine", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(
             name: "SequenceStore",
             dependencies: ["Postgres", "SequenceEngine", .product(name: "Crypto", package: "swift-crypto")]
         ),
-        .target(name: "Delivery", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Delivery", dependencies: ["CCurl", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "SeqdConfig",
             dependencies: [
@@ -59,7 +64,7 @@ let package = Package(
         .testTarget(name: "SequenceStoreTests", dependencies: ["SequenceStore", "SequenceEngine", "TestSupport"]),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery"]),
         .testTarget(name: "SeqdConfigTests", dependencies: ["SeqdConfig"]),
-        .testTarget(name: "seqdTests", dependencies: ["TestSupport", "Postgres"]),
+        .testTarget(name: "seqdTests", dependencies: ["TestSupport", "Postgres", "SequenceStore"]),
     ]
 )
 

@@ -262,3 +262,12 @@ public struct SeqdConfiguration: Sendable {
 
 /// swift-configuration's key type, renamed here because seqd's own `ConfigKey` describes keys.
 typealias ConfigKey_ = Configuration.ConfigKey
+
+extension SeqdConfiguration {
+    /// `delivery.max_attempts`, `delivery.backoff` and `delivery.on_unknown` as the engine's policy.
+    public var deliveryPolicy: DeliveryPolicy {
+        DeliveryPolicy(
+            maxAttempts: integer("delivery.max_attempts") ?? 8, backoff: Double(seconds("delivery.backoff")),
+            onUnknown: string("delivery.on_unknown") == "hold" ? .hold : .retry)
+    }
+}

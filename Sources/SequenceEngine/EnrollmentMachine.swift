@@ -56,6 +56,7 @@ public struct EnrollmentMachine: Sendable {
         case .resume: resume(now: now)
         case .stop: stop(now: now)
         case .retry: retry(now: now)
+        case .skipStep: skipStep(now: now)
         }
     }
 
@@ -193,6 +194,24 @@ public struct EnrollmentMachine: Sendable {
             return .accepted([])
         case .active, .paused, .completed, .replied, .optedOut, .bounced, .stopped:
             return reject("retry")
+        }
+    }
+
+    /// The operator cancelled the delivery of the current step (awaited, or failed) and chose to
+    /// skip it: move on from now as if the step were done, without recording a send. A paused
+    /// enrollment must be resumed first, so a skip never starts a wait that nobody sees.
+    public mutating func skipStep(now: Date) -> EnrollmentOutcome {
+        switch state.status {
+        case .active, .failed:
+            guard state.nextRunAt == nil, currentStepCreatesDelivery else {
+                return reject("skip-step", detail: "it is not waiting for a delivery")
+            }
+            state.status = .active
+            state.lastError = nil
+            state.currentStepIndex += 1
+            return .accepted(run(from: now, creatingDeliveries: false))
+        case .paused, .completed, .replied, .optedOut, .bounced, .stopped:
+            return reject("skip-step")
         }
     }
 

@@ -92,6 +92,8 @@ public enum EnrollmentEvent: Sendable, Equatable {
     case stop
     /// An operator retries a failed enrollment.
     case retry
+    /// An operator cancelled the current step's delivery and moves on without it.
+    case skipStep
 
     /// The name recorded in `enrollment_events.event`.
     public var name: String {
@@ -106,6 +108,7 @@ public enum EnrollmentEvent: Sendable, Equatable {
         case .resume: "resume"
         case .stop: "stop"
         case .retry: "retry"
+        case .skipStep: "skip_step"
         }
     }
 }

@@ -126,7 +126,7 @@ struct OperatorCommand<Verb: OperatorVerb>: AsyncParsableCommand {
         let event = Verb.event(until: try until.map { try Date($0, strategy: .iso8601) })
         let target: OperatorTarget = enrollment.map { .enrollment($0) } ?? .contacts(contacts, sequence: sequence)
         let database = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd \(Verb.name)"))
-        let actor = "cli:\(ProcessInfo.processInfo.environment["USER"] ?? "operator")"
+        let actor = cliActor
         let reason = self.reason
         let outcomes = try await database.run { connection in
             let installation = try InstallationSettings.load(connection)

@@ -96,10 +96,7 @@ struct RunCommand: AsyncParsableCommand {
             shutdownGrace: Double(configuration.seconds("worker.shutdown_grace")),
             deliveryConcurrency: configuration.integer("delivery.concurrency") ?? 4,
             leaseTimeout: max(1, configuration.seconds("delivery.lease_timeout")),
-            policy: DeliveryPolicy(
-                maxAttempts: configuration.integer("delivery.max_attempts") ?? 8,
-                backoff: Double(configuration.seconds("delivery.backoff")),
-                onUnknown: configuration.string("delivery.on_unknown") == "hold" ? .hold : .retry),
+            policy: configuration.deliveryPolicy,
             unsubscribeBaseURL: configuration.string("unsubscribe.base_url"),
             unsubscribeMailto: configuration.string("unsubscribe.mailto"),
             unsubscribeSecret: configuration.string("unsubscribe.secret"),

@@ -71,15 +71,15 @@ private let scenarios: [EnrollmentScenario] = {
 
 private let events: [EnrollmentEvent] = [
     .due, .delivered(sentAt: now), .deliveryFailed(reason: "gave up"), .reply, .optOut, .bounce,
-    .pause(resumeAt: nil), .pause(resumeAt: now + 7 * day), .resume, .stop, .retry,
+    .pause(resumeAt: nil), .pause(resumeAt: now + 7 * day), .resume, .stop, .retry, .skipStep,
 ]
 
 /// Which events each status accepts in at least one scenario (all others are always refused).
 private let accepted: [EnrollmentStatus: Set<String>] = {
     var table: [EnrollmentStatus: Set<String>] = [
-        .active: ["due", "delivered", "delivery_failed", "reply", "opt_out", "bounce", "pause", "stop"],
+        .active: ["due", "delivered", "delivery_failed", "reply", "opt_out", "bounce", "pause", "stop", "skip_step"],
         .paused: ["delivered", "delivery_failed", "reply", "opt_out", "bounce", "resume", "stop"],
-        .failed: ["delivered", "reply", "opt_out", "bounce", "stop", "retry"],
+        .failed: ["delivered", "reply", "opt_out", "bounce", "stop", "retry", "skip_step"],
     ]
     for status in EnrollmentStatus.allCases where status.isTerminal { table[status] = ["delivered"] }
     return table
@@ -341,7 +341,7 @@ private let accepted: [EnrollmentStatus: Set<String>] = {
     }
 
     @Test func eventNamesAreStable() {
-        #expect(events.map(\.name) == ["due", "delivered", "delivery_failed", "reply", "opt_out", "bounce", "pause", "pause", "resume", "stop", "retry"])
+        #expect(events.map(\.name) == ["due", "delivered", "delivery_failed", "reply", "opt_out", "bounce", "pause", "pause", "resume", "stop", "retry", "skip_step"])
     }
 }
 
@@ -357,5 +357,33 @@ private let accepted: [EnrollmentStatus: Set<String>] = {
         var subject = machine(state(.paused, 0, next: nil))
         #expect(subject.deliveryFailed(reason: "x", now: now) == .accepted([]))
         #expect(subject.state == state(.failed, 0, next: nil, error: "x"))
+    }
+}
+
+@Suite struct SkipStepTests {
+    @Test("skipping an awaited email moves past it; the next wait counts from now and no send is recorded")
+    func skipAwaited() {
+        var subject = machine(base, state(.active, 0, next: nil))
+        #expect(subject.skipStep(now: now) == .accepted([]))
+        #expect(subject.state.currentStepIndex == 2)
+        #expect(subject.state.nextRunAt == now + 2 * day)
+    }
+
+    @Test("skipping the failed delivery of a failed enrollment makes it active again")
+    func skipFailed() {
+        var subject = machine(base, state(.failed, 0, next: nil, error: "550"))
+        #expect(subject.skipStep(now: now) == .accepted([]))
+        #expect(subject.state.status == .active)
+        #expect(subject.state.lastError == nil)
+    }
+
+    @Test("an enrollment that is not waiting for a delivery cannot skip")
+    func notAwaiting() {
+        var subject = machine(base, state(.active, 1, next: now + hour))
+        guard case .rejected(let error) = subject.skipStep(now: now) else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(error.description.contains("not waiting for a delivery"))
     }
 }

@@ -32,18 +32,10 @@ struct DaemonRunTests {
 
     /// Applies the sequence, imports `count` contacts and enrolls them all, through the CLI.
     static func prepare(count: Int, prefix: String) async throws -> (SeqdProcess, Connection, String) {
-        let url = try await TestDatabase.shared.makeMigratedDatabase(prefix: prefix)
-        let seqd = try SeqdProcess(databaseURL: url)
-        try seqd.write("drip.yaml", sequence)
-        var csv = "email,first_name\n"
-        for index in 0..<count { csv += "c\(index)@example.com,Name\(index)\n" }
-        try seqd.write("contacts.csv", csv)
-        for arguments in [["sequence", "apply", "drip.yaml"], ["contact", "import", "contacts.csv"], ["enroll", "--sequence", "drip", "--all"]] {
-            let result = try await seqd.run(arguments)
-            #expect(result.status == 0, "\(arguments): \(result)")
-        }
-        let outbox = seqd.directory.appendingPathComponent("outbox").path
-        return (seqd, try Connection(url), outbox)
+        let scenario = try await Scenario.prepare(
+            prefix: prefix, sequence: sequence, name: "drip", contacts: (0..<count).map { "c\($0)@example.com" })
+        let outbox = scenario.seqd.directory.appendingPathComponent("outbox").path
+        return (scenario.seqd, try scenario.connect(), outbox)
     }
 
     static func daemonEnvironment(outbox: String, leaseTimeout: String = "30s") -> [String: String] {

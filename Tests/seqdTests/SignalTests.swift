@@ -26,15 +26,8 @@ struct SignalTests {
     func prepare(_ prefix: String, contacts: [String], sequence: String = longWait, name: String = "slow") async throws
         -> (SeqdProcess, Connection)
     {
-        let url = try await TestDatabase.shared.makeMigratedDatabase(prefix: prefix)
-        let seqd = try SeqdProcess(databaseURL: url)
-        try seqd.write("sequence.yaml", sequence)
-        try seqd.write("contacts.csv", "email\n" + contacts.map { $0 + "\n" }.joined())
-        for arguments in [["sequence", "apply", "sequence.yaml"], ["contact", "import", "contacts.csv"], ["enroll", "--sequence", name, "--all"]] {
-            let result = try await seqd.run(arguments)
-            try #require(result.status == 0, "\(arguments): \(result)")
-        }
-        return (seqd, try Connection(url))
+        let scenario = try await Scenario.prepare(prefix: prefix, sequence: sequence, name: name, contacts: contacts)
+        return (scenario.seqd, try scenario.connect())
     }
 
     func runOnce(_ seqd: SeqdProcess) async throws {

@@ -105,6 +105,8 @@ struct DaemonRunTests {
             #expect(status == 0, "daemon exited \(status):\n\(daemon.log)")
         }
         try Self.expectCompleteAndExact(connection, outbox: outbox, enrollments: 5_000)
+        let check = try await seqd.run("check")
+        #expect(check.status == 0, "\(check)")
         // Every replica did part of the work.
         let workers = try connection.query(
             "SELECT count(DISTINCT split_part(worker, ':', 3)) AS n FROM seqd.delivery_attempts")[0].decode("n", as: Int.self)
@@ -136,6 +138,8 @@ struct DaemonRunTests {
         _ = try await steady.waitForExit()
         _ = try await victim.waitForExit()
         try Self.expectCompleteAndExact(connection, outbox: outbox, enrollments: 1_500, killed: true)
+        let check = try await seqd.run("check")
+        #expect(check.status == 0, "\(check)")
         // A delivery handed to the transport twice always shows an attempt whose outcome was unknown.
         let unexplained = try connection.query(
             """

@@ -169,5 +169,7 @@ struct SignalTests {
             WHERE c.email = ANY($1::text[]) AND d.status NOT IN ('sent', 'cancelled')
             """, [victims])[0].decode("n", as: Int.self)
         #expect(stillOpen == 0)
+        let check = try await seqd.run("check")
+        #expect(check.status == 0, "\(check)")
     }
 }

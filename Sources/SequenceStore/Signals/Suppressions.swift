@@ -19,9 +19,22 @@ enum Suppressions {
         _ connection: Connection, address: String, reason: Reason, source: String, actor: String, detail: String? = nil,
         cache: DefinitionCache, installationID: String
     ) throws -> [EventResult] {
+        // Lock the address's claimable deliveries first: a sender's claim that holds one commits
+        // before this continues, and none can be claimed afterwards. The suppression is stamped
+        // with the clock after that, so "no attempt started after the suppression" is exact and
+        // `seqd check` can verify it.
         try connection.query(
-            "INSERT INTO seqd.suppressions (email, reason, source) VALUES (lower($1), $2, $3) ON CONFLICT (email) DO NOTHING",
-            [address, reason.rawValue, source])
+            """
+            SELECT d.id FROM seqd.deliveries d JOIN seqd.contacts c ON c.id = d.contact_id
+            WHERE lower(c.email) = lower($1) AND d.status IN ('pending', 'unknown')
+            FOR UPDATE OF d
+            """, [address])
+        try connection.query(
+            """
+            INSERT INTO seqd.suppressions (email, reason, source, created_at)
+            VALUES (lower($1), $2, $3, clock_timestamp())
+            ON CONFLICT (email) DO NOTHING
+            """, [address, reason.rawValue, source])
         let live = try connection.query(
             """
             SELECT e.id FROM seqd.enrollments e JOIN seqd.contacts c ON c.id = e.contact_id

@@ -1,5 +1,7 @@
 import Foundation
+import CoreMetrics
 import Logging
+import Metrics
 import Synchronization
 
 /// Stops sending while the transport itself is failing (connection refused, TLS, AUTH, MAIL-stage
@@ -19,11 +21,15 @@ final class CircuitBreaker: Sendable {
     private let initialBackoff: Duration
     private let maximumBackoff: Duration = .seconds(60)
     private let logger: Logger
+    /// 1 while open or probing, 0 while closed.
+    private let gauge: Gauge
 
-    init(initialBackoff: Duration, logger: Logger) {
+    init(initialBackoff: Duration, logger: Logger, gauge: Gauge) {
         self.initialBackoff = initialBackoff
         self.state = Mutex(State(backoff: initialBackoff))
         self.logger = logger
+        self.gauge = gauge
+        gauge.record(0)
     }
 
     var mode: Mode { state.withLock { $0.mode } }
@@ -66,6 +72,7 @@ final class CircuitBreaker: Sendable {
             }
             return nil
         }
+        gauge.record(mode == .closed ? 0 : 1)
         if let event { logger.warning("\(event)") }
     }
 

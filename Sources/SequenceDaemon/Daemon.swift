@@ -2,6 +2,7 @@
 // workers, delivery senders, the lease rescuer — their wake-ups (a jittered DispatchSourceTimer plus
 // LISTEN/NOTIFY), the circuit breaker, and graceful shutdown on SIGTERM/SIGINT. Every decision is
 // the engine's and every statement the store's; this module only schedules them.
+import CoreMetrics
 import Delivery
 import Foundation
 import Logging
@@ -67,6 +68,7 @@ public final class Daemon: @unchecked Sendable {
     private let advanceWake = WakeSignal()
     private let deliveryWake = WakeSignal()
     private let breaker: CircuitBreaker
+    private let metrics = DaemonMetrics()
     private var loops: [WorkerLoop] = []
     private var connections: [ConfinedConnection] = []
     private var timer: PollTimer?
@@ -79,7 +81,8 @@ public final class Daemon: @unchecked Sendable {
         self.settings = settings
         self.logger = logger
         self.identity = "daemon:\(ProcessInfo.processInfo.hostName):\(getpid())"
-        self.breaker = CircuitBreaker(initialBackoff: .seconds(max(1, Int(settings.policy.backoff))), logger: logger)
+        self.breaker = CircuitBreaker(
+            initialBackoff: .seconds(max(1, Int(settings.policy.backoff))), logger: logger, gauge: metrics.circuitOpen)
     }
 
     /// What every mode needs from the database before it can work.
@@ -105,7 +108,7 @@ public final class Daemon: @unchecked Sendable {
             worker: "\(identity):\(name)", connection: connection, transport: try settings.makeTransport(),
             outbox: DeliveryOutbox(
                 worker: "\(identity):\(name)", installationID: prepared.installation.installationID, policy: settings.policy),
-            builder: prepared.builder, breaker: breaker, leaseTimeout: settings.leaseTimeout, logger: logger)
+            builder: prepared.builder, breaker: breaker, leaseTimeout: settings.leaseTimeout, metrics: metrics, logger: logger)
     }
 
     /// `seqd run --once`: advances and sends everything that is due now, on this thread, until a
@@ -149,9 +152,13 @@ public final class Daemon: @unchecked Sendable {
             let advancer = LoopOwned(Advancer(actor: identity, installationID: installation.installationID))
             loops.append(
                 WorkerLoop(name: name, wake: advanceWake, idleTimeout: idleTimeout, logger: logger) { [self] in
-                    let summary = try connection.runBlocking { try advancer.value.advanceBatch($0, limit: settings.batchSize) }
+                    let summary = try metrics.time(metrics.advanceDuration) {
+                        try connection.runBlocking { try advancer.value.advanceBatch($0, limit: settings.batchSize) }
+                    }
+                    metrics.claimBatchSize.record(summary.claimed)
                     guard summary.claimed > 0 else { return false }
                     counters.advanced.add(summary.claimed, ordering: .relaxed)
+                    metrics.advances.increment(by: summary.claimed)
                     if summary.deliveriesCreated > 0 { deliveryWake.wake() }
                     logger.debug("advanced \(summary.claimed): \(summary.deliveriesCreated) deliveries, \(summary.completed) completed, \(summary.failed) failed")
                     return true

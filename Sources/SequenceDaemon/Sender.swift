@@ -1,3 +1,4 @@
+import CoreMetrics
 import Delivery
 import Foundation
 import Logging
@@ -17,12 +18,14 @@ final class Sender: @unchecked Sendable {
     private let builder: MessageBuilder
     private let breaker: CircuitBreaker
     private let leaseTimeout: Int
+    private let metrics: DaemonMetrics
     private let logger: Logger
 
     init(
         worker: String, connection: ConfinedConnection, transport: any MailTransport, outbox: DeliveryOutbox,
-        builder: MessageBuilder, breaker: CircuitBreaker, leaseTimeout: Int, logger: Logger
+        builder: MessageBuilder, breaker: CircuitBreaker, leaseTimeout: Int, metrics: DaemonMetrics, logger: Logger
     ) {
+        self.metrics = metrics
         self.worker = worker
         self.connection = connection
         self.transport = transport
@@ -51,7 +54,12 @@ final class Sender: @unchecked Sendable {
             breaker.cancelProbe()
             return nil
         }
-        let results = claimed.map(send)
+        let results = claimed.map { delivery in
+            let result = metrics.time(metrics.deliveryDuration) { send(delivery) }
+            metrics.attempts.increment()
+            metrics.delivery(transport: transport.name, outcome: result.attemptOutcome).increment()
+            return result
+        }
         let summary = try settle(results)
         breaker.record(sent: summary.sent, faults: summary.transportFaults)
         return summary

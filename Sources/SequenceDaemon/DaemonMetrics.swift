@@ -1,0 +1,28 @@
+import CoreMetrics
+import Foundation
+import Metrics
+
+/// The daemon's metrics through swift-metrics; the executable chooses the backend (Prometheus for
+/// `/metrics`). Names follow Prometheus conventions: `seqd_` prefix, base units, `_total` counters,
+/// and no label ever carries a contact or an address.
+struct DaemonMetrics: Sendable {
+    let advances = Counter(label: "seqd_advances_total")
+    let claimBatchSize = Recorder(label: "seqd_claim_batch_size", aggregate: true)
+    let advanceDuration = Metrics.Timer(label: "seqd_advance_duration_seconds", preferredDisplayUnit: .seconds)
+    let deliveryDuration = Metrics.Timer(label: "seqd_delivery_duration_seconds", preferredDisplayUnit: .seconds)
+    let attempts = Counter(label: "seqd_delivery_attempts_total")
+    let circuitOpen = Gauge(label: "seqd_circuit_open")
+
+    /// `seqd_deliveries_total{transport, outcome}`; outcome is the attempt outcome
+    /// (sent, temporary_failure, permanent_failure, bounce, transport_fault, unknown).
+    func delivery(transport: String, outcome: String) -> Counter {
+        Counter(label: "seqd_deliveries_total", dimensions: [("transport", transport), ("outcome", outcome)])
+    }
+
+    /// Times `body` into `timer`.
+    func time<T>(_ timer: Metrics.Timer, _ body: () throws -> T) rethrows -> T {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { timer.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start)) }
+        return try body()
+    }
+}

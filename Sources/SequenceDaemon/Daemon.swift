@@ -76,6 +76,8 @@ public final class Daemon: @unchecked Sendable {
     /// Set when the LISTEN connection is gone; the maintenance loop starts a new one.
     private let listenerLost = Atomic<Bool>(false)
     private let stopOnce = Mutex(false)
+    private let notifier = SystemdNotifier()
+    private var watchdog: (any DispatchSourceTimer)?
 
     public init(settings: DaemonSettings, logger: Logger) {
         self.settings = settings
@@ -211,6 +213,7 @@ public final class Daemon: @unchecked Sendable {
         stopSignals.append(maintenanceWake)
         loops.forEach { $0.start() }
         timer?.start()
+        startSystemdNotifications()
         logger.info(
             "seqd running: \(settings.workerConcurrency) advancing, \(settings.deliveryConcurrency) sending, poll every \(settings.pollInterval)s")
     }
@@ -224,6 +227,8 @@ public final class Daemon: @unchecked Sendable {
             defer { stopped = true }
             return !stopped
         }) else { return }
+        notifier?.notify("STOPPING=1")
+        watchdog?.cancel()
         logger.info("stopping: finishing in-flight work (grace \(settings.shutdownGrace)s)")
         timer?.stop()
         listener.withLock { $0 }?.stop()
@@ -237,6 +242,35 @@ public final class Daemon: @unchecked Sendable {
         }
         connections.forEach { $0.close() }
         logger.info("stopped\(unfinished.isEmpty ? "" : " (\(unfinished.count) loops abandoned; their leases will expire)")")
+    }
+
+    /// True while every loop has finished a round within `seconds`: what `/healthz` and the systemd
+    /// watchdog report. A loop blocked longer (a hung query, a stuck transport) makes it false.
+    public func loopsAreTicking(within seconds: TimeInterval) -> Bool {
+        loops.allSatisfy { $0.secondsSinceLastBeat <= seconds }
+    }
+
+    /// How long a loop may go without a round before it counts as stuck: its idle wait plus the
+    /// longest statement it may run.
+    public var tickTolerance: TimeInterval { idleTimeout + 60 }
+
+    /// `Type=notify`: READY=1 once the database answered and the schema is supported (start() got
+    /// here), then STATUS= and — only while the loops make progress — WATCHDOG=1.
+    private func startSystemdNotifications() {
+        guard let notifier else { return }
+        notifier.notify("READY=1\nSTATUS=running: \(settings.workerConcurrency) advancing, \(settings.deliveryConcurrency) sending")
+        let interval = notifier.watchdogInterval.map { $0 / 2 } ?? 10
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "seqd.watchdog"))
+        timer.schedule(deadline: .now() + interval, repeating: interval)
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            let ticking = loopsAreTicking(within: min(tickTolerance, notifier.watchdogInterval ?? tickTolerance))
+            let status = "STATUS=advanced \(counters.advanced.load(ordering: .relaxed)), sent \(counters.sent.load(ordering: .relaxed))"
+                + (breaker.mode == .closed ? "" : ", transport circuit open") + (ticking ? "" : ", a loop is stuck")
+            notifier.notify(notifier.watchdogInterval != nil && ticking ? "WATCHDOG=1\n" + status : status)
+        }
+        timer.resume()
+        watchdog = timer
     }
 
     /// NOTIFY on `seqd_wakeup` (sent by `enroll`, resume and retry) wakes the advancers at once.

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Postgres
+import Synchronization
 
 /// One dedicated thread that repeats `body` while it finds work and waits on `wake` when it
 /// finds none. Database errors are logged and retried with capped exponential backoff; a lost
@@ -10,6 +11,9 @@ final class WorkerLoop: @unchecked Sendable {
     let name: String
     private let finished = DispatchSemaphore(value: 0)
     private var thread: Thread?
+    /// Uptime (ns) at the end of the last round, busy or idle: a loop that stops beating is stuck
+    /// (the watchdog and `/healthz` read it).
+    private let lastBeat = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
 
     /// - Parameter body: one round of work; returns true when it did something (poll again at once).
     init(
@@ -17,10 +21,11 @@ final class WorkerLoop: @unchecked Sendable {
         body: @escaping @Sendable () throws -> Bool
     ) {
         self.name = name
-        let thread = Thread { [finished] in
+        let thread = Thread { [finished, weak self] in
             var failures = 0
             let waiter = NSObject()
             while !wake.isStopped {
+                self?.lastBeat.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
                 do {
                     let didWork = try body()
                     if failures > 0 { logger.notice("\(name): working again") }
@@ -44,6 +49,11 @@ final class WorkerLoop: @unchecked Sendable {
     }
 
     func start() { thread?.start() }
+
+    /// Seconds since the loop last finished a round.
+    var secondsSinceLastBeat: Double {
+        Double(DispatchTime.now().uptimeNanoseconds &- lastBeat.load(ordering: .relaxed)) / 1e9
+    }
 
     /// Waits until the loop has exited, at most until `deadline`; false on timeout.
     func join(until deadline: DispatchTime) -> Bool {

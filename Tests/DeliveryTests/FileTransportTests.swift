@@ -124,8 +124,8 @@ struct FileTransportHousekeepingTests {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let old = directory + "/.k1.eml.tmp-OLD"
         let young = directory + "/.k2.eml.tmp-YOUNG"
-        FileManager.default.createFile(atPath: old, contents: Data("partial".utf8))
-        FileManager.default.createFile(atPath: young, contents: Data("partial".utf8))
+        _ = FileManager.default.createFile(atPath: old, contents: Data("partial".utf8))
+        _ = FileManager.default.createFile(atPath: young, contents: Data("partial".utf8))
         try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3_600)], ofItemAtPath: old)
         _ = try FileTransport(directory: directory)
         #expect(!FileManager.default.fileExists(atPath: old))

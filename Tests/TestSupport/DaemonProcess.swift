@@ -17,7 +17,7 @@ public final class DaemonProcess: @unchecked Sendable {
         self.arguments = arguments
         self.environment = environment
         self.logURL = seqd.directory.appendingPathComponent("\(name).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
     }
 
     public func start() throws {

@@ -68,3 +68,33 @@ public actor TestDatabase {
         try body(connection)
     }
 }
+
+extension TestDatabase {
+    /// Applies `Deploy/sql/roles.sql` to the database (roles once per cluster, grants on this
+    /// database) with psql, as an operator would, and returns the connection string for `role`.
+    /// Serialised by the actor: creating roles is cluster-wide.
+    public func withRoles(_ url: String, role: String = "seqd_runtime", filePath: String = #filePath) throws -> String {
+        let root = URL(fileURLWithPath: filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let script = root.appendingPathComponent("Deploy/sql/roles.sql").path
+        let database = try Connection(url).query("SELECT current_database() AS d")[0].decode("d", as: String.self)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "database=\(database)", "-d", url, "-f", script]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw SetupError(description: "psql -f Deploy/sql/roles.sql failed: \(message)")
+        }
+        return Self.replacingUser(in: url, with: role)
+    }
+
+    /// The same connection string for another role (test URLs are `postgresql://user@/db?host=…`).
+    public static func replacingUser(in url: String, with role: String) -> String {
+        guard url.hasPrefix("postgresql://"), let at = url.firstIndex(of: "@") else { return url + " user=\(role)" }
+        return "postgresql://\(role)" + url[at...]
+    }
+}

@@ -173,3 +173,26 @@ struct SignalTests {
         #expect(check.status == 0, "\(check)")
     }
 }
+
+@Suite("the global send switch")
+struct SendSwitchTests {
+    @Test("sending pause holds every delivery (advancing goes on) and resume releases them, losing none")
+    func holdAndRelease() async throws {
+        let scenario = try await Scenario.prepare(
+            prefix: "sendswitch", sequence: SignalTests.longWait, name: "slow", contacts: ["a@example.com", "b@example.com"])
+        let connection = try scenario.connect()
+        let paused = try await scenario.seqd.run("sending", "pause")
+        #expect(paused.status == 0, "\(paused)")
+        #expect(paused.stdout.contains("PAUSED"))
+        try await scenario.runOnce()
+        let held = try connection.query(
+            "SELECT count(*) FILTER (WHERE status = 'pending') AS pending, count(*) AS total FROM seqd.deliveries")[0]
+        #expect(try held.decode("total", as: Int.self) == 2)
+        #expect(try held.decode("pending", as: Int.self) == 2)
+        #expect(try await scenario.seqd.run("sending", "resume").status == 0)
+        try await scenario.runOnce()
+        #expect(try connection.query("SELECT count(*) AS n FROM seqd.deliveries WHERE status = 'sent'")[0].decode("n", as: Int.self) == 2)
+        let status = try await scenario.seqd.run("sending", "status", "--json")
+        #expect(status.stdout.contains("\"paused\" : false"), "\(status)")
+    }
+}

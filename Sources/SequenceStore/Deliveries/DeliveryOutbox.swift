@@ -74,7 +74,7 @@ public final class DeliveryOutbox {
             """)
 
     /// Claims deliveries that are due, skipping those of paused enrollments or sequences (they wait
-    /// in place). The suppression list and the enrollment's status are read in the same statement,
+    /// in place), and nothing at all while the global send switch is off (`seqd sending pause`). The suppression list and the enrollment's status are read in the same statement,
     /// so a delivery of a suppressed address or an ended enrollment is cancelled instead of sent.
     static let claim = PreparedStatement(
         name: "deliveries_claim",
@@ -83,6 +83,7 @@ public final class DeliveryOutbox {
                 SELECT d.id FROM seqd.deliveries d
                 JOIN seqd.enrollments e ON e.id = d.enrollment_id
                 WHERE d.next_attempt_at <= now() AND (d.status = 'pending' OR (d.status = 'unknown' AND $2))
+                  AND NOT EXISTS (SELECT 1 FROM seqd.settings x WHERE x.name = 'sending.paused' AND x.value = 'true')
                   AND e.status <> 'paused'
                   AND NOT EXISTS (SELECT 1 FROM seqd.sequences s WHERE s.id = e.sequence_id AND s.paused_at IS NOT NULL)
                 ORDER BY d.next_attempt_at

@@ -157,6 +157,9 @@ extension ConfigKey {
             name: "inbound.ooo_resume_after", defaultValue: "7d", kind: .duration, isSecret: false,
             help: "how long an out-of-office reply pauses an enrollment"),
         ConfigKey(
+            name: "retention.older_than", defaultValue: "180d", kind: .duration, isSecret: false,
+            help: "seqd prune removes message bodies, attempts and events of finished work older than this"),
+        ConfigKey(
             name: "log.level", defaultValue: "info",
             kind: .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"]), isSecret: false,
             help: "trace, debug, info, notice, warning, error or critical"),

@@ -8,8 +8,53 @@ import SequenceStore
 struct ContactCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "contact",
-        abstract: "Add or import contacts.",
-        subcommands: [Add.self, Import.self])
+        abstract: "Add, import, export or erase contacts.",
+        subcommands: [Add.self, Import.self, Export.self, Erase.self])
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print everything seqd holds about a contact as JSON (data-subject access).",
+            discussion: "Example:\n  seqd contact export --contact ada@example.com > ada.json")
+
+        @OptionGroup var global: GlobalOptions
+        @Option(help: ArgumentHelp("The contact's email address.", valueName: "email")) var contact: String
+
+        func run() async throws {
+            let configuration = try await global.loadConfiguration()
+            let email = contact
+            print(try await privacyDatabase(configuration).run { try ContactPrivacy.export($0, email: email) })
+        }
+    }
+
+    struct Erase: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Erase a contact: end its enrollments, remove its personal data, keep a hashed suppression.",
+            discussion: """
+                The address is never mailed again (the suppression list keeps only its SHA-256), and the \
+                audit trail stays consistent (enrollments and events remain, anonymised).
+
+                Example:
+                  seqd contact erase --contact ada@example.com --yes
+                """)
+
+        @OptionGroup var global: GlobalOptions
+        @Option(help: ArgumentHelp("The contact's email address.", valueName: "email")) var contact: String
+        @Flag(help: "Confirm: erasing cannot be undone.") var yes = false
+
+        func validate() throws {
+            if !yes { throw ValidationError("erasing cannot be undone: add --yes to confirm") }
+        }
+
+        func run() async throws {
+            let configuration = try await global.loadConfiguration()
+            let email = contact
+            let id = try await privacyDatabase(configuration).run { connection in
+                try ContactPrivacy(actor: cliActor, installationID: try InstallationSettings.load(connection).installationID)
+                    .erase(connection, email: email)
+            }
+            print("contact \(id) erased; the address stays suppressed as a hash")
+        }
+    }
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -214,4 +259,8 @@ fileprivate final class ImportProgress: Sendable {
         guard enabled else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
+}
+
+private func privacyDatabase(_ configuration: SeqdConfiguration) -> ConfinedConnection {
+    ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd contact"))
 }

@@ -94,7 +94,7 @@ struct EnrollCommand: AsyncParsableCommand {
     }
 
     /// Recorded as the audit trail's actor for enrollments made from the command line.
-    static var actor: String { "cli:\(NSUserName())" }
+    static var actor: String { cliActor }
 }
 
 extension EnrollmentSummary {

@@ -44,7 +44,7 @@ public final class Advancer {
                 FOR UPDATE OF e SKIP LOCKED
             )
             SELECT \(EnrollmentRecord.columns), now() AS now,
-                   EXISTS (SELECT 1 FROM seqd.suppressions s WHERE s.email = lower(c.email)) AS suppressed
+                   seqd.is_suppressed(c.email) AS suppressed
             FROM due JOIN seqd.enrollments e ON e.id = due.id JOIN seqd.contacts c ON c.id = e.contact_id
             """
 

@@ -44,7 +44,7 @@ public struct Inspection: Sendable, Codable {
         try SchemaCheck.requireSupported(connection)
         let contact = try connection.query(
             """
-            SELECT c.email, EXISTS (SELECT 1 FROM seqd.suppressions s WHERE s.email = lower(c.email)) AS suppressed
+            SELECT c.email, seqd.is_suppressed(c.email) AS suppressed
             FROM seqd.contacts c WHERE lower(c.email) = lower($1)
             """, [email])
         guard contact.count == 1 else { throw StoreError(.notFound, "no contact with that email address") }

@@ -79,7 +79,7 @@ public enum InvariantCheck {
                 FROM seqd.delivery_attempts a
                 JOIN seqd.deliveries d ON d.id = a.delivery_id
                 JOIN seqd.contacts c ON c.id = d.contact_id
-                JOIN seqd.suppressions s ON s.email = lower(c.email)
+                JOIN seqd.suppressions s ON s.email IN (lower(c.email), seqd.address_hash(c.email))
                 WHERE a.started_at > s.created_at
                 """),
         Check(

@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import Postgres
+import SeqdConfig
+import SequenceEngine
+import SequenceStore
+
+struct PruneCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune",
+        abstract: "Remove message bodies, attempt rows and audit events of finished work past a horizon.",
+        discussion: """
+            Keeps every enrollment and delivery row, each finished enrollment's last audit event, failed \
+            deliveries' messages (so they can be retried) and the whole suppression list. Run it as the \
+            owner role (the runtime role may not delete audit rows).
+
+            Examples:
+              seqd prune --dry-run
+              seqd prune --older-than 90d
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: ArgumentHelp("Horizon (default: retention.older_than, 180d).", valueName: "duration")) var olderThan: String?
+    @Flag(help: "Count what would be removed and change nothing.") var dryRun = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let configuration = try await global.loadConfiguration()
+        let horizon: Int
+        if let olderThan {
+            guard let seconds = try? WaitDuration.parseConfigDuration(olderThan) else {
+                throw ValidationError("--older-than '\(olderThan)' is not a duration such as 180d")
+            }
+            horizon = seconds
+        } else {
+            horizon = configuration.seconds("retention.older_than")
+        }
+        let dryRun = self.dryRun
+        let summary = try await ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd prune"))
+            .run { try Retention.prune($0, olderThanSeconds: horizon, dryRun: dryRun) }
+        if json { return try printJSON(summary) }
+        print("""
+            \(dryRun ? "would remove" : "removed"): \(summary.bodiesRemoved) message bodies, \(summary.attemptsDeleted) attempt rows, \
+            \(summary.eventsDeleted) audit events (older than \(WaitDuration.elapsed(seconds: horizon)))
+            """)
+    }
+}

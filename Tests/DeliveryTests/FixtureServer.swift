@@ -1,0 +1,158 @@
+import Foundation
+import Testing
+@testable import Delivery
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A real server from `Tests/Fixtures` (aiosmtpd or http.server) on a free loopback port, running
+/// as a child process with its own scratch directory where it records what it received.
+final class FixtureServer: Sendable {
+    /// Debian's interpreter: it has python3-aiosmtpd, which a `python3` earlier on PATH may lack.
+    static let python = "/usr/bin/python3"
+
+    let port: Int
+    let directory: String
+    private let process: Process
+
+    /// Starts `script` with `--port P --dir D <arguments>` and returns once the port accepts
+    /// connections (polled, with a deadline), or throws with the server's stderr.
+    static func start(_ script: String, _ arguments: [String]) async throws -> FixtureServer {
+        let directory = try makeTemporaryDirectory()
+        let port = try freePort()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [fixturePath(script), "--port", String(port), "--dir", directory] + arguments
+        let log = directory + "/server.log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: log)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let server = FixtureServer(port: port, directory: directory, process: process)
+
+        let deadline = ContinuousClock.now + .seconds(15)
+        while !canConnect(port: port) {
+            guard process.isRunning, ContinuousClock.now < deadline else {
+                server.stop()
+                let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                throw FixtureError(description: "\(script) did not start listening on port \(port): \(output)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return server
+    }
+
+    private init(port: Int, directory: String, process: Process) {
+        self.port = port
+        self.directory = directory
+        self.process = process
+    }
+
+    deinit { stop() }
+
+    /// Kills the server and removes its directory; safe to call more than once.
+    ///
+    /// SIGKILL rather than `terminate()`: a child inherits the blocked-signal mask of the thread
+    /// that spawned it, and the test runner's threads block SIGTERM, so SIGTERM may never arrive.
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// The files the server wrote whose names end in `suffix`, sorted by name.
+    func files(endingWith suffix: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(suffix) }.sorted()
+            .map { directory + "/" + $0 }
+    }
+
+    func contents(_ path: String) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw FixtureError(description: "cannot read \(path)")
+        }
+        return Array(data)
+    }
+
+    /// `Tests/Fixtures/<name>`, found from this source file so any working directory works.
+    static func fixturePath(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures").appendingPathComponent(name).path
+    }
+
+    /// A port nothing listens on right now: bind port 0, read what the kernel chose, close.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw FixtureError(description: "socket failed") }
+        defer { close(fd) }
+        var address = loopback(port: 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+                bind(fd, socketAddress, length) == 0 && getsockname(fd, socketAddress, &length) == 0
+            }
+        }
+        guard bound else { throw FixtureError(description: "bind failed") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func canConnect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = loopback(port: port)
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+
+    private static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        return address
+    }
+}
+
+struct FixtureError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Runs the blocking `send` on a thread of its own, as the daemon does, so the tests never block
+/// the Swift concurrency pool (two threads on these machines) while libcurl waits.
+func sendOffPool(_ transport: any MailTransport, _ message: ComposedMessage) async -> TransportOutcome {
+    await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: transport.send(message)) }.start()
+    }
+}
+
+extension TransportOutcome {
+    /// The class alone, for tests that do not care about the exact wording.
+    var kind: String {
+        switch self {
+        case .sent: "sent"
+        case .temporaryFailure: "temporary"
+        case .permanentFailure(_, let isBounce): isBounce ? "bounce" : "permanent"
+        case .transportFault: "fault"
+        case .ambiguous: "ambiguous"
+        }
+    }
+
+    var reason: String {
+        switch self {
+        case .sent(let providerID): providerID ?? ""
+        case .temporaryFailure(let reason, _), .permanentFailure(let reason, _), .transportFault(let reason),
+             .ambiguous(let reason):
+            reason
+        }
+    }
+}

@@ -10,7 +10,7 @@ struct SMTPReply: Equatable, Sendable {
 
     /// The reply's text after the code and enhanced status code ("OK queued as Q1"), for provider IDs.
     var message: String {
-        var rest = Substring(text.split(separator: "\n", maxSplits: 1).first ?? "").dropFirst(4)
+        var rest = Substring(text).dropFirst(4)  // "250 " or "250-"
         if let enhancedStatus, rest.hasPrefix(enhancedStatus) { rest = rest.dropFirst(enhancedStatus.count) }
         return rest.trimmingSpaces()
     }

@@ -192,6 +192,20 @@ struct SMTPTransportTests {
         #expect(try server.files(endingWith: ".eml").isEmpty)
     }
 
+    @Test("a certificate that does not verify is a transport fault, whatever the STARTTLS policy", arguments: [
+        SMTPTransport.StartTLS.required, .opportunistic,
+    ])
+    func untrustedCertificate(policy: SMTPTransport.StartTLS) async throws {
+        let server = try await FixtureServer.start("smtp_server.py", ["--self-signed-tls", "accept"])
+        defer { server.stop() }
+
+        let outcome = await sendOffPool(try Self.transport(server, starttls: policy), Self.message())
+
+        #expect(outcome.kind == "fault", "\(outcome)")
+        #expect(outcome.reason.hasPrefix("SMTP TLS failure: "), "\(outcome)")
+        #expect(try server.files(endingWith: ".eml").isEmpty)
+    }
+
     @Test("configuration: URLs, credentials and the STARTTLS default")
     func configuration() throws {
         #expect(throws: TransportConfigurationError.self) {

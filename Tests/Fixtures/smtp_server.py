@@ -12,6 +12,8 @@ SCENARIO is `accept` or STAGE:ACTION[:TIMES], STAGE being `mail`, `rcpt` or `dat
 the message data), ACTION being a reply such as "451 4.3.0 try later", `drop` (close the connection
 without replying) or `stall` (reply only after a minute). TIMES limits the fault to the first TIMES
 commands of that stage, across connections; after that the server accepts.
+With --self-signed-tls the server offers STARTTLS with a fresh self-signed certificate (made
+with the openssl command), which a verifying client must refuse.
 With --auth the server advertises AUTH LOGIN/PLAIN over plain text and requires it, accepting only
 that user and password (anything else gets aiosmtpd's 535 5.7.8).
 """
@@ -20,6 +22,8 @@ import asyncio
 import json
 import os
 import signal
+import ssl
+import subprocess
 import sys
 
 from aiosmtpd.smtp import SMTP, AuthResult
@@ -119,6 +123,7 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dir", required=True)
     parser.add_argument("--auth")
+    parser.add_argument("--self-signed-tls", action="store_true")
     parser.add_argument("scenario")
     arguments = parser.parse_args()
     stage, action, times = parse_scenario(arguments.scenario)
@@ -135,6 +140,15 @@ def main():
             return AuthResult(success=ok, handled=False)
 
         options = dict(auth_required=True, auth_require_tls=False, authenticator=authenticator)
+
+    if arguments.self_signed_tls:
+        cert, key = (os.path.join(arguments.dir, name) for name in ("cert.pem", "key.pem"))
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"],
+                       check=True, capture_output=True)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        options["tls_context"] = context
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "SequenceEngineTests", dependencies: ["SequenceEngine"]),
         .testTarget(name: "SequenceStoreTests", dependencies: ["SequenceStore", "SequenceEngine", "TestSupport"]),
-        .testTarget(name: "DeliveryTests", dependencies: ["Delivery"]),
+        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "TestSupport"]),
         .testTarget(name: "SeqdConfigTests", dependencies: ["SeqdConfig"]),
         .testTarget(name: "seqdTests", dependencies: ["TestSupport", "Postgres", "SequenceStore"]),
     ]

@@ -1,3 +1,4 @@
+import Delivery
 import Foundation
 import Postgres
 import SeqdConfig
@@ -36,6 +37,10 @@ struct Failure {
             case .notMigrated, .notFound, .refused: (status, message) = (.refused, store.description)
             case .badInput: (status, message) = (.dataError, store.description)
             }
+        case let transport as TransportConfigurationError:
+            (status, message) = (.dataError, "configuration: \(transport)")
+        case let outbox as FileTransportError:
+            (status, message) = (.dataError, "configuration key delivery.file.directory: \(outbox)")
         case let refused as Migrator.RefusedError:
             (status, message) = (.refused, refused.description)
         case let database as PostgresError:

@@ -77,17 +77,7 @@ struct RunCommand: AsyncParsableCommand {
 
     /// The daemon's settings from the effective configuration; refuses transports this build lacks.
     private func daemonSettings(_ configuration: SeqdConfiguration) throws -> DaemonSettings {
-        let transportName = configuration.string("delivery.transport") ?? "file"
-        let directory = configuration.string("delivery.file.directory") ?? "outbox"
-        let makeTransport: @Sendable () throws -> any MailTransport
-        switch transportName {
-        case "file": makeTransport = { try FileTransport(directory: directory) }
-        case "null": makeTransport = { NullTransport() }
-        default:
-            throw CommandFailure(
-                status: .dataError,
-                message: "configuration key delivery.transport: '\(transportName)' is not available in this build yet (use file or null)")
-        }
+        let makeTransport = try transportFactory(configuration)
         return DaemonSettings(
             databaseURL: configuration.databaseURL,
             pollInterval: Double(max(1, configuration.seconds("worker.poll_interval"))),
@@ -101,6 +91,50 @@ struct RunCommand: AsyncParsableCommand {
             unsubscribeMailto: configuration.string("unsubscribe.mailto"),
             unsubscribeSecret: configuration.string("unsubscribe.secret"),
             makeTransport: makeTransport)
+    }
+}
+
+/// The configured transport, one instance per sender thread. The smtp and http transports refuse
+/// to start without `unsubscribe.base_url`: every message they send carries a one-click link.
+func transportFactory(_ configuration: SeqdConfiguration) throws -> @Sendable () throws -> any MailTransport {
+    let name = configuration.string("delivery.transport") ?? "file"
+    func required(_ key: String) throws -> String {
+        guard let value = configuration.string(key) else {
+            throw CommandFailure(
+                status: .dataError, message: "configuration key \(key) is required by delivery.transport \(name)")
+        }
+        return value
+    }
+    if name == "smtp" || name == "http" {
+        let base = try required("unsubscribe.base_url")
+        if let url = URLComponents(string: base), url.scheme == "http",
+            !["localhost", "127.0.0.1", "::1", "[::1]"].contains(url.host ?? "")
+        {
+            throw CommandFailure(
+                status: .dataError,
+                message: "configuration key unsubscribe.base_url: plain http is allowed only on loopback; use https")
+        }
+    }
+    let timeout = Double(max(1, configuration.seconds("delivery.smtp.timeout")))
+    switch name {
+    case "file":
+        let directory = configuration.string("delivery.file.directory") ?? "outbox"
+        return { try FileTransport(directory: directory) }
+    case "null":
+        return { NullTransport() }
+    case "smtp":
+        let url = try required("delivery.smtp.url")
+        let (username, password) = (configuration.string("delivery.smtp.username"), configuration.string("delivery.smtp.password"))
+        let starttls = configuration.string("delivery.smtp.starttls").flatMap(SMTPTransport.StartTLS.init(rawValue:))
+        _ = try SMTPTransport(url: url, username: username, password: password, starttls: starttls, timeout: timeout)
+        return { try SMTPTransport(url: url, username: username, password: password, starttls: starttls, timeout: timeout) }
+    case "http":
+        let url = try required("delivery.http.url")
+        let token = configuration.string("delivery.http.token")
+        _ = try HTTPTransport(url: url, token: token, timeout: timeout)
+        return { try HTTPTransport(url: url, token: token, timeout: timeout) }
+    default:
+        throw CommandFailure(status: .dataError, message: "configuration key delivery.transport: unknown transport '\(name)'")
     }
 }
 

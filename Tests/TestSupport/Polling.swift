@@ -14,4 +14,5 @@ public func waitUntil(
 
 public struct TimedOut: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }

@@ -1,6 +1,4 @@
 import Foundation
-import Testing
-@testable import Delivery
 
 #if canImport(Glibc)
 import Glibc
@@ -12,19 +10,20 @@ import Darwin
 
 /// A real server from `Tests/Fixtures` (aiosmtpd or http.server) on a free loopback port, running
 /// as a child process with its own scratch directory where it records what it received.
-final class FixtureServer: Sendable {
+public final class FixtureServer: Sendable {
     /// Debian's interpreter: it has python3-aiosmtpd, which a `python3` earlier on PATH may lack.
-    static let python = "/usr/bin/python3"
+    public static let python = "/usr/bin/python3"
 
-    let port: Int
-    let directory: String
+    public let port: Int
+    public let directory: String
     private let process: Process
 
     /// Starts `script` with `--port P --dir D <arguments>` and returns once the port accepts
     /// connections (polled, with a deadline), or throws with the server's stderr.
-    static func start(_ script: String, _ arguments: [String]) async throws -> FixtureServer {
-        let directory = try makeTemporaryDirectory()
-        let port = try freePort()
+    public static func start(_ script: String, _ arguments: [String], port: Int? = nil) async throws -> FixtureServer {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("seqd-fixture-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let port = try port ?? freePort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [fixturePath(script), "--port", String(port), "--dir", directory] + arguments
@@ -59,7 +58,7 @@ final class FixtureServer: Sendable {
     ///
     /// SIGKILL rather than `terminate()`: a child inherits the blocked-signal mask of the thread
     /// that spawned it, and the test runner's threads block SIGTERM, so SIGTERM may never arrive.
-    func stop() {
+    public func stop() {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
@@ -68,12 +67,12 @@ final class FixtureServer: Sendable {
     }
 
     /// The files the server wrote whose names end in `suffix`, sorted by name.
-    func files(endingWith suffix: String) throws -> [String] {
+    public func files(endingWith suffix: String) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(suffix) }.sorted()
             .map { directory + "/" + $0 }
     }
 
-    func contents(_ path: String) throws -> [UInt8] {
+    public func contents(_ path: String) throws -> [UInt8] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw FixtureError(description: "cannot read \(path)")
         }
@@ -81,13 +80,13 @@ final class FixtureServer: Sendable {
     }
 
     /// `Tests/Fixtures/<name>`, found from this source file so any working directory works.
-    static func fixturePath(_ name: String) -> String {
+    public static func fixturePath(_ name: String) -> String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures").appendingPathComponent(name).path
     }
 
     /// A port nothing listens on right now: bind port 0, read what the kernel chose, close.
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw FixtureError(description: "socket failed") }
         defer { close(fd) }
@@ -102,7 +101,7 @@ final class FixtureServer: Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    static func canConnect(port: Int) -> Bool {
+    public static func canConnect(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
@@ -123,36 +122,7 @@ final class FixtureServer: Sendable {
     }
 }
 
-struct FixtureError: Error, CustomStringConvertible {
-    var description: String
+public struct FixtureError: Error, CustomStringConvertible {
+    public var description: String
 }
 
-/// Runs the blocking `send` on a thread of its own, as the daemon does, so the tests never block
-/// the Swift concurrency pool (two threads on these machines) while libcurl waits.
-func sendOffPool(_ transport: any MailTransport, _ message: ComposedMessage) async -> TransportOutcome {
-    await withCheckedContinuation { continuation in
-        Thread { continuation.resume(returning: transport.send(message)) }.start()
-    }
-}
-
-extension TransportOutcome {
-    /// The class alone, for tests that do not care about the exact wording.
-    var kind: String {
-        switch self {
-        case .sent: "sent"
-        case .temporaryFailure: "temporary"
-        case .permanentFailure(_, let isBounce): isBounce ? "bounce" : "permanent"
-        case .transportFault: "fault"
-        case .ambiguous: "ambiguous"
-        }
-    }
-
-    var reason: String {
-        switch self {
-        case .sent(let providerID): providerID ?? ""
-        case .temporaryFailure(let reason, _), .permanentFailure(let reason, _), .transportFault(let reason),
-             .ambiguous(let reason):
-            reason
-        }
-    }
-}

@@ -1,0 +1,136 @@
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+
+/// The daemon against a real SMTP server (aiosmtpd, scripted faults): what issue 4 promises
+/// end to end — retries, bounces, the circuit breaker and ambiguous sends.
+@Suite("SMTP delivery end to end", .serialized)
+struct SMTPDeliveryTests {
+    static let twoEmails = """
+        name: intro
+        sender: { address: team@example.com, name: Tëam Ünicode }
+        steps:
+          - { key: hello, type: email, subject: "Grüße, {{first_name|there}} ✓", body: "Line one\\n.starts with a dot\\nbye" }
+          - { key: thread, type: email, thread: true, body: "second" }
+        """
+
+    func environment(port: Int, extra: [String: String] = [:]) -> [String: String] {
+        [
+            "SEQD_DELIVERY_TRANSPORT": "smtp", "SEQD_DELIVERY_SMTP_URL": "smtp://127.0.0.1:\(port)",
+            "SEQD_UNSUBSCRIBE_BASE_URL": "http://127.0.0.1:8080", "SEQD_UNSUBSCRIBE_MAILTO": "unsubscribe@example.com",
+            "SEQD_DELIVERY_BACKOFF": "1s", "SEQD_DELIVERY_SMTP_TIMEOUT": "5s", "SEQD_WORKER_POLL_INTERVAL": "1s",
+            "SEQD_LOG_LEVEL": "info", "SEQD_DELIVERY_LEASE_TIMEOUT": "10s",
+        ].merging(extra) { $1 }
+    }
+
+    func run(_ scenario: Scenario, port: Int, extra: [String: String] = [:], until done: (Connection) throws -> Bool) async throws -> String {
+        let daemon = DaemonProcess(scenario.seqd, environment: environment(port: port, extra: extra), name: "smtp-\(UUID().uuidString)")
+        try daemon.start()
+        let connection = try scenario.connect()
+        do {
+            try await waitUntil(timeout: .seconds(60), "the deliveries to settle") { try done(connection) }
+        } catch {
+            daemon.send(SIGTERM)
+            _ = try await daemon.waitForExit()
+            throw TimedOut(description: "\(error)\n--- daemon log\n\(daemon.log)")
+        }
+        daemon.send(SIGTERM)
+        #expect(try await daemon.waitForExit() == 0)
+        return daemon.log
+    }
+
+    static func count(_ connection: Connection, _ sql: String) throws -> Int {
+        try connection.query(sql)[0].decode("n", as: Int.self)
+    }
+
+    @Test("451 twice, then accepted: delivered once with three attempts; headers, threading and one-click unsubscribe arrive")
+    func temporaryFailuresThenAccept() async throws {
+        let server = try await FixtureServer.start("smtp_server.py", ["rcpt:451 4.3.0 try later:2"])
+        defer { server.stop() }
+        let scenario = try await Scenario.prepare(prefix: "smtp451", sequence: Self.twoEmails, name: "intro", contacts: ["ada@example.com"])
+        _ = try await run(scenario, port: server.port) {
+            try Self.count($0, "SELECT count(*) AS n FROM seqd.deliveries WHERE status = 'sent'") == 2
+        }
+        let connection = try scenario.connect()
+        let attempts = try connection.query(
+            "SELECT outcome FROM seqd.delivery_attempts a JOIN seqd.deliveries d ON d.id = a.delivery_id WHERE d.step_key = 'hello' ORDER BY a.id"
+        ).rows.map { try $0.decode("outcome", as: String.self) }
+        #expect(attempts == ["temporary_failure", "temporary_failure", "sent"])
+        let messages = try server.files(endingWith: ".eml")
+        #expect(messages.count == 2)
+        let first = String(decoding: try server.contents(messages[0]), as: UTF8.self)
+        let second = String(decoding: try server.contents(messages[1]), as: UTF8.self)
+        let ids = try connection.query("SELECT step_key, message_id FROM seqd.deliveries ORDER BY id").rows
+            .map { (try $0.decode("step_key", as: String.self), try $0.decode("message_id", as: String.self)) }
+        #expect(first.contains("Message-ID: \(ids[0].1)"))
+        #expect(second.contains("In-Reply-To: \(ids[0].1)"), "the threaded step replies to the first email")
+        #expect(second.contains("Subject: =?UTF-8?") || second.contains("Subject: Re:"))
+        #expect(first.contains("List-Unsubscribe: <http://127.0.0.1:8080/u/"))
+        #expect(first.contains("mailto:unsubscribe@example.com"))
+        #expect(first.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"))
+        #expect(first.contains("\r\n.starts with a dot\r\n"), "a body line starting with a dot arrives intact")
+        #expect(!first.contains("\n..starts"))
+    }
+
+    @Test("550 5.1.1 at RCPT: the enrollment is bounced, the address suppressed, nothing more is sent")
+    func bounce() async throws {
+        let server = try await FixtureServer.start("smtp_server.py", ["rcpt:550 5.1.1 no such user"])
+        defer { server.stop() }
+        let scenario = try await Scenario.prepare(prefix: "smtp550", sequence: Self.twoEmails, name: "intro", contacts: ["gone@example.com"])
+        _ = try await run(scenario, port: server.port) {
+            try Self.count($0, "SELECT count(*) AS n FROM seqd.enrollments WHERE status = 'bounced'") == 1
+        }
+        let connection = try scenario.connect()
+        #expect(try Self.count(connection, "SELECT count(*) AS n FROM seqd.suppressions WHERE email = 'gone@example.com' AND reason = 'bounce'") == 1)
+        #expect(try Self.count(connection, "SELECT count(*) AS n FROM seqd.deliveries") == 1)
+        #expect(try Self.count(connection, "SELECT count(*) AS n FROM seqd.delivery_attempts WHERE outcome = 'bounce'") == 1)
+        #expect(try server.files(endingWith: ".eml").isEmpty)
+        #expect(try await scenario.seqd.run("check").status == 0)
+    }
+
+    @Test("server down, then up: the circuit opens, no attempts are spent, everything goes out once it is back")
+    func outage() async throws {
+        let port = try FixtureServer.freePort()
+        let contacts = (0..<5).map { "p\($0)@example.com" }
+        let scenario = try await Scenario.prepare(prefix: "smtpdown", sequence: Self.twoEmails, name: "intro", contacts: contacts)
+        let daemon = DaemonProcess(scenario.seqd, environment: environment(port: port), name: "outage")
+        try daemon.start()
+        let connection = try scenario.connect()
+        try await waitUntil(timeout: .seconds(30), "the circuit to open") { daemon.log.contains("circuit opened") }
+        try await Task.sleep(for: .seconds(2))  // let it probe a few times while down
+        #expect(try Self.count(connection, "SELECT COALESCE(max(attempts), 0) AS n FROM seqd.deliveries") == 0)
+        #expect(try Self.count(connection, "SELECT count(*) AS n FROM seqd.deliveries WHERE status IN ('failed', 'cancelled')") == 0)
+        let server = try await FixtureServer.start("smtp_server.py", ["accept"], port: port)
+        defer { server.stop() }
+        try await waitUntil(timeout: .seconds(90), "everything to be delivered after the outage") {
+            try Self.count(connection, "SELECT count(*) AS n FROM seqd.deliveries WHERE status = 'sent'") == 10
+        }
+        daemon.send(SIGTERM)
+        #expect(try await daemon.waitForExit() == 0)
+        #expect(daemon.log.contains("circuit closed"))
+        #expect(try Self.count(connection, "SELECT max(attempts) AS n FROM seqd.deliveries") == 1)
+        #expect(try server.files(endingWith: ".eml").count == 10)
+        #expect(try await scenario.seqd.run("check").status == 0)
+    }
+
+    @Test("connection dropped after DATA: the attempt is unknown and retried with the same Message-ID")
+    func droppedAfterData() async throws {
+        let server = try await FixtureServer.start("smtp_server.py", ["data:drop:1"])
+        defer { server.stop() }
+        let single = "name: one\nsender: { address: team@example.com }\nsteps:\n  - { key: only, type: email, subject: s, body: b }\n"
+        let scenario = try await Scenario.prepare(prefix: "smtpdrop", sequence: single, name: "one", contacts: ["ada@example.com"])
+        _ = try await run(scenario, port: server.port) {
+            try Self.count($0, "SELECT count(*) AS n FROM seqd.deliveries WHERE status = 'sent'") == 1
+        }
+        let connection = try scenario.connect()
+        let outcomes = try connection.query("SELECT outcome FROM seqd.delivery_attempts ORDER BY id").rows
+            .map { try $0.decode("outcome", as: String.self) }
+        #expect(outcomes == ["unknown", "sent"])
+        let messageID = try connection.query("SELECT message_id FROM seqd.deliveries")[0].decode("message_id", as: String.self)
+        let copies = try server.files(endingWith: ".eml").map { String(decoding: try server.contents($0), as: UTF8.self) }
+        #expect(copies.allSatisfy { $0.contains("Message-ID: \(messageID)") })
+        print("connection dropped after DATA: \(copies.count) copies arrived, all with Message-ID \(messageID)")
+        #expect(copies.count == 2)
+    }
+}

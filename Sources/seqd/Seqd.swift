@@ -18,7 +18,7 @@ struct Seqd: AsyncParsableCommand {
             """,
         subcommands: [
             MigrateCommand.self, SequenceCommand.self, ContactCommand.self, EnrollCommand.self, RunCommand.self,
-            SendingCommand.self, DeliveriesCommand.self, StatusCommand.self, InspectCommand.self, CheckCommand.self, PruneCommand.self, ConfigCommand.self,
+            ServeCommand.self, SendingCommand.self, DeliveriesCommand.self, StatusCommand.self, InspectCommand.self, CheckCommand.self, PruneCommand.self, ConfigCommand.self,
         ] + OperatorCommands.all
     )
 

@@ -1,0 +1,293 @@
+import Foundation
+import Hummingbird
+import Postgres
+import SequenceEngine
+import SequenceStore
+
+/// The `/v1` API. Every write goes through the store code the CLI uses (`ContactStore`,
+/// `Enroller`, `OperatorActions`), so the state machine and the audit trail cannot tell an API
+/// call from a command.
+extension Handlers {
+    /// Recorded as the actor of API changes in `enrollment_events`.
+    static let apiActor = "http:api"
+
+    // MARK: POST /v1/contacts
+
+    func upsertContact(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let body = try await jsonBody(request, allowed: ["email", "first_name", "last_name", "time_zone", "attributes"])
+        let email = try body.string("email", required: true, maxLength: 254)!
+        if let problem = EmailAddress.problem(email) {
+            throw APIError(.unprocessableContent, "invalid_field", problem, field: "email")
+        }
+        let timeZone = try body.string("time_zone", maxLength: 100)
+        if let timeZone, !TimeZones.isValid(timeZone) {
+            throw APIError(
+                .unprocessableContent, "invalid_field", "unknown time zone '\(timeZone)' (use an IANA name such as Europe/Berlin)",
+                field: "time_zone")
+        }
+        let contact = ContactFields(
+            email: email, firstName: try body.string("first_name"), lastName: try body.string("last_name"),
+            timeZone: timeZone, attributes: try body.attributes("attributes"))
+        let (summary, id) = try await pool.run { connection in
+            let summary = try ContactStore.upsert(connection, [contact])
+            return (summary, try ContactEnrollments.contactID(connection, email: email))
+        }
+        guard let id else { throw APIError(.internalServerError, "internal_error", "the contact was not stored") }
+        let result = summary.created > 0 ? "created" : summary.updated > 0 ? "updated" : "unchanged"
+        return JSONResponse.make(
+            summary.created > 0 ? .created : .ok, .object(["id": .integer(id), "result": .string(result)]))
+    }
+
+    // MARK: POST /v1/enrollments
+
+    func enroll(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let body = try await jsonBody(request, allowed: ["sequence", "email", "contact_id", "allow_reenroll"])
+        let sequence = try body.string("sequence", required: true, maxLength: 200)!
+        let email = try body.string("email", maxLength: 254)
+        let givenID = try body.integer("contact_id")
+        guard (email == nil) != (givenID == nil) else {
+            throw APIError(.badRequest, "missing_field", "give exactly one of 'email' and 'contact_id'", field: "email")
+        }
+        let allowReenroll = try body.bool("allow_reenroll") ?? false
+        let contactField = email != nil ? "email" : "contact_id"
+        let outcome = try await pool.run { connection -> (EnrollmentSummary, Int64, (id: Int64, status: String)?) in
+            let contactID: Int64
+            let address: String
+            if let email {
+                guard let id = try ContactEnrollments.contactID(connection, email: email) else {
+                    throw APIError(.unprocessableContent, "unknown_contact", "no contact with that address: create it with POST /v1/contacts", field: "email")
+                }
+                (contactID, address) = (id, email)
+            } else {
+                let rows = try connection.query("SELECT email FROM seqd.contacts WHERE id = $1", [givenID!])
+                guard rows.count == 1 else {
+                    throw APIError(.unprocessableContent, "unknown_contact", "no contact with id \(givenID!)", field: "contact_id")
+                }
+                (contactID, address) = (givenID!, try rows[0].decode("email"))
+            }
+            let summary: EnrollmentSummary
+            do {
+                summary = try Enroller.enroll(
+                    connection, sequence: sequence, selection: .emails([address]), allowReenroll: allowReenroll,
+                    actor: Self.apiActor)
+            } catch let error as StoreError where error.kind == .notFound {
+                throw APIError(.unprocessableContent, "unknown_sequence", error.description, field: "sequence")
+            }
+            return (summary, contactID, try ContactEnrollments.latest(connection, contactID: contactID, sequence: sequence))
+        }
+        let (summary, contactID, latest) = outcome
+        var ids: [String: JSONValue] = ["contact_id": .integer(contactID), "sequence": .string(sequence)]
+        if let latest { ids["enrollment_id"] = .integer(latest.id) }
+        if summary.enrolled == 1, let latest {
+            ids["version"] = .integer(Int64(summary.version))
+            ids["status"] = .string(latest.status)
+            return JSONResponse.make(.created, .object(ids))
+        }
+        if summary.alreadyLive > 0 {
+            throw APIError(
+                .conflict, "already_enrolled", "the contact already has a live enrollment in '\(sequence)'",
+                currentStatus: latest?.status, extra: ids)
+        }
+        if summary.enrolledBefore > 0 {
+            throw APIError(
+                .conflict, "enrolled_before",
+                "the contact went through '\(sequence)' before; send \"allow_reenroll\": true to enroll again",
+                currentStatus: latest?.status, extra: ids)
+        }
+        if summary.suppressed > 0 {
+            throw APIError(.conflict, "suppressed", "the address is on the suppression list", field: contactField, extra: ids)
+        }
+        if summary.missingTemplateFields > 0 {
+            ids["missing_fields"] = .array(summary.missingFields.keys.sorted().map { .string($0) })
+            throw APIError(
+                .unprocessableContent, "missing_template_fields",
+                "the contact lacks template fields without fallback: \(summary.missingFields.keys.sorted().joined(separator: ", "))",
+                field: contactField, extra: ids)
+        }
+        throw APIError(.unprocessableContent, "unknown_contact", "the contact no longer exists", field: contactField)
+    }
+
+    // MARK: GET /v1/contacts/{id}/enrollments
+
+    func contactEnrollments(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        guard let text = context.parameters.get("id"), let id = Int64(text), id > 0 else {
+            throw APIError(.badRequest, "invalid_parameter", "the contact id must be a positive integer", field: "id")
+        }
+        let inspection: Inspection
+        do {
+            inspection = try await pool.run { try ContactEnrollments.load($0, contactID: id) }
+        } catch let error as StoreError where error.kind == .notFound {
+            throw APIError(.notFound, "not_found", "no contact with id \(id)", field: "id")
+        }
+        return JSONResponse.make(.ok, Self.json(inspection, contactID: id))
+    }
+
+    static func json(_ inspection: Inspection, contactID: Int64) -> JSONValue {
+        func time(_ date: Date?) -> JSONValue { date.map { .string(rfc3339($0)) } ?? .null }
+        func text(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
+        return .object([
+            "contact_id": .integer(contactID),
+            "email": .string(inspection.email),
+            "suppressed": .bool(inspection.suppressed),
+            "enrollments": .array(
+                inspection.enrollments.map { enrollment in
+                    .object([
+                        "id": .integer(enrollment.id), "sequence": .string(enrollment.sequence),
+                        "version": .integer(Int64(enrollment.version)), "step": .string(enrollment.stepKey),
+                        "status": .string(enrollment.status), "blocked_reason": .string(enrollment.blockedReason),
+                        "next_run_at": time(enrollment.nextRunAt),
+                        "events": .array(
+                            enrollment.events.map { event in
+                                .object([
+                                    "at": time(event.at), "event": .string(event.event), "from_status": text(event.fromStatus),
+                                    "to_status": .string(event.toStatus), "from_step": text(event.fromStep),
+                                    "to_step": .string(event.toStep), "actor": .string(event.actor), "reason": text(event.reason),
+                                ])
+                            }),
+                        "deliveries": .array(
+                            enrollment.deliveries.map { delivery in
+                                .object([
+                                    "id": .integer(delivery.id), "step": .string(delivery.stepKey),
+                                    "status": .string(delivery.status), "attempts": .integer(Int64(delivery.attempts)),
+                                    "sent_at": time(delivery.sentAt), "last_error": text(delivery.lastError),
+                                ])
+                            }),
+                    ])
+                }),
+        ])
+    }
+
+    // MARK: POST /v1/signals
+
+    /// Signal types the API accepts, as the issue names them.
+    static let signalTypes = ["reply", "opt_out", "bounce", "pause", "resume", "stop"]
+
+    func signal(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let body = try await jsonBody(request, allowed: ["type", "email", "enrollment_id", "sequence", "reason", "until"])
+        let type = try body.string("type", required: true, maxLength: 20)!
+        let until: Date?
+        if let text = try body.string("until", maxLength: 64) {
+            guard type == "pause" else { throw APIError(.badRequest, "invalid_field", "'until' goes with type pause only", field: "until") }
+            guard let date = try? Date(text, strategy: .iso8601) else {
+                throw APIError(.badRequest, "invalid_field", "'until' must be an RFC 3339 time such as 2026-12-27T09:00:00Z", field: "until")
+            }
+            until = date
+        } else {
+            until = nil
+        }
+        let event: OperatorEvent
+        switch type {
+        case "reply": event = .reply
+        case "opt_out": event = .optOut
+        case "bounce": event = .bounce
+        case "pause": event = .pause(until: until)
+        case "resume": event = .resume
+        case "stop": event = .stop
+        default:
+            throw APIError(
+                .badRequest, "invalid_field", "unknown signal type '\(type)' (one of: \(Self.signalTypes.joined(separator: ", ")))",
+                field: "type")
+        }
+        let email = try body.string("email", maxLength: 254)
+        let enrollmentID = try body.integer("enrollment_id")
+        guard (email == nil) != (enrollmentID == nil) else {
+            throw APIError(.badRequest, "missing_field", "give exactly one of 'email' and 'enrollment_id'", field: "email")
+        }
+        if let email, let problem = EmailAddress.problem(email) {
+            throw APIError(.unprocessableContent, "invalid_field", problem, field: "email")
+        }
+        let sequence = try body.string("sequence", maxLength: 200)
+        if sequence != nil && (email == nil || event.isGlobal) {
+            throw APIError(
+                .badRequest, "invalid_field",
+                event.isGlobal ? "\(type) is global (the suppression list); 'sequence' does not apply" : "'sequence' goes with 'email'",
+                field: "sequence")
+        }
+        let reason = try body.string("reason", maxLength: 1_000)
+        let target: OperatorTarget = enrollmentID.map { .enrollment($0) } ?? .contacts([email!], sequence: sequence)
+        let installationID = self.installationID
+        let waitSeconds = Double(inFlightWait.components.seconds)
+        let (outcomes, settled) = try await pool.run { connection -> ([OperatorOutcome], Bool) in
+            let outcomes: [OperatorOutcome]
+            do {
+                outcomes = try OperatorActions(actor: Self.apiActor, source: "http", installationID: installationID)
+                    .apply(event, to: target, reason: reason, using: connection)
+            } catch let error as StoreError where error.kind == .notFound {
+                if enrollmentID != nil { throw APIError(.notFound, "not_found", error.description, field: "enrollment_id") }
+                throw APIError(.unprocessableContent, "unknown_sequence", error.description, field: "sequence")
+            }
+            // As the CLI: commands that stop mail answer only after a send already under way has
+            // settled (invariant 3), so "stopped" means no further mail.
+            var settled = true
+            if event.waitsForInFlightSends {
+                settled = try OperatorActions.waitForInFlightSends(
+                    contacts: email.map { [$0] } ?? [], enrollmentID: enrollmentID, using: connection, timeout: waitSeconds)
+            }
+            return (outcomes, settled)
+        }
+        return try Self.signalResponse(type: type, outcome: outcomes[0], inFlightSettled: settled)
+    }
+
+    /// One subject per request, so one outcome: success with what changed, or the refusal with
+    /// the current status.
+    static func signalResponse(type: String, outcome: OperatorOutcome, inFlightSettled: Bool) throws -> Response {
+        let results = outcome.results
+        if !outcome.suppressed {
+            guard outcome.contactFound else {
+                throw APIError(.notFound, "unknown_contact", "no contact with that address", field: "email")
+            }
+            if results.isEmpty {
+                if let latest = outcome.finishedStatuses.first {
+                    throw APIError(
+                        .conflict, "no_live_enrollment",
+                        "no live enrollment (finished: \(outcome.finishedStatuses.joined(separator: ", ")))", currentStatus: latest)
+                }
+                throw APIError(.notFound, "no_enrollment", "the contact has no enrollment to \(type)", field: "email")
+            }
+            if let refused = results.first?.refusal, results.allSatisfy({ $0.refusal != nil }) {
+                throw APIError(
+                    .conflict, "invalid_transition", "enrollment \(results[0].enrollmentID) is \(refused.description)",
+                    currentStatus: results[0].from.rawValue,
+                    extra: ["enrollment_id": .integer(results[0].enrollmentID)])
+            }
+        }
+        let changed = results.filter { $0.refusal == nil }.count
+        return JSONResponse.make(
+            .ok,
+            .object([
+                "type": .string(type), "suppressed": .bool(outcome.suppressed), "changed": .integer(Int64(changed)),
+                "in_flight_settled": .bool(inFlightSettled),
+                "enrollments": .array(
+                    results.map { result in
+                        .object([
+                            "id": .integer(result.enrollmentID), "sequence": .string(result.sequenceName),
+                            "from": .string(result.from.rawValue), "to": result.to.map { .string($0.rawValue) } ?? .null,
+                            "refused": result.refusal.map { .string($0.description) } ?? .null,
+                        ])
+                    }),
+            ]))
+    }
+
+    // MARK: POST /v1/inbound
+
+    /// Parsing raw inbound mail (replies, bounces, auto-replies) arrives with the inbound issue;
+    /// until then the route exists, is documented, and says so instead of answering 404.
+    func inbound(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        throw APIError(
+            .notImplemented, "not_implemented",
+            "inbound mail parsing is not available yet; record replies and bounces with POST /v1/signals")
+    }
+
+    // MARK: Helpers
+
+    func jsonBody(_ request: Request, allowed: Set<String>) async throws -> JSONBody {
+        var request = request
+        let buffer = try await request.collectBody(upTo: JSONBody.maxSize)
+        return try JSONBody(buffer, allowed: allowed)
+    }
+}
+
+/// RFC 3339 with milliseconds in UTC, as the CLI prints times.
+func rfc3339(_ date: Date) -> String {
+    date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+}

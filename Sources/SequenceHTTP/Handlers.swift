@@ -1,0 +1,156 @@
+import Foundation
+import Hummingbird
+import Logging
+import Postgres
+import Prometheus
+import SequenceStore
+import Synchronization
+
+/// What every handler shares: the connections, the secrets and the process's health.
+final class Handlers: Sendable {
+    let pool: ConnectionPool
+    /// Its own connection, so a probe is never queued behind API requests (and API requests never
+    /// behind a probe whose database hangs).
+    let readiness: ConfinedConnection
+    let registry: PrometheusCollectorRegistry
+    let apiToken: String?
+    let unsubscribeSecret: String
+    let installationID: String
+    let health: @Sendable () -> HealthState
+    let inFlightWait: Duration
+    let logger: Logger
+
+    /// How long `/readyz` waits for the database before answering 503 (probes time out too).
+    static let readinessTimeout: Duration = .seconds(5)
+
+    init(
+        pool: ConnectionPool, readiness: ConfinedConnection, registry: PrometheusCollectorRegistry, apiToken: String?,
+        unsubscribeSecret: String, installationID: String, health: @escaping @Sendable () -> HealthState,
+        inFlightWait: Duration, logger: Logger
+    ) {
+        self.pool = pool
+        self.readiness = readiness
+        self.registry = registry
+        self.apiToken = apiToken
+        self.unsubscribeSecret = unsubscribeSecret
+        self.installationID = installationID
+        self.health = health
+        self.inFlightWait = inFlightWait
+        self.logger = logger
+    }
+
+    // MARK: Probes and metrics
+
+    func healthz(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let state = health()
+        if state.isAlive { return JSONResponse.make(.ok, .object(["status": .string("ok")])) }
+        return JSONResponse.make(
+            .serviceUnavailable,
+            .object(["status": .string("unhealthy"), "reason": .string(state.reason ?? "a loop stopped ticking")]))
+    }
+
+    func readyz(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        func notReady(_ reason: String) -> Response {
+            JSONResponse.make(.serviceUnavailable, .object(["status": .string("not_ready"), "reason": .string(reason)]))
+        }
+        let version: Int?
+        do {
+            let readiness = self.readiness
+            version = try await withDeadline(Self.readinessTimeout, onTimeout: { readiness.cancel() }) {
+                try await readiness.run { try SchemaCheck.appliedVersion($0) }
+            }
+        } catch is DeadlineExceeded {
+            return notReady("the database did not answer within \(Self.readinessTimeout.components.seconds) s")
+        } catch let error as PostgresError {
+            return notReady(error.isConnectionError ? "database unreachable" : "database error (SQLSTATE \(error.sqlState ?? "none"))")
+        } catch {
+            return notReady("database error")
+        }
+        guard let version else { return notReady("the database has no seqd schema yet: run `seqd migrate`") }
+        guard version >= Migrations.minimumVersion else {
+            return notReady("the schema is at version \(version), this binary needs at least \(Migrations.minimumVersion): run `seqd migrate`")
+        }
+        // Newer schemas are fine: migrations only add, so replicas keep serving during a rolling upgrade.
+        return JSONResponse.make(
+            .ok,
+            .object([
+                "status": .string("ready"), "schema_version": .integer(Int64(version)),
+                "minimum_schema_version": .integer(Int64(Migrations.minimumVersion)),
+            ]))
+    }
+
+    func metrics(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+    }
+
+    func openAPI(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/yaml; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+    }
+
+    // MARK: Authentication
+
+    /// Checks `Authorization: Bearer <http.api_token>` in constant time. With no token configured
+    /// the API is off: 503, because the fix is the operator's, not the client's.
+    func authenticate(_ request: Request) throws {
+        guard let apiToken else {
+            throw APIError(
+                .serviceUnavailable, "api_disabled", "the /v1 API is off: set http.api_token (SEQD_HTTP_API_TOKEN) to enable it")
+        }
+        guard let header = request.headers[.authorization] else {
+            throw APIError(.unauthorized, "unauthorized", "missing bearer token")
+        }
+        let prefix = "bearer "
+        guard header.count > prefix.count, header.prefix(prefix.count).lowercased() == prefix,
+            constantTimeEquals(Array(header.utf8.dropFirst(prefix.count)), Array(apiToken.utf8))
+        else { throw APIError(.unauthorized, "unauthorized", "invalid bearer token") }
+    }
+}
+
+/// Compares without an early exit, so the time taken says nothing about how much of a guess was
+/// right; a length mismatch is folded into the same accumulator instead of returning early.
+func constantTimeEquals(_ given: [UInt8], _ expected: [UInt8]) -> Bool {
+    var difference = UInt8(truncatingIfNeeded: given.count ^ expected.count)
+    for index in 0..<max(given.count, expected.count) {
+        let left = index < given.count ? given[index] : 0
+        let right = index < expected.count ? expected[index] : 0
+        difference |= left ^ right
+    }
+    return difference == 0 && given.count == expected.count
+}
+
+/// Thrown by `withDeadline` when the time ran out first.
+struct DeadlineExceeded: Error {}
+
+/// Runs `body`, but answers `DeadlineExceeded` after `limit` even if `body` is still blocked (a
+/// hung database), calling `onTimeout` so the caller can cancel the statement. A task group
+/// would wait for the blocked child before returning, which is what this must not do.
+func withDeadline<T: Sendable>(
+    _ limit: Duration, onTimeout: @escaping @Sendable () -> Void, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    let race = DeadlineRace<T>()
+    return try await withCheckedThrowingContinuation { continuation in
+        race.pending.withLock { $0 = continuation }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            guard !Task.isCancelled, let waiting = race.take() else { return }
+            onTimeout()
+            waiting.resume(throwing: DeadlineExceeded())
+        }
+        Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            timer.cancel()
+            race.take()?.resume(with: result)
+        }
+    }
+}
+
+/// The continuation both sides of `withDeadline` race for; whoever takes it resumes it, once.
+private final class DeadlineRace<T: Sendable>: Sendable {
+    let pending = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    func take() -> CheckedContinuation<T, any Error>? { pending.withLock { $0.take() } }
+}

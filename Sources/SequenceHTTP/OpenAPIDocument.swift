@@ -1,0 +1,296 @@
+/// The OpenAPI 3.1 description of the listener, shipped inside the binary (no resource bundle to
+/// lose when the binary is copied) and served at `GET /v1/openapi.yaml`. A test checks that every
+/// path and method here is served and that every route the server has is described here.
+package enum OpenAPIDocument {
+    package static let yaml = #"""
+        openapi: 3.1.0
+        info:
+          title: seqd HTTP API
+          version: "1"
+          description: |
+            Probes, Prometheus metrics, the /v1 API and one-click unsubscribe of seqd, a self-hosted
+            sequence engine. Paths carry ids, never email addresses, so access logs hold none.
+
+            Errors are JSON objects: {"error": CODE, "message": TEXT} plus, where it applies,
+            "field" (the request field at fault) and "status" (the enrollment's current status).
+            Bad JSON, unknown fields and wrong types are 400; unknown sequences or contacts named in
+            a body and values the store rejects are 422; invalid transitions are 409; an unreachable
+            or busy database is 503.
+
+            /v1 needs `Authorization: Bearer <http.api_token>`: without a token or with a wrong one
+            the answer is 401. When no http.api_token is configured the API is off and every /v1
+            request gets 503 with error "api_disabled" (the fix is the operator's, not the client's).
+        servers:
+          - url: /
+        components:
+          securitySchemes:
+            bearer:
+              type: http
+              scheme: bearer
+          schemas:
+            Error:
+              type: object
+              required: [error, message]
+              properties:
+                error: { type: string, examples: [unknown_field, invalid_transition, unauthorized] }
+                message: { type: string }
+                field: { type: string, description: the request field at fault }
+                status: { type: string, description: the enrollment's current status, for refused transitions }
+            Contact:
+              type: object
+              additionalProperties: false
+              required: [email]
+              properties:
+                email: { type: string, format: email }
+                first_name: { type: [string, "null"] }
+                last_name: { type: [string, "null"] }
+                time_zone: { type: [string, "null"], description: an IANA zone such as Europe/Berlin }
+                attributes:
+                  type: object
+                  description: merged key by key into the stored attributes; values are stored as text
+                  additionalProperties: { type: [string, number, boolean] }
+            EnrollmentRequest:
+              type: object
+              additionalProperties: false
+              required: [sequence]
+              description: name the contact with exactly one of email and contact_id
+              properties:
+                sequence: { type: string }
+                email: { type: string, format: email }
+                contact_id: { type: integer, minimum: 1 }
+                allow_reenroll: { type: boolean, default: false, description: enroll a contact who went through the sequence before }
+            Signal:
+              type: object
+              additionalProperties: false
+              required: [type]
+              description: name the target with exactly one of email and enrollment_id
+              properties:
+                type: { type: string, enum: [reply, opt_out, bounce, pause, resume, stop] }
+                email:
+                  type: string
+                  format: email
+                  description: every live enrollment of the contact (or its enrollment in `sequence`); opt_out and bounce suppress the address even when it has no contact
+                enrollment_id: { type: integer, minimum: 1 }
+                sequence: { type: string, description: with email, only the enrollment in this sequence; not for opt_out and bounce }
+                reason: { type: string, description: recorded in the audit trail }
+                until: { type: string, format: date-time, description: pause only, resume automatically at this RFC 3339 time }
+            SignalResult:
+              type: object
+              properties:
+                type: { type: string }
+                suppressed: { type: boolean }
+                changed: { type: integer }
+                in_flight_settled: { type: boolean, description: false when a send already under way had not settled when the wait timed out }
+                enrollments:
+                  type: array
+                  items:
+                    type: object
+                    properties:
+                      id: { type: integer }
+                      sequence: { type: string }
+                      from: { type: string }
+                      to: { type: [string, "null"] }
+                      refused: { type: [string, "null"] }
+            ContactEnrollments:
+              type: object
+              properties:
+                contact_id: { type: integer }
+                email: { type: string }
+                suppressed: { type: boolean }
+                enrollments:
+                  type: array
+                  items:
+                    type: object
+                    properties:
+                      id: { type: integer }
+                      sequence: { type: string }
+                      version: { type: integer }
+                      step: { type: string }
+                      status: { type: string, enum: [active, paused, completed, replied, opted_out, bounced, failed, stopped] }
+                      blocked_reason: { type: string }
+                      next_run_at: { type: [string, "null"], format: date-time }
+                      events:
+                        type: array
+                        items:
+                          type: object
+                          properties:
+                            at: { type: string, format: date-time }
+                            event: { type: string }
+                            from_status: { type: [string, "null"] }
+                            to_status: { type: string }
+                            from_step: { type: [string, "null"] }
+                            to_step: { type: string }
+                            actor: { type: string }
+                            reason: { type: [string, "null"] }
+                      deliveries:
+                        type: array
+                        items:
+                          type: object
+                          properties:
+                            id: { type: integer }
+                            step: { type: string }
+                            status: { type: string }
+                            attempts: { type: integer }
+                            sent_at: { type: [string, "null"], format: date-time }
+                            last_error: { type: [string, "null"] }
+          responses:
+            Error:
+              description: a JSON error
+              content:
+                application/json:
+                  schema: { $ref: "#/components/schemas/Error" }
+            Unauthorized:
+              description: no bearer token, or a wrong one
+              content:
+                application/json:
+                  schema: { $ref: "#/components/schemas/Error" }
+            ApiDisabled:
+              description: no http.api_token is configured, or the database is unavailable
+              content:
+                application/json:
+                  schema: { $ref: "#/components/schemas/Error" }
+            Page:
+              description: a small HTML page
+              content:
+                text/html: {}
+        paths:
+          /healthz:
+            get:
+              summary: Liveness - the process's loops are ticking (no database call)
+              responses:
+                "200": { description: alive }
+                "503": { description: a loop stopped ticking; JSON with a reason }
+          /readyz:
+            get:
+              summary: Readiness - the database answers and the schema is one this binary supports
+              description: Newer schemas are accepted, so a rolling upgrade that migrates first keeps old replicas ready.
+              responses:
+                "200": { description: "ready: {status, schema_version, minimum_schema_version}" }
+                "503": { description: "not ready: {status, reason}" }
+          /metrics:
+            get:
+              summary: Prometheus text format (prefix seqd_, base units, _total counters, no contact labels)
+              responses:
+                "200":
+                  description: metrics
+                  content:
+                    text/plain: {}
+          /v1/openapi.yaml:
+            get:
+              summary: This document (no token needed)
+              responses:
+                "200":
+                  description: OpenAPI 3.1
+                  content:
+                    application/yaml: {}
+          /v1/contacts:
+            post:
+              summary: Upsert a contact by email address; returns its id
+              security: [{ bearer: [] }]
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: { $ref: "#/components/schemas/Contact" }
+              responses:
+                "201": { description: "created: {id, result: created}" }
+                "200": { description: "existing contact: {id, result: updated|unchanged}" }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "422": { $ref: "#/components/responses/Error" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+          /v1/enrollments:
+            post:
+              summary: Enroll a contact in a sequence, pinned to its latest version and due at once
+              security: [{ bearer: [] }]
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: { $ref: "#/components/schemas/EnrollmentRequest" }
+              responses:
+                "201": { description: "enrolled: {enrollment_id, contact_id, sequence, version, status}" }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "409": { description: "already_enrolled, enrolled_before (with status) or suppressed", content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
+                "422": { description: "unknown_sequence, unknown_contact or missing_template_fields", content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+          /v1/contacts/{id}/enrollments:
+            get:
+              summary: A contact's enrollments with state, deliveries and full history
+              security: [{ bearer: [] }]
+              parameters:
+                - { name: id, in: path, required: true, schema: { type: integer, minimum: 1 } }
+              responses:
+                "200":
+                  description: the contact's enrollments
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/ContactEnrollments" }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "404": { $ref: "#/components/responses/Error" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+          /v1/signals:
+            post:
+              summary: Reply, opt-out, bounce, pause, resume or stop, through the same state machine as the CLI
+              description: |
+                Signals that stop mail (reply, opt_out, bounce, pause, stop) answer only after a send of
+                that contact already under way has settled, or the wait (delivery.lease_timeout plus a
+                margin) ran out (then in_flight_settled is false).
+              security: [{ bearer: [] }]
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: { $ref: "#/components/schemas/Signal" }
+              responses:
+                "200":
+                  description: applied (individual enrollments may still report a refusal)
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/SignalResult" }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "404": { description: "unknown contact, enrollment, or no enrollment to act on", content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
+                "409": { description: "invalid_transition or no_live_enrollment, with the current status", content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
+                "422": { $ref: "#/components/responses/Error" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+          /v1/inbound:
+            post:
+              summary: A raw RFC 5322 message, as `seqd inbound` (not implemented yet)
+              description: Inbound mail parsing arrives with a later issue; until then this answers 501 with error "not_implemented". Record replies and bounces with POST /v1/signals.
+              security: [{ bearer: [] }]
+              requestBody:
+                content:
+                  message/rfc822: {}
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "501": { $ref: "#/components/responses/Error" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+          /u/{token}:
+            parameters:
+              - { name: token, in: path, required: true, schema: { type: string } }
+            get:
+              summary: A page with a button that confirms the unsubscribe
+              responses:
+                "200": { $ref: "#/components/responses/Page" }
+                "400": { description: "the link is malformed, tampered with or unknown (reveals nothing else)", content: { text/html: {} } }
+            post:
+              summary: RFC 8058 one-click unsubscribe
+              description: Suppresses the address and ends its live enrollments before answering. Idempotent.
+              requestBody:
+                required: true
+                content:
+                  application/x-www-form-urlencoded:
+                    schema:
+                      type: object
+                      properties:
+                        List-Unsubscribe: { type: string, enum: [One-Click] }
+                  multipart/form-data: {}
+              responses:
+                "200": { $ref: "#/components/responses/Page" }
+                "400": { description: "a bad token, or a body without List-Unsubscribe=One-Click", content: { text/html: {} } }
+                "503": { $ref: "#/components/responses/Error" }
+        """#
+}

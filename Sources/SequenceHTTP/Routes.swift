@@ -1,0 +1,37 @@
+import Hummingbird
+
+/// One endpoint: the table below is both what the router serves and what the OpenAPI test
+/// compares with the document, so the two cannot drift apart silently.
+package struct Route: Sendable {
+    /// `GET`, `POST`.
+    package let method: HTTPRequest.Method
+    /// The path template in OpenAPI form (`/v1/contacts/{id}/enrollments`), which Hummingbird
+    /// also reads; access logs and metrics show this template, never the concrete path.
+    package let path: String
+    /// Under `/v1`: needs the bearer token.
+    package let requiresToken: Bool
+    let handle: @Sendable (Handlers, Request, BasicRequestContext) async throws -> Response
+
+    /// `GET`, as the OpenAPI document spells it in upper case.
+    package var methodName: String { method.rawValue }
+}
+
+extension Route {
+    /// Every route the listener serves.
+    package static let all: [Route] = [
+        Route(method: .get, path: "/healthz", requiresToken: false) { try await $0.healthz($1, $2) },
+        Route(method: .get, path: "/readyz", requiresToken: false) { try await $0.readyz($1, $2) },
+        Route(method: .get, path: "/metrics", requiresToken: false) { try await $0.metrics($1, $2) },
+        // The description of the API holds no data, and clients read it before they have a token.
+        Route(method: .get, path: "/v1/openapi.yaml", requiresToken: false) { try await $0.openAPI($1, $2) },
+        Route(method: .post, path: "/v1/contacts", requiresToken: true) { try await $0.upsertContact($1, $2) },
+        Route(method: .post, path: "/v1/enrollments", requiresToken: true) { try await $0.enroll($1, $2) },
+        Route(method: .get, path: "/v1/contacts/{id}/enrollments", requiresToken: true) {
+            try await $0.contactEnrollments($1, $2)
+        },
+        Route(method: .post, path: "/v1/signals", requiresToken: true) { try await $0.signal($1, $2) },
+        Route(method: .post, path: "/v1/inbound", requiresToken: true) { try await $0.inbound($1, $2) },
+        Route(method: .get, path: "/u/{token}", requiresToken: false) { try await $0.unsubscribePage($1, $2) },
+        Route(method: .post, path: "/u/{token}", requiresToken: false) { try await $0.unsubscribe($1, $2) },
+    ]
+}

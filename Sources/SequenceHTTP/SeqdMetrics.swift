@@ -27,8 +27,7 @@ public enum SeqdMetrics {
         return registry
     }
 
-    /// The factory `bootstrap` installs; tests that cannot bootstrap the global system use it
-    /// directly.
+    /// The factory `bootstrap` installs.
     static func factory() -> PrometheusMetricsFactory {
         var factory = PrometheusMetricsFactory(registry: registry)
         // Advances take milliseconds, SMTP sends up to the transport timeout (30 s by default).

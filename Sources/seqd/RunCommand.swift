@@ -6,6 +6,7 @@ import Postgres
 import SeqdConfig
 import SequenceDaemon
 import SequenceEngine
+import SequenceHTTP
 import SequenceStore
 import Synchronization
 
@@ -45,6 +46,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try await global.loadConfiguration()
         let logger = LogSetup.bootstrap(configuration)
+        SeqdMetrics.bootstrap()  // before the daemon creates its metrics
         let daemon = Daemon(settings: try daemonSettings(configuration), logger: logger)
         if once {
             try await onDedicatedThread { try daemon.runOnce() }
@@ -52,7 +54,26 @@ struct RunCommand: AsyncParsableCommand {
             return
         }
         try daemon.start()
+        // The optional listener (http.port) runs in this process: /healthz reports whether the
+        // daemon's loops are making progress.
+        let listener = try await makeListener(configuration, logger: logger) {
+            daemon.loopsAreTicking(within: daemon.tickTolerance)
+                ? .alive : HealthState(isAlive: false, reason: "a worker loop has made no progress")
+        }
         let stopRequested = StopRequest()
+        // A listener that cannot serve (port taken) stops the whole process: an orchestrator's
+        // probes would fail anyway, and a loud exit beats a silently half-working replica.
+        let serving = listener.map { listener in
+            Task {
+                do {
+                    try await listener.run()
+                } catch {
+                    logger.error("the HTTP listener stopped: \(error)")
+                    stopRequested.set()
+                    throw error
+                }
+            }
+        }
         let signals = ShutdownSignals { signal in
             logger.info("received signal \(signal)")
             stopRequested.set()
@@ -72,7 +93,10 @@ struct RunCommand: AsyncParsableCommand {
         } else {
             while !stopRequested.isSet { try await Task.sleep(for: .milliseconds(100)) }
         }
+        await listener?.shutdown()
+        let served = await serving?.result
         try await onDedicatedThread { daemon.stop() }
+        if case .failure(let error) = served { throw error }
     }
 
     /// The daemon's settings from the effective configuration; refuses transports this build lacks.

@@ -31,25 +31,9 @@ struct ServeCommand: AsyncParsableCommand {
         let configuration = try await global.loadConfiguration()
         let logger = LogSetup.bootstrap(configuration)
         SeqdMetrics.bootstrap()
-        guard let port = configuration.integer("http.port") else {
+        guard let listener = try await makeListener(configuration, logger: logger, health: { .alive }) else {
             throw CommandFailure(
                 status: .usage, message: "http.port is not set, so the listener is off: set it, e.g. --set http.port=8080")
-        }
-        let setup = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd serve setup"))
-        let installation = try await setup.run { try InstallationSettings.load($0) }
-        setup.close()
-        guard let secret = configuration.string("unsubscribe.secret") ?? installation.storedUnsubscribeSecret else {
-            throw StoreError(.notMigrated, "no unsubscribe secret: configure unsubscribe.secret or run `seqd migrate`")
-        }
-        let listener: HTTPListener
-        do {
-            listener = try HTTPListener(
-                host: configuration.string("http.host") ?? "127.0.0.1", port: port, databaseURL: configuration.databaseURL,
-                apiToken: configuration.string("http.api_token"), unsubscribeSecret: secret,
-                installationID: installation.installationID, logger: logger,
-                inFlightWait: .seconds(configuration.seconds("delivery.lease_timeout") + 5))
-        } catch let error as HTTPListener.SetupError {
-            throw CommandFailure(status: .dataError, message: error.description)
         }
         let signals = ShutdownSignals { signal in
             logger.info("received signal \(signal)")
@@ -57,5 +41,28 @@ struct ServeCommand: AsyncParsableCommand {
         }
         defer { signals.cancel() }
         try await listener.run()
+    }
+}
+
+/// The HTTP listener as configured, or nil when `http.port` is unset (the listener is off).
+/// Shared by `seqd serve` and `seqd run`; the caller runs it and shuts it down.
+func makeListener(
+    _ configuration: SeqdConfiguration, logger: Logger, health: @escaping @Sendable () -> HealthState
+) async throws -> HTTPListener? {
+    guard let port = configuration.integer("http.port") else { return nil }
+    let setup = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd http setup"))
+    let installation = try await setup.run { try InstallationSettings.load($0) }
+    setup.close()
+    guard let secret = configuration.string("unsubscribe.secret") ?? installation.storedUnsubscribeSecret else {
+        throw StoreError(.notMigrated, "no unsubscribe secret: configure unsubscribe.secret or run `seqd migrate`")
+    }
+    do {
+        return try HTTPListener(
+            host: configuration.string("http.host") ?? "127.0.0.1", port: port, databaseURL: configuration.databaseURL,
+            apiToken: configuration.string("http.api_token"), unsubscribeSecret: secret,
+            installationID: installation.installationID, health: health, logger: logger,
+            inFlightWait: .seconds(configuration.seconds("delivery.lease_timeout") + 5))
+    } catch let error as HTTPListener.SetupError {
+        throw CommandFailure(status: .dataError, message: error.description)
     }
 }

@@ -1,0 +1,67 @@
+import Foundation
+
+/// Runs a program other than seqd (initdb, pg_ctl, pg_config) and collects its exit status and
+/// output, without blocking a concurrency-pool thread while it runs.
+public enum ExternalCommand {
+    /// The program failed; the description carries its command line and output.
+    public struct Failed: Error, CustomStringConvertible {
+        public let description: String
+        public init(description: String) { self.description = description }
+    }
+
+    /// sbin directories included: `runuser` lives in /usr/sbin, which a test runner's PATH may lack.
+    static let searchPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    /// Runs `arguments[0]` (looked up on `searchPath` when it has no slash) with the remaining
+    /// arguments; throws `Failed` when it exits non-zero and `check` is true.
+    @discardableResult
+    public static func run(_ arguments: [String], environment extra: [String: String] = [:], check: Bool = true) async throws
+        -> SeqdProcess.Result
+    {
+        precondition(!arguments.isEmpty, "no program to run")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        var environment = ["PATH": searchPath]
+        if let home = ProcessInfo.processInfo.environment["HOME"] { environment["HOME"] = home }
+        environment.merge(extra) { $1 }
+        process.environment = environment
+        // Files rather than pipes, so a chatty program can never fill a pipe and hang.
+        let id = UUID().uuidString
+        let outURL = FileManager.default.temporaryDirectory.appendingPathComponent("cmd-\(id).out")
+        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("cmd-\(id).err")
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(at: outURL)
+            try? FileManager.default.removeItem(at: errURL)
+        }
+        let out = try FileHandle(forWritingTo: outURL)
+        let err = try FileHandle(forWritingTo: errURL)
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do {
+                try process.run()
+            } catch {
+                process.terminationHandler = nil
+                continuation.resume(throwing: error)
+            }
+        }
+        try out.close()
+        try err.close()
+        let result = SeqdProcess.Result(
+            status: status, stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+        if check && status != 0 {
+            throw Failed(description: "`\(arguments.joined(separator: " "))` failed: \(result)")
+        }
+        return result
+    }
+
+    /// The prefix that runs a command as the `postgres` user when the tests run as root
+    /// (PostgreSQL refuses to run as root), as Scripts/lib.sh does.
+    public static var asDatabaseOwner: [String] { getuid() == 0 ? ["runuser", "-u", "postgres", "--"] : [] }
+}

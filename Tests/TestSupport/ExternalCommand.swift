@@ -14,14 +14,20 @@ public enum ExternalCommand {
 
     /// Runs `arguments[0]` (looked up on `searchPath` when it has no slash) with the remaining
     /// arguments; throws `Failed` when it exits non-zero and `check` is true.
+    ///
+    /// - Parameter startsDaemon: the program leaves a daemon behind (`pg_ctl start`). Foundation on
+    ///   Linux notices a child's exit when a socket it hands the child is closed by every process
+    ///   holding it; a daemon inherits that socket and would keep this call waiting for as long as
+    ///   it runs. So the program is started through a shell that closes every descriptor above 2.
     @discardableResult
-    public static func run(_ arguments: [String], environment extra: [String: String] = [:], check: Bool = true) async throws
-        -> SeqdProcess.Result
-    {
+    public static func run(
+        _ arguments: [String], environment extra: [String: String] = [:], check: Bool = true, startsDaemon: Bool = false
+    ) async throws -> SeqdProcess.Result {
         precondition(!arguments.isEmpty, "no program to run")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
+        let closeDescriptors = #"for fd in /proc/$$/fd/*; do n=${fd##*/}; if [ "$n" -gt 2 ] && [ -e "$fd" ]; then eval "exec $n>&-"; fi; done; exec "$@""#
+        process.arguments = startsDaemon ? ["bash", "-c", closeDescriptors, "close-descriptors"] + arguments : arguments
         var environment = ["PATH": searchPath]
         if let home = ProcessInfo.processInfo.environment["HOME"] { environment["HOME"] = home }
         environment.merge(extra) { $1 }

@@ -16,6 +16,8 @@ seqd_require_packages() {
     # The SMTP tests script a real server's faults with aiosmtpd, run by Debian's own python3.
     /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
     command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+    # The clock-skew fault test runs a daemon hours off the database's clock.
+    command -v faketime >/dev/null 2>&1 || missing+=(faketime)
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "==> installing missing packages: ${missing[*]}"
     local sudo=""

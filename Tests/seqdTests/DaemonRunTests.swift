@@ -113,31 +113,30 @@ struct DaemonRunTests {
         #expect(workers == 3)
     }
 
+    /// Fault suite scenario 2 (issue 5): at least ten SIGKILLs of a random daemon at random
+    /// moments, each restarted at once, as systemd or an orchestrator would.
     @Test("daemons killed with SIGKILL at random moments and restarted lose nothing and duplicate nothing")
     func killAndRestart() async throws {
-        let (seqd, connection, outbox) = try await Self.prepare(count: 1_500, prefix: "sigkill")
+        let count = 2_500
+        let (seqd, connection, outbox) = try await Self.prepare(count: count, prefix: "sigkill")
         let environment = Self.daemonEnvironment(outbox: outbox, leaseTimeout: "2s")
-        let steady = DaemonProcess(seqd, environment: environment, name: "steady")
-        let victim = DaemonProcess(seqd, environment: environment, name: "victim")
-        try steady.start()
-        try victim.start()
+        let daemons = [DaemonProcess(seqd, environment: environment, name: "first"), DaemonProcess(seqd, environment: environment, name: "second")]
+        for daemon in daemons { try daemon.start() }
         var generator = SystemRandomNumberGenerator()
         var kills = 0
-        while try Self.remaining(connection) > 0 && kills < 8 {
-            try await Task.sleep(for: .milliseconds(Int.random(in: 150...700, using: &generator)))
-            let target = kills % 3 == 2 ? steady : victim
+        while try Self.remaining(connection) > 0 && kills < 14 {
+            try await Task.sleep(for: .milliseconds(Int.random(in: 100...500, using: &generator)))
+            let target = daemons[Int.random(in: 0..<daemons.count, using: &generator)]
             target.send(SIGKILL)
             _ = try await target.waitForExit()
             kills += 1
             try target.start()
         }
-        #expect(kills >= 3, "the run finished before enough kills; make it longer")
+        #expect(kills >= 10, "the run finished after \(kills) kills; make it longer")
         try await waitUntil(timeout: .seconds(240), "every enrollment to finish after the kills") { try Self.remaining(connection) == 0 }
-        steady.send(SIGTERM)
-        victim.send(SIGTERM)
-        _ = try await steady.waitForExit()
-        _ = try await victim.waitForExit()
-        try Self.expectCompleteAndExact(connection, outbox: outbox, enrollments: 1_500, killed: true)
+        for daemon in daemons { daemon.send(SIGTERM) }
+        for daemon in daemons { _ = try await daemon.waitForExit() }
+        try Self.expectCompleteAndExact(connection, outbox: outbox, enrollments: count, killed: true)
         let check = try await seqd.run("check")
         #expect(check.status == 0, "\(check)")
         // A delivery handed to the transport twice always shows an attempt whose outcome was unknown.
@@ -148,8 +147,31 @@ struct DaemonRunTests {
               AND NOT EXISTS (SELECT 1 FROM seqd.delivery_attempts a WHERE a.delivery_id = d.id AND a.outcome = 'unknown')
             """)[0].decode("n", as: Int.self)
         #expect(unexplained == 0)
+        // Every message on disk carries the Message-ID its delivery row recorded. The file of a
+        // delivery sent twice was written by each attempt (same name, renamed into place), so the
+        // last write must carry the same Message-ID as the recorded one: the ID is the key's, not
+        // the attempt's.
+        var mismatched = [String]()
+        let sent = try connection.query("SELECT idempotency_key, message_id FROM seqd.deliveries WHERE status = 'sent'")
+        for row in sent.rows {
+            let key = try row.decode("idempotency_key", as: String.self)
+            let recorded = try row.decode("message_id", as: String?.self)
+            let file = URL(fileURLWithPath: outbox).appendingPathComponent(key + ".eml")
+            let headers = (try? String(contentsOf: file, encoding: .utf8))?.components(separatedBy: "\r\n\r\n").first ?? ""
+            let onDisk = headers.components(separatedBy: "\r\n")
+                .first { $0.lowercased().hasPrefix("message-id:") }
+                .map { $0.dropFirst("message-id:".count).trimmingCharacters(in: .whitespaces) }
+            if recorded == nil || onDisk != recorded { mismatched.append("\(key): file \(onDisk ?? "missing"), row \(recorded ?? "NULL")") }
+        }
+        #expect(sent.count == count * 3)
+        #expect(mismatched.isEmpty, "\(mismatched.count) messages differ from their rows' Message-ID: \(mismatched.prefix(5))")
+        let twice = try connection.query(
+            """
+            SELECT count(*) AS n FROM (SELECT delivery_id FROM seqd.delivery_attempts GROUP BY delivery_id HAVING count(*) > 1) t
+            """)[0].decode("n", as: Int.self)
         let retriedUnknown = try connection.query(
             "SELECT count(DISTINCT delivery_id) AS n FROM seqd.delivery_attempts WHERE outcome = 'unknown'")[0].decode("n", as: Int.self)
-        print("killed \(kills) times; \(retriedUnknown) deliveries had an attempt of unknown outcome and were retried with the same Message-ID")
+        print("killed \(kills) times; \(twice) deliveries were handed to the transport more than once, each after an attempt of "
+            + "unknown outcome (\(retriedUnknown) had one), and every .eml carries its row's Message-ID")
     }
 }

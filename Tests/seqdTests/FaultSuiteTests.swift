@@ -153,6 +153,58 @@ extension FaultSuite {
                 + "; the successor finished: \(outcome); \(FaultSuite.elapsed(since: start))")
         }
 
+        /// The claims' SKIP LOCKED, seen from outside: rows an operator's open psql transaction
+        /// holds (enrollments, then pending deliveries) stall only themselves, never the daemon.
+        @Test("rows locked by an operator's open transaction hold only themselves: the daemon skips them")
+        func lockedRowsAreSkipped() async throws {
+            let start = ContinuousClock.now
+            let count = 1_000, emails = 2
+            let scenario = try await Scenario.prepare(
+                prefix: "fault_locked", sequence: Scenario.drip(name: "locked", emails: emails, wait: "1s"), name: "locked",
+                contacts: (0..<count).map { "locked\($0)@example.com" })
+            let connection = try scenario.connect()
+            // Deliveries queue as pending while sending is paused, so some can be locked in place.
+            #expect(try await scenario.seqd.run("sending", "pause").status == 0)
+            let enrollmentHolder = try scenario.connect()
+            try enrollmentHolder.execute("BEGIN")
+            let lockedEnrollments = try enrollmentHolder.query(
+                "SELECT id FROM seqd.enrollments WHERE id % 100 = 0 ORDER BY id FOR UPDATE"
+            ).rows.map { try $0.decode("id", as: Int64.self) }
+            let daemon = DaemonProcess(scenario.seqd, environment: FaultSuite.daemonEnvironment(), name: "locked")
+            try daemon.start()
+            let others = count - lockedEnrollments.count
+            try await waitUntil(timeout: .seconds(60), "every enrollment not locked to queue its first delivery") {
+                try connection.query("SELECT count(*) AS n FROM seqd.deliveries WHERE step_key = 'm1'")[0].decode("n", as: Int.self) == others
+            }
+            let deliveryHolder = try scenario.connect()
+            try deliveryHolder.execute("BEGIN")
+            let lockedDeliveries = try deliveryHolder.query(
+                "SELECT id, enrollment_id FROM seqd.deliveries WHERE status = 'pending' AND id % 50 = 0 ORDER BY id FOR UPDATE")
+            try #require(lockedDeliveries.count > 0)
+            #expect(try await scenario.seqd.run("sending", "resume").status == 0)
+            let free = others - lockedDeliveries.count
+            try await waitUntil(timeout: .seconds(60), "the \(free) enrollments nothing locks to finish") {
+                try connection.query("SELECT count(*) AS n FROM seqd.enrollments WHERE status = 'completed'")[0].decode("n", as: Int.self) == free
+            }
+            // The held rows waited in place, untouched.
+            let held = try connection.query(
+                """
+                SELECT (SELECT count(*) FROM seqd.deliveries WHERE enrollment_id = ANY($1::bigint[])) AS advanced,
+                       (SELECT count(*) FROM seqd.delivery_attempts WHERE delivery_id = ANY($2::bigint[])) AS attempted
+                """, [lockedEnrollments, try lockedDeliveries.rows.map { try $0.decode("id", as: Int64.self) }])[0]
+            #expect(try held.decode("advanced", as: Int.self) == 0)
+            #expect(try held.decode("attempted", as: Int.self) == 0)
+            try enrollmentHolder.execute("ROLLBACK")
+            try deliveryHolder.execute("ROLLBACK")
+            try await waitUntil(timeout: .seconds(60), "the released rows to finish") { try RunOutcome.live(connection) == 0 }
+            try await FaultSuite.stop([daemon])
+            let outcome = try RunOutcome.load(connection)
+            FaultSuite.expectComplete(outcome, enrollments: count, emails: emails)
+            try await FaultSuite.expectCheckClean(scenario.seqd)
+            print("fault (locked rows): \(lockedEnrollments.count) enrollments and \(lockedDeliveries.count) deliveries held by psql "
+                + "while the other \(free) finished; \(outcome); \(FaultSuite.elapsed(since: start))")
+        }
+
         /// Scenario 8. An operator edits enrollments with psql while a daemon runs.
         @Test("manual psql changes: invalid transitions rejected (SQ001), valid ones audited as the database user, a manual pause holds at once")
         func manualChanges() async throws {

@@ -327,24 +327,35 @@ class Bench:
         """The replicas start first and wait idle; then `due` enrollments become due at once (with
         the NOTIFY `seqd enroll` sends), so every replica works from the first moment and start-up
         is never part of the measured window."""
+        started = time.monotonic()
+        phases = {}
+
+        def phase(name: str) -> None:  # where a run's wall time goes, for the log
+            phases[name] = round(time.monotonic() - started - sum(phases.values()), 2)
+
         db = self.clone(template, "seqd")
         processes = []
         try:
             sequence, step = ("bench-waits", 1) if kind == "waits" else ("bench-emails", 0)
             self.quiesce(db)
+            phase("clone")
             processes = self.start_daemons(db, replicas, extra)
             self.wait_ready(db, processes, int(extra.get("SEQD_DELIVERY_CONCURRENCY", 4)))
+            phase("start")
             commits = self.commits(db)
             self.add_due(db, due, sequence, step, -(due + 60_000), 1, "work")
             self.wait_for(db, self.DONE[kind], due, processes, self.mode["deadline"])
+            phase("work")
             rss = max(self.peak_rss_mib(p) for p in processes)
             problems = self.stop_daemons(processes)
+            phase("stop")
             counted, seconds = self.row(db, self.RATE[kind])
             # Transactions per row, idle polls included (sessions flush their statistics when they
             # end, so this is read after the stop): what the work cost in commits.
             commits = (self.commits(db) - commits) / due
             self.record(cell, rep=rep, value=int(counted) / float(seconds), rows=due, seconds=float(seconds),
-                        peak_rss_mib=rss, transactions_per_row=commits, **({"note": problems} if problems else {}))
+                        peak_rss_mib=rss, transactions_per_row=commits, wall=phases,
+                        **({"note": problems} if problems else {}))
         except Exception as error:
             self.stop_daemons(processes)
             self.fail(cell, "failed", str(error))
@@ -470,7 +481,7 @@ class Bench:
                     "SEQD_DELIVERY_SMTP_STARTTLS": "off", "SEQD_DELIVERY_CONCURRENCY": str(senders),
                     "SEQD_UNSUBSCRIBE_BASE_URL": "http://127.0.0.1:8080"}, rep)
         finally:
-            sink.terminate()
+            sink.kill()  # a sink keeps nothing worth a clean shutdown
             sink.wait()
 
     # ---------------------------------------------------------------- 5. adversarial
@@ -603,6 +614,9 @@ class Bench:
 
 
 def main() -> None:
+    # A parent may hand its signal mask down with SIGTERM blocked (a test runner's thread does):
+    # every child would inherit it, and neither the daemons nor smtp-sink could then be stopped.
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--socket-dir", required=True)

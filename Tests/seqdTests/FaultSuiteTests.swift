@@ -205,6 +205,49 @@ extension FaultSuite {
                 + "while the other \(free) finished; \(outcome); \(FaultSuite.elapsed(since: start))")
         }
 
+        /// Invariant 3 when the suppression comes from psql: a row inserted by hand ends nothing and
+        /// cancels nothing by itself, so only the daemon's re-check at claim time (and at the next
+        /// step) stands between it and the deliveries already queued.
+        @Test("a suppression inserted by hand in psql stops deliveries already queued: nothing is sent to it")
+        func manualSuppression() async throws {
+            let start = ContinuousClock.now
+            let count = 200, emails = 2
+            let scenario = try await Scenario.prepare(
+                prefix: "fault_suppress", sequence: Scenario.drip(name: "suppress", emails: emails, wait: "1s"), name: "suppress",
+                contacts: (0..<count).map { "suppress\($0)@example.com" })
+            let connection = try scenario.connect()
+            // Queue every first delivery as pending, so the suppression lands before any claim.
+            #expect(try await scenario.seqd.run("sending", "pause").status == 0)
+            let daemon = DaemonProcess(scenario.seqd, environment: FaultSuite.daemonEnvironment(), name: "suppress")
+            try daemon.start()
+            try await waitUntil(timeout: .seconds(60), "every first delivery to be queued") {
+                try connection.query("SELECT count(*) AS n FROM seqd.deliveries WHERE status = 'pending'")[0].decode("n", as: Int.self) == count
+            }
+            let suppressed = try connection.query(
+                """
+                INSERT INTO seqd.suppressions (email, reason, source)
+                SELECT lower(email), 'manual', 'psql' FROM seqd.contacts WHERE id % 4 = 0 RETURNING email
+                """
+            ).rows.map { try $0.decode("email", as: String.self) }
+            #expect(try await scenario.seqd.run("sending", "resume").status == 0)
+            try await waitUntil(timeout: .seconds(60), "every enrollment to finish") { try RunOutcome.live(connection) == 0 }
+            try await FaultSuite.stop([daemon])
+            let result = try connection.query(
+                """
+                SELECT (SELECT count(*) FROM seqd.delivery_attempts a JOIN seqd.deliveries d ON d.id = a.delivery_id
+                        JOIN seqd.contacts c ON c.id = d.contact_id WHERE lower(c.email) = ANY($1::text[])) AS attempts,
+                       (SELECT count(*) FROM seqd.enrollments e JOIN seqd.contacts c ON c.id = e.contact_id
+                        WHERE lower(c.email) = ANY($1::text[]) AND e.status = 'opted_out') AS opted_out,
+                       (SELECT count(*) FROM seqd.enrollments WHERE status = 'completed') AS completed
+                """, [suppressed])[0]
+            #expect(try result.decode("attempts", as: Int.self) == 0, "deliveries to suppressed addresses were attempted")
+            #expect(try result.decode("opted_out", as: Int.self) == suppressed.count)
+            #expect(try result.decode("completed", as: Int.self) == count - suppressed.count)
+            try await FaultSuite.expectCheckClean(scenario.seqd)
+            print("fault (psql suppression): \(suppressed.count) addresses suppressed by hand with their first delivery queued; "
+                + "\(try result.decode("attempts", as: Int.self)) attempts to them; \(try RunOutcome.load(connection)); \(FaultSuite.elapsed(since: start))")
+        }
+
         /// Scenario 8. An operator edits enrollments with psql while a daemon runs.
         @Test("manual psql changes: invalid transitions rejected (SQ001), valid ones audited as the database user, a manual pause holds at once")
         func manualChanges() async throws {
@@ -265,12 +308,14 @@ extension FaultSuite {
                 "UPDATE seqd.enrollments SET current_step_index = current_step_index + 1 WHERE id = $1", stopped,
                 mentioning: "can no longer change step")
 
-            // A manual pause, stored as the state machine stores one: the wait left, no due time.
+            // A manual pause, stored as the state machine stores one: the wait left, no due time, and
+            // no remaining wait at all while awaiting delivery (greatest() would turn that NULL into 0).
             let pausedIDs = try ids(1..<31)
             let paused = try connection.query(
                 """
                 UPDATE seqd.enrollments
-                SET status = 'paused', remaining_wait = greatest(next_run_at - now(), interval '0'), next_run_at = NULL
+                SET status = 'paused', next_run_at = NULL,
+                    remaining_wait = CASE WHEN next_run_at IS NULL THEN NULL ELSE greatest(next_run_at - now(), interval '0') END
                 WHERE id = ANY($1::bigint[]) AND status = 'active' RETURNING id
                 """, [pausedIDs]
             ).rows.map { try $0.decode("id", as: Int64.self) }

@@ -56,6 +56,15 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     /// The statement was cancelled (`PQcancel`, statement_timeout): SQLSTATE 57014.
     public var isQueryCanceled: Bool { sqlState == "57014" }
 
+    /// True when the error says something about the data a statement touched (a constraint, a
+    /// bad value, a trigger's refusal), so doing the same work in smaller pieces can isolate the
+    /// culprit. False for errors about the session or the server — cancelled, shut down, deadlock,
+    /// serialization, out of resources, lost connection — where redoing the work only delays.
+    public var isAboutTheData: Bool {
+        guard kind == .server, !isConnectionError, let state = sqlState else { return false }
+        return !["40", "53", "54", "57", "58", "XX"].contains(String(state.prefix(2)))
+    }
+
     /// A unique constraint was violated: SQLSTATE 23505.
     public var isUniqueViolation: Bool { sqlState == "23505" }
 

@@ -16,7 +16,11 @@ extension SequenceDefinition {
         var parser = SequenceParser(file: fileName)
         let definition = parser.parseDocument(text)
         guard parser.issues.isEmpty, let definition else {
-            throw SequenceValidationError(issues: parser.issues)
+            // Every rejection must say why; an empty list would read as success to a caller.
+            let issues = parser.issues.isEmpty
+                ? [SequenceValidationError.Issue(file: fileName, path: "", message: "was rejected without a reason (a seqd bug; please report it)")]
+                : parser.issues
+            throw SequenceValidationError(issues: issues)
         }
         return definition
     }
@@ -212,6 +216,8 @@ struct SequenceParser {
                     } catch {
                         issue(path + ".duration", error.description)
                     }
+                } else if fields["duration"] == nil {
+                    issue(path + ".duration", "missing required field (e.g. 2d, 36h, 3 business days)")
                 }
             case "branch":
                 draft.kind = fields["when"].flatMap { parseRules($0, path + ".when") }.map { .branch($0) }
@@ -359,8 +365,10 @@ struct SequenceParser {
         var fields: [String: Node] = [:]
         var seen = Set<String>()
         for (keyNode, value) in mapping {
-            guard case .scalar(let scalar) = keyNode else {
-                issue(path, "field names must be plain text, got \(kindName(keyNode))")
+            guard case .scalar(let scalar) = keyNode, !scalar.string.isEmpty else {
+                // No name to put in the path: say where the field is instead.
+                let problem = keyNode.scalar != nil ? "a field name is empty" : "field names must be plain text, got \(kindName(keyNode))"
+                issue(path, Self.location(of: keyNode).map { "\($0): \(problem)" } ?? problem)
                 continue
             }
             let key = scalar.string
@@ -415,12 +423,23 @@ struct SequenceParser {
         return Array(sequence)
     }
 
+    /// "line 3, column 1" for a node that came from text (nodes built in code have no mark).
+    static func location(of node: Node) -> String? {
+        node.mark.map { "line \($0.line), column \($0.column)" }
+    }
+
     /// Yams' own descriptions quote the whole document; an author needs the place and the problem.
     static func describe(_ error: any Error) -> String {
         switch error as? YamlError {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
              .composer(let context, let problem, let mark, _):
             return "line \(mark.line), column \(mark.column): \(problem)" + (context.map { " (\($0.text))" } ?? "")
+        case .reader(let problem, let offset?, _, let yaml):
+            // Control characters and bad encodings; Yams' text would echo the offending line.
+            let before = yaml.utf8.prefix(max(0, offset))
+            let line = before.count { $0 == UInt8(ascii: "\n") } + 1
+            let column = before.count - (before.lastIndex(of: UInt8(ascii: "\n")).map { before.distance(from: before.startIndex, to: $0) + 1 } ?? 0) + 1
+            return "line \(line), column \(column): \(problem)"
         case .duplicatedKeysInMapping(let duplicates, let context):
             let keys = duplicates.sorted().map { "'\($0)'" }.joined(separator: ", ")
             return "line \(context.mark.line): field \(keys) appears twice in one mapping"

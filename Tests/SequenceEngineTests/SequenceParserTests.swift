@@ -210,6 +210,11 @@ import Testing
         ("- just\n- a list", "test.yaml: expected a mapping, got a list"),
         ("name: x\nsender: {address: a@b.co}\nsteps: [{type: branch}]", "test.yaml: steps[0].when: missing required field (a list of { if: <condition>, goto: <key> })"),
         ("name: x\nsender: {address: a@b.co}\nsteps: [{type: branch, when: []}]", "test.yaml: steps[0].when: must contain at least one rule"),
+        ("name: x\nsender: {address: a@b.co}\nsteps: [{type: wait}]", "test.yaml: steps[0].duration: missing required field (e.g. 2d, 36h, 3 business days)"),
+        ("name: x\nsender: {address: a@b.co}\nsteps: [{type: wait, duration: ~}]", "test.yaml: steps[0].duration: missing required field (e.g. 2d, 36h, 3 business days)"),
+        ("name: x\n\"\": y\nsender: {address: a@b.co}\nsteps: [{type: wait, duration: 1d}]", "test.yaml: line 2, column 1: a field name is empty"),
+        ("name: x\nsender: {address: a@b.co}\nsteps: [{type: wait, duration: 1d, [k]: v}]", "test.yaml: steps[0]: line 3, column 36: field names must be plain text, got a list"),
+        ("name: x\u{01}\nsender: {address: a@b.co}", "test.yaml: is not valid YAML or JSON: line 1, column 8: control characters are not allowed"),
     ])
     func rejects(_ yaml: String, _ expected: String) {
         #expect(issues(yaml) == [expected])

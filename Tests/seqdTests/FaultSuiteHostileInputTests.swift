@@ -21,56 +21,44 @@ struct FaultSuiteHostileInputTests {
     static func namesWhere(_ issue: SequenceValidationError.Issue, file: String) -> Bool {
         guard issue.file == file, issue.description.hasPrefix(file + ": "), !issue.message.isEmpty else { return false }
         if !issue.path.isEmpty { return issue.description.hasPrefix("\(file): \(issue.path): ") }
-        // Syntax errors: "line 3, column 7: …", or Yams' reader errors (control characters), which
-        // SequenceParser.describe passes through as "3:7: error: reader: …".
+        // Syntax errors, control characters and nameless fields: "line 3, column 7: …".
         return issue.message.range(of: #"line \d+"#, options: .regularExpression) != nil
-            || issue.message.range(of: #"^is not valid YAML or JSON: \d+:\d+: "#, options: .regularExpression) != nil
             || issue.message.hasPrefix("is empty") || issue.message.hasPrefix("is not UTF-8")
             || issue.message.hasPrefix("expected a mapping")
     }
 
-    /// Known gap: a field name at the top level that is empty or not text is reported without
-    /// saying which field or line ("unknown field (allowed: …)", "field names must be plain text").
-    static func isKnownRootKeyGap(_ issue: SequenceValidationError.Issue) -> Bool {
-        issue.path.isEmpty && (issue.message.hasPrefix("unknown field") || issue.message.hasPrefix("field names must be plain text"))
-    }
-
-    @Test("known gap: a bad top-level field name is reported without saying where")
-    func rootKeyGap() {
+    /// A field name at the top level that is empty or not text has no path to name: the issue
+    /// gives its line and column instead.
+    @Test("a bad top-level field name is reported with its line")
+    func rootKeyNamesItsLine() {
         for text in ["\"\": x\nname: a\n", "{\"name\"}: x\n"] {
             do {
                 _ = try SequenceDefinition.parse(text, fileName: "root.yaml")
                 Issue.record("accepted \(text.debugDescription)")
             } catch {
-                withKnownIssue("SequenceParser.mapping reports a bad top-level key with an empty path") {
-                    for issue in error.issues { #expect(Self.namesWhere(issue, file: "root.yaml"), "\(issue)") }
-                }
+                #expect(error.issues.contains { $0.message.hasPrefix("line 1, column 1: ") }, "\(error)")
+                for issue in error.issues { #expect(Self.namesWhere(issue, file: "root.yaml"), "\(issue)") }
             }
         }
     }
 
-    /// Found by the byte-damage fuzz: SequenceParser's `wait` case reports nothing when `duration`
-    /// is absent or null, so parsing throws a SequenceValidationError with no issues, and `sequence
-    /// apply` takes the empty issue list for success: exit 0, no output, nothing stored.
-    @Test("known bug: a wait step without duration must be rejected naming steps[1].duration")
+    /// Found by the byte-damage fuzz: a `wait` step without `duration` used to give no issue at
+    /// all, and `sequence apply` took the empty issue list for success (exit 0, nothing stored).
+    @Test("a wait step without duration is rejected naming steps[1].duration")
     func waitWithoutDuration() async throws {
         let text = "name: nodur\nsender: { address: a@example.com }\nsteps:\n  - { type: email, subject: s, body: b }\n  - { type: wait }\n"
-        withKnownIssue("SequenceParser: wait without duration gives no issue") {
-            do {
-                _ = try SequenceDefinition.parse(text, fileName: "nodur.yaml")
-                Issue.record("accepted a wait step without duration")
-            } catch let error as SequenceValidationError {
-                #expect(error.issues.contains { $0.path == "steps[1].duration" }, "issues: \(error.issues)")
-            }
+        do {
+            _ = try SequenceDefinition.parse(text, fileName: "nodur.yaml")
+            Issue.record("accepted a wait step without duration")
+        } catch {
+            #expect(error.issues.contains { $0.path == "steps[1].duration" }, "issues: \(error.issues)")
         }
         let url = try await TestDatabase.shared.makeMigratedDatabase(prefix: "fault_nodur")
         let seqd = try SeqdProcess(databaseURL: try await TestDatabase.shared.withRoles(url))
         try seqd.write("nodur.yaml", text)
         let result = try await seqd.run("sequence", "apply", "nodur.yaml")
-        withKnownIssue("sequence apply exits 0 and prints nothing for it") {
-            #expect(result.status == 65, "\(result)")
-            #expect(result.stderr.contains("nodur.yaml: steps[1].duration: "), "\(result)")
-        }
+        #expect(result.status == 65, "\(result)")
+        #expect(result.stderr.contains("nodur.yaml: steps[1].duration: missing required field"), "\(result)")
         #expect(try Self.versions(try Connection(url)) == 0)
     }
 
@@ -125,23 +113,12 @@ struct FaultSuiteHostileInputTests {
                 _ = try SequenceDefinition.parse(data, fileName: file)
                 accepted += 1
             } catch {
-                if error.issues.isEmpty {
-                    // Known bug (see waitWithoutDuration): truncation often leaves a wait step without its duration.
-                    withKnownIssue("a wait step without duration is rejected with no issue", isIntermittent: true) {
-                        Issue.record("\(FuzzSeed.label(case: index)): rejected without a reason\n\(String(decoding: data, as: UTF8.self))")
-                    }
-                }
+                #expect(!error.issues.isEmpty, "\(FuzzSeed.label(case: index)): rejected without a reason\n\(String(decoding: data, as: UTF8.self))")
                 for issue in error.issues {
-                    let check = {
-                        #expect(
-                            Self.namesWhere(issue, file: file),
-                            "\(FuzzSeed.label(case: index)): '\(issue)' does not say where\n\(String(decoding: data, as: UTF8.self))")
-                    }
-                    if Self.isKnownRootKeyGap(issue) {
-                        withKnownIssue("a bad top-level field name is reported without saying where", isIntermittent: true) { check() }
-                    } else {
-                        check()
-                    }
+                    #expect(
+                        Self.namesWhere(issue, file: file),
+                        "\(FuzzSeed.label(case: index)): '\(issue)' does not say where\n\(String(decoding: data, as: UTF8.self))")
+                    #expect(!issue.message.contains("was rejected without a reason"), "\(FuzzSeed.label(case: index)): \(issue)")
                 }
             }
         }

@@ -50,11 +50,12 @@ public final class Advancer {
 
     /// Runs one advance transaction. If one of its statements fails, the same claim is redone with
     /// each enrollment under its own savepoint, so the enrollment at fault fails alone (with its
-    /// error recorded) and never blocks the batch.
+    /// error recorded) and never blocks the batch. A cancel (shutdown), deadlock or lost
+    /// connection is not the data's fault: it is thrown, so shutdown is not delayed by a redo.
     public func advanceBatch(_ connection: Connection, limit: Int) throws -> AdvanceSummary {
         do {
             return try connection.transaction { try advance($0, limit: limit, isolating: false) }
-        } catch let error as PostgresError where error.kind == .server && !error.isConnectionError {
+        } catch let error as PostgresError where error.isAboutTheData {
             return try connection.transaction { try advance($0, limit: limit, isolating: true) }
         }
     }
@@ -92,7 +93,7 @@ public final class Advancer {
                 do {
                     summary.deliveriesCreated += try write([plan], connection)
                     try connection.execute("RELEASE SAVEPOINT advance_one")
-                } catch let error as PostgresError where error.kind == .server && !error.isConnectionError {
+                } catch let error as PostgresError where error.isAboutTheData {
                     try connection.execute("ROLLBACK TO SAVEPOINT advance_one")
                     plans[index] = failed(plan.record, because: "advancing failed: \(error.message)")
                     _ = try write([plans[index]], connection)

@@ -303,6 +303,21 @@ extension FaultSuite {
                 "UPDATE seqd.enrollments SET current_step_index = current_step_index + 1 WHERE id = $1", stopped,
                 mentioning: "can no longer change step")
 
+            // Invariant 1 in the database itself: re-queueing a step that was already sent — a second
+            // delivery row for the same enrollment and step, under a fresh key — is refused.
+            let sent = try connection.query("SELECT id FROM seqd.deliveries WHERE status = 'sent' ORDER BY id LIMIT 1")[0].decode("id", as: Int64.self)
+            do {
+                try connection.query(
+                    """
+                    INSERT INTO seqd.deliveries (enrollment_id, contact_id, step_key, kind, idempotency_key, message)
+                    SELECT enrollment_id, contact_id, step_key, kind, idempotency_key || '-again', message
+                    FROM seqd.deliveries WHERE id = $1
+                    """, [sent])
+                Issue.record("a second delivery row for a step already sent was accepted")
+            } catch let error as PostgresError {
+                #expect(error.sqlState == "23505" && error.constraint == "deliveries_one_per_step", "\(error)")
+            }
+
             // A manual pause, stored as the state machine stores one: the wait left, no due time, and
             // no remaining wait at all while awaiting delivery (greatest() would turn that NULL into 0).
             let pausedIDs = try ids(1..<31)

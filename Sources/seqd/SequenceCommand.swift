@@ -6,12 +6,10 @@ import SequenceEngine
 import SequenceStore
 
 struct SequenceCommand: AsyncParsableCommand {
-    // `migrate` (move in-flight enrollments to a new version) and `preview` (render a step for a
-    // contact) join these subcommands with their own issue.
     static let configuration = CommandConfiguration(
         commandName: "sequence",
-        abstract: "Apply, list, show, pause and resume sequences.",
-        subcommands: [Apply.self, List.self, Show.self, Pause.self, Resume.self])
+        abstract: "Apply, list, show, pause, resume, migrate and preview sequences.",
+        subcommands: [Apply.self, List.self, Show.self, Pause.self, Resume.self, Migrate.self])
 
     struct Apply: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -19,6 +19,7 @@ struct Seqd: AsyncParsableCommand {
         subcommands: [
             MigrateCommand.self, SequenceCommand.self, ContactCommand.self, EnrollCommand.self, RunCommand.self,
             ServeCommand.self, SendingCommand.self, DeliveriesCommand.self, StatusCommand.self, InspectCommand.self, CheckCommand.self, PruneCommand.self, ConfigCommand.self,
+            InboundCommand.self,
         ] + OperatorCommands.all
     )
 

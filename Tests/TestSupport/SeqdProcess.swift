@@ -46,7 +46,8 @@ public struct SeqdProcess: Sendable {
         try await run(arguments)
     }
 
-    public func run(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> Result {
+    /// - Parameter input: the child's stdin (as an MTA pipe hands over a message); empty when nil.
+    public func run(_ arguments: [String], environment extra: [String: String] = [:], input: Data? = nil) async throws -> Result {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -70,7 +71,14 @@ public struct SeqdProcess: Sendable {
         let err = try FileHandle(forWritingTo: errURL)
         process.standardOutput = out
         process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        let inURL = FileManager.default.temporaryDirectory.appendingPathComponent("seqd-\(id).in")
+        defer { try? FileManager.default.removeItem(at: inURL) }
+        if let input {
+            try input.write(to: inURL)
+            process.standardInput = try FileHandle(forReadingFrom: inURL)
+        } else {
+            process.standardInput = FileHandle.nullDevice
+        }
         let status: Int32 = try await withCheckedThrowingContinuation { continuation in
             process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
             do {

@@ -87,42 +87,48 @@ public final class OperatorActions {
     public func apply(
         _ event: OperatorEvent, to target: OperatorTarget, reason: String? = nil, using connection: Connection
     ) throws -> [OperatorOutcome] {
-        try connection.transaction { connection in
-            var outcomes = [OperatorOutcome]()
-            switch target {
-            case .enrollment(let id):
-                let rows = try connection.query(
-                    "SELECT e.contact_id, c.email FROM seqd.enrollments e JOIN seqd.contacts c ON c.id = e.contact_id WHERE e.id = $1",
-                    [id])
-                guard rows.count == 1 else { throw StoreError(.notFound, "no enrollment with id \(id)") }
-                let contactID = try rows[0].decode("contact_id", as: Int64.self)
-                if event.isGlobal {
-                    outcomes.append(
-                        try suppress(event, address: try rows[0].decode("email"), contactID: contactID, subject: "enrollment \(id)", reason: reason, connection))
-                } else {
-                    let results = try EnrollmentEvents.apply(
-                        event.machineEvent, to: [id], using: connection, cache: cache, actor: actor, reason: reason,
-                        installationID: installationID)
-                    try recordSignal(event, contactID: contactID, enrollmentIDs: [id], reason: reason, connection)
-                    outcomes.append(
-                        OperatorOutcome(subject: "enrollment \(id)", contactFound: true, suppressed: false, results: results, finishedStatuses: []))
-                }
-            case .contacts(let addresses, let sequence):
-                var sequenceID: Int64?
-                if let sequence {
-                    let rows = try connection.query("SELECT id FROM seqd.sequences WHERE name = $1", [sequence])
-                    guard rows.count == 1 else { throw StoreError(.notFound, "no sequence named '\(sequence)'") }
-                    sequenceID = try rows[0].decode("id")
-                }
-                for address in addresses {
-                    outcomes.append(try apply(event, address: address, sequenceID: sequenceID, reason: reason, connection))
-                }
+        try connection.transaction { try applyInTransaction(event, to: target, reason: reason, using: $0) }
+    }
+
+    /// `apply` inside the caller's transaction, so several requests (one inbound message acting
+    /// on several enrollments) commit together or not at all.
+    func applyInTransaction(
+        _ event: OperatorEvent, to target: OperatorTarget, reason: String?, using connection: Connection
+    ) throws -> [OperatorOutcome] {
+        var outcomes = [OperatorOutcome]()
+        switch target {
+        case .enrollment(let id):
+            let rows = try connection.query(
+                "SELECT e.contact_id, c.email FROM seqd.enrollments e JOIN seqd.contacts c ON c.id = e.contact_id WHERE e.id = $1",
+                [id])
+            guard rows.count == 1 else { throw StoreError(.notFound, "no enrollment with id \(id)") }
+            let contactID = try rows[0].decode("contact_id", as: Int64.self)
+            if event.isGlobal {
+                outcomes.append(
+                    try suppress(event, address: try rows[0].decode("email"), contactID: contactID, subject: "enrollment \(id)", reason: reason, connection))
+            } else {
+                let results = try EnrollmentEvents.apply(
+                    event.machineEvent, to: [id], using: connection, cache: cache, actor: actor, reason: reason,
+                    installationID: installationID)
+                try recordSignal(event, contactID: contactID, enrollmentIDs: [id], reason: reason, connection)
+                outcomes.append(
+                    OperatorOutcome(subject: "enrollment \(id)", contactFound: true, suppressed: false, results: results, finishedStatuses: []))
             }
-            if event == .resume || event == .retry {
-                try connection.query("SELECT pg_notify('seqd_wakeup', '')")
+        case .contacts(let addresses, let sequence):
+            var sequenceID: Int64?
+            if let sequence {
+                let rows = try connection.query("SELECT id FROM seqd.sequences WHERE name = $1", [sequence])
+                guard rows.count == 1 else { throw StoreError(.notFound, "no sequence named '\(sequence)'") }
+                sequenceID = try rows[0].decode("id")
             }
-            return outcomes
+            for address in addresses {
+                outcomes.append(try apply(event, address: address, sequenceID: sequenceID, reason: reason, connection))
+            }
         }
+        if event == .resume || event == .retry {
+            try connection.query("SELECT pg_notify('seqd_wakeup', '')")
+        }
+        return outcomes
     }
 
     private func apply(

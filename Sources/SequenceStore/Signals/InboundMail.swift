@@ -1,0 +1,315 @@
+import Foundation
+import Postgres
+import SequenceEngine
+
+/// What processing one inbound message did: `seqd inbound` prints it, `POST /v1/inbound` answers
+/// with it. Holds no email address (the output of an MTA pipe can end up in logs and bounces).
+public struct InboundResult: Sendable, Encodable {
+    /// What came of the message.
+    public enum Outcome: String, Sendable, Encodable {
+        /// At least one enrollment changed, or an address was suppressed.
+        case applied
+        /// Deliberately not acted on (a delayed-delivery report, a read receipt).
+        case ignored
+        /// Nothing of seqd's matched: reported, never guessed.
+        case unmatched
+        /// It matched, but every enrollment it matched refused the event (e.g. already finished).
+        case refused
+    }
+
+    /// One enrollment the message matched, and what the state machine did with it.
+    public struct Enrollment: Sendable, Encodable {
+        public let id: Int64
+        public let sequence: String
+        public let from: String
+        /// nil when refused.
+        public let to: String?
+        /// Why the state machine refused, with the current status.
+        public let refused: String?
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(id, forKey: .id)
+            try container.encode(sequence, forKey: .sequence)
+            try container.encode(from, forKey: .from)
+            try container.encode(to, forKey: .to)
+            try container.encode(refused, forKey: .refused)
+        }
+
+        enum CodingKeys: String, CodingKey { case id, sequence, from, to, refused }
+    }
+
+    public let outcome: Outcome
+    /// `reply`, `out_of_office`, `bounce`, `ignored`.
+    public let classification: String
+    /// The auto-reply marker, the failed status codes, or why the message was ignored.
+    public let detail: String?
+    /// The inbound message's own Message-ID.
+    public let messageID: String?
+    /// How it matched: `In-Reply-To <id>`, `References <id>`, `Message-ID of the returned
+    /// message <id>`, or `sender address and sequence sender`.
+    public let matchedBy: String?
+    /// The return date an out-of-office message stated, when it stated one clearly.
+    public let returnDate: String?
+    /// When out-of-office pauses end (database clock).
+    public let resumeAt: Date?
+    /// Addresses put on the suppression list (bounces); counted, not named.
+    public let suppressed: Int
+    public let enrollments: [Enrollment]
+    /// Why nothing was done, for unmatched and refused messages.
+    public let note: String?
+
+    enum CodingKeys: String, CodingKey {
+        case outcome, classification, detail, enrollments, suppressed, note
+        case messageID = "message_id", matchedBy = "matched_by", returnDate = "return_date", resumeAt = "resume_at"
+    }
+
+    /// Every key always present (null when it does not apply), so scripts can rely on the shape.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(outcome, forKey: .outcome)
+        try container.encode(classification, forKey: .classification)
+        try container.encode(detail, forKey: .detail)
+        try container.encode(messageID, forKey: .messageID)
+        try container.encode(matchedBy, forKey: .matchedBy)
+        try container.encode(returnDate, forKey: .returnDate)
+        try container.encode(resumeAt, forKey: .resumeAt)
+        try container.encode(suppressed, forKey: .suppressed)
+        try container.encode(enrollments, forKey: .enrollments)
+        try container.encode(note, forKey: .note)
+    }
+}
+
+/// Applies inbound mail (design.md §7): classifies the message, matches it to enrollments by the
+/// Message-IDs it refers to — falling back to the contact's address and the sequence's sender —
+/// and applies reply, bounce or out-of-office pause through `OperatorActions` (the state machine,
+/// the audit trail and a `signals` row with source `inbound`), all in one transaction.
+public final class InboundMail {
+    private let actions: OperatorActions
+    private let oooResumeAfter: TimeInterval
+
+    /// - Parameters:
+    ///   - actor: recorded in the audit trail (`inbound`, `http:inbound`).
+    ///   - oooResumeAfter: `inbound.ooo_resume_after`, for auto-replies that state no return date.
+    public init(actor: String, installationID: String, oooResumeAfter: TimeInterval) {
+        actions = OperatorActions(actor: actor, source: "inbound", installationID: installationID)
+        self.oooResumeAfter = oooResumeAfter
+    }
+
+    /// Classifies, matches and applies `message` in one transaction; unmatched and ignored mail
+    /// changes nothing.
+    public func process(_ message: InboundMessage, using connection: Connection) throws -> InboundResult {
+        try SchemaCheck.requireSupported(connection)
+        return try connection.transaction { connection in
+            let now = try connection.query("SELECT now() AS now")[0].decode("now", as: Date.self)
+            let classification = InboundClassifier.classify(message, now: now)
+            var result = Draft(classification: classification, messageID: message.messageID)
+            switch classification {
+            case .ignored(let reason):
+                result.outcome = .ignored
+                result.detail = reason
+                return result.finished
+            case .reply:
+                break
+            case .outOfOffice(let returnDate, let marker):
+                result.detail = marker
+                result.returnDate = returnDate?.description
+            case .bounce(let recipients):
+                result.detail = Set(recipients.compactMap(\.status)).sorted().joined(separator: ", ")
+            }
+
+            guard let match = try self.match(message, bounce: classification.kind == "bounce", connection) else {
+                result.outcome = .unmatched
+                result.note = Self.unmatchedNote(message, bounce: classification.kind == "bounce")
+                return result.finished
+            }
+            result.matchedBy = match.how
+            guard !match.live.isEmpty || classification.kind == "bounce" else {
+                result.outcome = .refused
+                result.note = "no live enrollment (finished: \(match.finishedStatuses.joined(separator: ", ")))"
+                return result.finished
+            }
+
+            switch classification {
+            case .ignored:
+                break
+            case .reply:
+                for id in match.live {
+                    result.add(try actions.applyInTransaction(.reply, to: .enrollment(id), reason: "inbound reply, matched by \(match.kind)", using: connection))
+                }
+            case .outOfOffice(let returnDate, let marker):
+                let zones = try Self.zones(match.live, connection)
+                for id in match.live {
+                    let zone = zones[id] ?? (contact: nil, sequence: "UTC")
+                    let resumeAt = InboundClassifier.resumeAt(
+                        returnDate: returnDate, contactZone: zone.contact, sequenceZone: zone.sequence, now: now,
+                        defaultDelay: oooResumeAfter)
+                    result.resumeAt = resumeAt
+                    result.add(
+                        try actions.applyInTransaction(
+                            .pause(until: resumeAt), to: .enrollment(id), reason: "inbound auto-reply (\(marker)), matched by \(match.kind)",
+                            using: connection))
+                }
+            case .bounce(let recipients):
+                // The bounced address is the report's Final-Recipient; a report that names none
+                // bounces the address the matched delivery went to.
+                var addresses = [String]()
+                for address in recipients.compactMap(\.address) + (recipients.contains { $0.address == nil } ? match.contactEmails : [])
+                where !addresses.contains(address) {
+                    addresses.append(address)
+                }
+                if addresses.isEmpty { addresses = match.contactEmails }
+                for address in addresses {
+                    let status = recipients.first { $0.address == address }?.status ?? result.detail ?? ""
+                    result.add(
+                        try actions.applyInTransaction(
+                            .bounce, to: .contacts([address], sequence: nil), reason: "inbound bounce \(status), matched by \(match.kind)",
+                            using: connection))
+                }
+            }
+            result.outcome = result.changed ? .applied : .refused
+            if result.outcome == .refused {
+                result.note = "every matched enrollment refused the \(classification.kind == "out_of_office" ? "pause" : classification.kind)"
+            }
+            return result.finished
+        }
+    }
+
+    /// Waits, as the operator commands do (invariant 3), until no send of the enrollments this
+    /// message changed is in flight. Returns false on timeout.
+    public static func waitForInFlightSends(_ result: InboundResult, using connection: Connection, timeout: TimeInterval) throws -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        for enrollment in result.enrollments where enrollment.refused == nil {
+            let left = max(0, deadline.timeIntervalSinceNow)
+            guard try OperatorActions.waitForInFlightSends(contacts: [], enrollmentID: enrollment.id, using: connection, timeout: left) else {
+                return false
+            }
+        }
+        return true
+    }
+
+    // MARK: Matching
+
+    private struct Match {
+        /// `In-Reply-To`, `References`, … for the audit trail.
+        let kind: String
+        /// `kind` and the msg-id, for output.
+        let how: String
+        let live: [Int64]
+        let finishedStatuses: [String]
+        /// The addresses the matched deliveries went to (for reports that name no recipient).
+        let contactEmails: [String]
+    }
+
+    private func match(_ message: InboundMessage, bounce: Bool, _ connection: Connection) throws -> Match? {
+        let references = message.matchReferences
+        if !references.isEmpty {
+            let rows = try connection.query(
+                """
+                SELECT d.message_id, d.enrollment_id, e.status::text AS status, lower(c.email) AS email
+                FROM seqd.deliveries d
+                JOIN seqd.enrollments e ON e.id = d.enrollment_id
+                JOIN seqd.contacts c ON c.id = d.contact_id
+                WHERE d.message_id = ANY($1::text[])
+                ORDER BY d.enrollment_id
+                """, [references.map(\.messageID)])
+            let found = try rows.rows.map {
+                (messageID: try $0.decode("message_id", as: String.self), enrollment: try $0.decode("enrollment_id", as: Int64.self),
+                 status: try $0.decode("status", as: String.self), email: try $0.decode("email", as: String.self))
+            }
+            // The most specific reference that is ours decides: In-Reply-To before the returned
+            // original before References (newest first).
+            for reference in references {
+                let hits = found.filter { $0.messageID == reference.messageID }
+                guard !hits.isEmpty else { continue }
+                return Match(
+                    kind: reference.header, how: "\(reference.header) \(reference.messageID)",
+                    live: Self.unique(hits.filter { Self.isLive($0.status) }.map(\.enrollment)),
+                    finishedStatuses: Self.unique(hits.filter { !Self.isLive($0.status) }.map(\.status)),
+                    contactEmails: Self.unique(hits.map(\.email)))
+            }
+        }
+        // A bounce comes from a mail system, never from the contact: no fallback for it.
+        guard !bounce, let from = message.from, !message.recipients.isEmpty else { return nil }
+        let rows = try connection.query(
+            """
+            SELECT e.id, e.status::text AS status
+            FROM seqd.enrollments e
+            JOIN seqd.contacts c ON c.id = e.contact_id
+            JOIN seqd.sequence_versions v ON v.sequence_id = e.sequence_id AND v.version = e.sequence_version
+            WHERE lower(c.email) = $1 AND lower(v.definition -> 'sender' ->> 'address') = ANY($2::text[])
+            ORDER BY e.id
+            """, [from, message.recipients])
+        guard rows.count > 0 else { return nil }
+        let enrollments = try rows.rows.map { (id: try $0.decode("id", as: Int64.self), status: try $0.decode("status", as: String.self)) }
+        return Match(
+            kind: "sender address", how: "sender address and sequence sender",
+            live: enrollments.filter { Self.isLive($0.status) }.map(\.id),
+            finishedStatuses: Self.unique(enrollments.filter { !Self.isLive($0.status) }.map(\.status)), contactEmails: [from])
+    }
+
+    private static func isLive(_ status: String) -> Bool { ["active", "paused", "failed"].contains(status) }
+
+    private static func unique<T: Hashable>(_ values: [T]) -> [T] {
+        var seen = Set<T>()
+        return values.filter { seen.insert($0).inserted }
+    }
+
+    private static func unmatchedNote(_ message: InboundMessage, bounce: Bool) -> String {
+        let count = message.matchReferences.count
+        let references = count == 0 ? "it refers to no Message-ID" : "none of the \(count) Message-ID(s) it refers to is one of seqd's deliveries"
+        if bounce { return "\(references) (a bounce is matched only by the Message-ID of the returned message)" }
+        return "\(references), and its sender is no contact enrolled in a sequence sent from the address it was sent to"
+    }
+
+    /// Each enrollment's contact zone and sequence zone, for a stated return date.
+    private static func zones(_ ids: [Int64], _ connection: Connection) throws -> [Int64: (contact: String?, sequence: String)] {
+        let rows = try connection.query(
+            """
+            SELECT e.id, c.time_zone, COALESCE(v.definition ->> 'time_zone', 'UTC') AS sequence_zone
+            FROM seqd.enrollments e
+            JOIN seqd.contacts c ON c.id = e.contact_id
+            JOIN seqd.sequence_versions v ON v.sequence_id = e.sequence_id AND v.version = e.sequence_version
+            WHERE e.id = ANY($1::bigint[])
+            """, [ids])
+        var zones = [Int64: (contact: String?, sequence: String)]()
+        for row in rows.rows {
+            zones[try row.decode("id")] = (try row.decode("time_zone", as: String?.self), try row.decode("sequence_zone", as: String.self))
+        }
+        return zones
+    }
+
+    /// The result under construction.
+    private struct Draft {
+        let classification: InboundClassification
+        let messageID: String?
+        var outcome = InboundResult.Outcome.unmatched
+        var detail: String?
+        var matchedBy: String?
+        var returnDate: String?
+        var resumeAt: Date?
+        var suppressed = 0
+        var enrollments = [InboundResult.Enrollment]()
+        var note: String?
+
+        var changed: Bool { suppressed > 0 || enrollments.contains { $0.refused == nil } }
+
+        mutating func add(_ outcomes: [OperatorOutcome]) {
+            for outcome in outcomes {
+                if outcome.suppressed { suppressed += 1 }
+                for result in outcome.results {
+                    enrollments.append(
+                        InboundResult.Enrollment(
+                            id: result.enrollmentID, sequence: result.sequenceName, from: result.from.rawValue,
+                            to: result.to?.rawValue, refused: result.refusal?.description))
+                }
+            }
+        }
+
+        var finished: InboundResult {
+            InboundResult(
+                outcome: outcome, classification: classification.kind, detail: detail, messageID: messageID, matchedBy: matchedBy,
+                returnDate: returnDate, resumeAt: resumeAt, suppressed: suppressed, enrollments: enrollments, note: note)
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import ArgumentParser
+import Foundation
+import Postgres
+import SeqdConfig
+import SequenceEngine
+import SequenceStore
+
+/// `seqd inbound [FILE]`: one raw inbound email (a reply, a bounce, an auto-reply), from a file or
+/// from stdin for an MTA pipe, classified, matched and applied through the state machine.
+struct InboundCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inbound",
+        abstract: "Apply an inbound email (reply, bounce report, auto-reply) read from FILE or stdin.",
+        discussion: """
+            Matches the message by In-Reply-To/References (or, for a delivery status report, the returned \
+            original's Message-ID) to seqd's deliveries, falling back to the sender's address and the sequence's \
+            sender address. A report with a 5.x.x status bounces the address; 4.x.x reports are ignored; \
+            auto-replies pause until the stated return date or for inbound.ooo_resume_after; anything else \
+            is a reply.
+
+            Exit codes: 0 applied, or deliberately ignored (a delayed-delivery report, a read receipt); \
+            1 nothing matched, or the matched enrollments refused (e.g. already finished); 65 malformed \
+            message; 66 FILE missing; 69 database unreachable.
+
+            Example (an MTA pipe):
+              seqd inbound < message.eml
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("The raw RFC 5322 message; stdin when omitted.", valueName: "file"))
+    var file: String?
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() async throws {
+        let data: Data
+        if let file {
+            data = try CommandInput.read(file)
+        } else {
+            data = await readStandardInput(limit: InboundMessage.maxSize + 1)
+        }
+        let message: InboundMessage
+        do {
+            message = try InboundMessage.parse(data)
+        } catch {
+            throw CommandFailure(status: .dataError, message: "\(file ?? "stdin"): \(error)")
+        }
+        let configuration = try await global.loadConfiguration()
+        let resumeAfter = TimeInterval(configuration.seconds("inbound.ooo_resume_after"))
+        let database = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd inbound"))
+        defer { database.close() }
+        let result = try await database.run { connection in
+            let installation = try InstallationSettings.load(connection)
+            return try InboundMail(actor: "inbound", installationID: installation.installationID, oooResumeAfter: resumeAfter)
+                .process(message, using: connection)
+        }
+        var settled = true
+        if result.outcome == .applied {
+            let timeout = Double(configuration.seconds("delivery.lease_timeout") + 5)
+            settled = try await database.run { try InboundMail.waitForInFlightSends(result, using: $0, timeout: timeout) }
+        }
+        if json { try printJSON(result) } else { print(Self.render(result, inFlightSettled: settled)) }
+        if result.outcome == .unmatched || result.outcome == .refused { throw ExitCode(ExitStatus.refused.rawValue) }
+    }
+
+    static func render(_ result: InboundResult, inFlightSettled: Bool) -> String {
+        var lines = ["classification: \(result.classification)\(result.detail.map { " (\($0))" } ?? "")"]
+        if let returnDate = result.returnDate { lines.append("return date: \(returnDate)") }
+        if let matchedBy = result.matchedBy { lines.append("matched by: \(matchedBy)") }
+        for enrollment in result.enrollments {
+            var line = "enrollment \(enrollment.id) (\(enrollment.sequence)): "
+            if let refused = enrollment.refused {
+                line += "refused: \(refused)"
+            } else {
+                line += "\(enrollment.from) → \(enrollment.to ?? "?")"
+                if enrollment.to == "paused", let resumeAt = result.resumeAt { line += ", resumes at \(RFC3339.format(resumeAt))" }
+            }
+            lines.append(line)
+        }
+        let changed = result.enrollments.filter { $0.refused == nil }.count
+        switch result.outcome {
+        case .applied:
+            var summary = "applied: \(changed) enrollment(s) changed"
+            if result.suppressed > 0 { summary += ", \(result.suppressed) address(es) suppressed" }
+            lines.append(summary)
+        case .ignored:
+            lines.append("ignored: nothing changed (deliberately; this is not a reply)")
+        case .unmatched:
+            lines.append("unmatched: \(result.note ?? "nothing matched"); nothing changed")
+        case .refused:
+            lines.append("refused: \(result.note ?? "nothing changed")")
+        }
+        if !inFlightSettled { lines.append("warning: a send of these contacts was still in flight when the wait timed out") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Reads stdin to its end (at most `limit` bytes) on a thread of its own: a blocking `read` must
+/// not hold a thread of the concurrency pool while an MTA trickles the message in.
+private func readStandardInput(limit: Int) async -> Data {
+    await withCheckedContinuation { continuation in
+        Thread {
+            var data = Data()
+            while data.count < limit {
+                let chunk = FileHandle.standardInput.readData(ofLength: min(1 << 16, limit - data.count))
+                if chunk.isEmpty { break }
+                data.append(chunk)
+            }
+            continuation.resume(returning: data)
+        }.start()
+    }
+}

@@ -268,16 +268,6 @@ extension Handlers {
             ]))
     }
 
-    // MARK: POST /v1/inbound
-
-    /// Parsing raw inbound mail (replies, bounces, auto-replies) arrives with the inbound issue;
-    /// until then the route exists, is documented, and says so instead of answering 404.
-    func inbound(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        throw APIError(
-            .notImplemented, "not_implemented",
-            "inbound mail parsing is not available yet; record replies and bounces with POST /v1/signals")
-    }
-
     // MARK: Helpers
 
     func jsonBody(_ request: Request, allowed: Set<String>) async throws -> JSONBody {

@@ -18,6 +18,8 @@ final class Handlers: Sendable {
     let installationID: String
     let health: @Sendable () -> HealthState
     let inFlightWait: Duration
+    /// `inbound.ooo_resume_after`: how long an auto-reply without a clear return date pauses.
+    let oooResumeAfter: Duration
     let logger: Logger
 
     /// How long `/readyz` waits for the database before answering 503 (probes time out too).
@@ -26,7 +28,7 @@ final class Handlers: Sendable {
     init(
         pool: ConnectionPool, readiness: ConfinedConnection, registry: PrometheusCollectorRegistry, apiToken: String?,
         unsubscribeSecret: String, installationID: String, health: @escaping @Sendable () -> HealthState,
-        inFlightWait: Duration, logger: Logger
+        inFlightWait: Duration, oooResumeAfter: Duration, logger: Logger
     ) {
         self.pool = pool
         self.readiness = readiness
@@ -36,6 +38,7 @@ final class Handlers: Sendable {
         self.installationID = installationID
         self.health = health
         self.inFlightWait = inFlightWait
+        self.oooResumeAfter = oooResumeAfter
         self.logger = logger
     }
 

@@ -91,6 +91,29 @@ package enum OpenAPIDocument {
                       from: { type: string }
                       to: { type: [string, "null"] }
                       refused: { type: [string, "null"] }
+            InboundResult:
+              type: object
+              properties:
+                outcome: { type: string, enum: [applied, ignored, unmatched, refused] }
+                classification: { type: string, enum: [reply, out_of_office, bounce, ignored] }
+                detail: { type: [string, "null"], description: the auto-reply marker, the failed status codes, or why it was ignored }
+                message_id: { type: [string, "null"], description: the inbound message's own Message-ID }
+                matched_by: { type: [string, "null"], description: "In-Reply-To <id>, References <id>, Message-ID of the returned message <id>, or sender address and sequence sender" }
+                return_date: { type: [string, "null"], format: date, description: the return date an auto-reply stated clearly }
+                resume_at: { type: [string, "null"], format: date-time, description: when the out-of-office pause ends }
+                suppressed: { type: integer, description: addresses put on the suppression list (bounces) }
+                note: { type: [string, "null"], description: why nothing was done }
+                in_flight_settled: { type: boolean }
+                enrollments:
+                  type: array
+                  items:
+                    type: object
+                    properties:
+                      id: { type: integer }
+                      sequence: { type: string }
+                      from: { type: string }
+                      to: { type: [string, "null"] }
+                      refused: { type: [string, "null"] }
             ContactEnrollments:
               type: object
               properties:
@@ -258,15 +281,33 @@ package enum OpenAPIDocument {
                 "503": { $ref: "#/components/responses/ApiDisabled" }
           /v1/inbound:
             post:
-              summary: A raw RFC 5322 message, as `seqd inbound` (not implemented yet)
-              description: Inbound mail parsing arrives with a later issue; until then this answers 501 with error "not_implemented". Record replies and bounces with POST /v1/signals.
+              summary: A raw inbound email (reply, bounce report, auto-reply), handled exactly as `seqd inbound`
+              description: |
+                The body is the raw RFC 5322 message (CRLF or LF line ends), e.g. from a mail system's
+                inbound webhook. It is matched by In-Reply-To/References (for a delivery status report,
+                the returned original's Message-ID) to seqd's deliveries, falling back to the sender's
+                address and the sequence's sender address. A 5.x.x report bounces (suppresses) the
+                Final-Recipient; a 4.x.x report, a read receipt or a non-standard bounce is ignored (200,
+                outcome "ignored"); an auto-reply pauses until the stated return date or for
+                inbound.ooo_resume_after; anything else is a reply. Like /v1/signals, a reply or bounce
+                answers only after a send already under way has settled.
               security: [{ bearer: [] }]
               requestBody:
+                required: true
                 content:
-                  message/rfc822: {}
+                  message/rfc822:
+                    schema: { type: string }
               responses:
+                "200":
+                  description: applied, or deliberately ignored
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/InboundResult" }
+                "400": { description: "malformed_message: the error names the line (also in \"line\")", content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
                 "401": { $ref: "#/components/responses/Unauthorized" }
-                "501": { $ref: "#/components/responses/Error" }
+                "409": { description: "refused: every matched enrollment refused the event (e.g. already finished; \"status\" names it), with the InboundResult fields", content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
+                "413": { $ref: "#/components/responses/Error" }
+                "422": { description: "unmatched: nothing of seqd's matched; nothing changed; with the InboundResult fields", content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
                 "503": { $ref: "#/components/responses/ApiDisabled" }
           /u/{token}:
             parameters:

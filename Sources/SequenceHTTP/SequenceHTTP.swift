@@ -58,11 +58,12 @@ public final class HTTPListener: Sendable {
     ///   - gaugeInterval: how often the SQL gauges are recomputed.
     ///   - inFlightWait: how long signals that stop mail wait for a send already under way
     ///     (`delivery.lease_timeout` plus a margin, as the CLI waits).
+    ///   - oooResumeAfter: `inbound.ooo_resume_after`, for `POST /v1/inbound`.
     public init(
         host: String, port: Int, databaseURL: String, apiToken: String?, unsubscribeSecret: String,
         installationID: String, health: @escaping @Sendable () -> HealthState = { .alive }, logger: Logger,
         registry: PrometheusCollectorRegistry = SeqdMetrics.registry, gaugeInterval: Duration = .seconds(15),
-        inFlightWait: Duration = .seconds(35)
+        inFlightWait: Duration = .seconds(35), oooResumeAfter: Duration = .seconds(7 * 86_400)
     ) throws {
         guard (0...65_535).contains(port) else { throw SetupError(description: "http.port \(port) is not a port number (1–65535)") }
         guard !unsubscribeSecret.isEmpty else { throw SetupError(description: "the unsubscribe secret is empty") }
@@ -82,7 +83,7 @@ public final class HTTPListener: Sendable {
                 databaseURL, options: SessionOptions(applicationName: "seqd http readyz", statementTimeoutMilliseconds: 5_000),
                 label: "seqd.http-readyz"),
             registry: registry, apiToken: apiToken, unsubscribeSecret: unsubscribeSecret, installationID: installationID,
-            health: health, inFlightWait: inFlightWait, logger: logger)
+            health: health, inFlightWait: inFlightWait, oooResumeAfter: oooResumeAfter, logger: logger)
         gaugeConnection = ConfinedConnection(
             databaseURL, options: SessionOptions(applicationName: "seqd http gauges", statementTimeoutMilliseconds: 10_000),
             label: "seqd.http-gauges")

@@ -61,7 +61,8 @@ func makeListener(
             host: configuration.string("http.host") ?? "127.0.0.1", port: port, databaseURL: configuration.databaseURL,
             apiToken: configuration.string("http.api_token"), unsubscribeSecret: secret,
             installationID: installation.installationID, health: health, logger: logger,
-            inFlightWait: .seconds(configuration.seconds("delivery.lease_timeout") + 5))
+            inFlightWait: .seconds(configuration.seconds("delivery.lease_timeout") + 5),
+            oooResumeAfter: .seconds(configuration.seconds("inbound.ooo_resume_after")))
     } catch let error as HTTPListener.SetupError {
         throw CommandFailure(status: .dataError, message: error.description)
     }

@@ -272,12 +272,70 @@ struct APITests {
         try await harness.stop()
     }
 
-    @Test("POST /v1/inbound says it is not implemented yet (501), behind the token")
+    @Test("POST /v1/inbound: reply, bounce, ignored report (200); malformed 400 with the line; unmatched 422; finished 409")
     func inbound() async throws {
         let harness = try await Harness.start(prefix: "inbound")
-        let reply = try await harness.request(.POST, "/v1/inbound", body: "From: a@example.com\r\n\r\nhi", contentType: "message/rfc822")
-        #expect(reply.status == 501)
-        #expect(reply.json["error"] as? String == "not_implemented")
+        let ada = try await harness.enroll("ada@example.org")
+        let bob = try await harness.enroll("bob@example.org")
+        let connection = try harness.connect()
+        // Queue the first emails and record the Message-IDs the sender would (the composer derives
+        // them from the delivery key).
+        _ = try Advancer(actor: "test", installationID: harness.installationID).advanceBatch(connection, limit: 10)
+        try connection.query("UPDATE seqd.deliveries SET message_id = '<seqd.' || idempotency_key || '@example.com>'")
+        let bobID: String = try connection.query(
+            "SELECT message_id FROM seqd.deliveries WHERE enrollment_id = $1", [bob])[0].decode("message_id")
+        func post(_ text: String) async throws -> Harness.Reply {
+            try await harness.request(.POST, "/v1/inbound", body: text.replacingOccurrences(of: "\n", with: "\r\n"), contentType: "message/rfc822")
+        }
+        func status(_ id: Int64) throws -> String {
+            try connection.query("SELECT status::text AS s FROM seqd.enrollments WHERE id = $1", [id])[0].decode("s")
+        }
+
+        let reply = try await post("From: Ada <ada@example.org>\nTo: team@example.com\nSubject: Re: Hi\n\nThanks!\n")
+        #expect(reply.status == 200, "\(reply)")
+        #expect(reply.json["outcome"] as? String == "applied")
+        #expect(reply.json["classification"] as? String == "reply")
+        #expect(reply.json["matched_by"] as? String == "sender address and sequence sender")
+        #expect((reply.json["enrollments"] as? [[String: Any]])?.first?["to"] as? String == "replied")
+        #expect(try status(ada) == "replied")
+        let signal = try connection.query("SELECT kind, source FROM seqd.signals WHERE enrollment_id = $1", [ada])
+        #expect(try signal.rows.map { "\(try $0.decode("kind", as: String.self))/\(try $0.decode("source", as: String.self))" } == ["reply/inbound"])
+        let actor = try connection.query("SELECT actor FROM seqd.enrollment_events WHERE enrollment_id = $1 AND to_status = 'replied'", [ada])
+        #expect(try actor[0].decode("actor", as: String.self) == "http:inbound")
+
+        let again = try await post("From: ada@example.org\nTo: team@example.com\n\nAnd another thing\n")
+        #expect(again.status == 409, "\(again)")
+        #expect(again.json["error"] as? String == "refused")
+        #expect(again.json["status"] as? String == "replied")
+
+        let delayed = try await post(
+            "From: MAILER-DAEMON@mx.example.com\nContent-Type: multipart/report; report-type=delivery-status; boundary=R\n\n--R\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822; bob@example.org\nAction: delayed\nStatus: 4.4.7\n\n--R\nContent-Type: text/rfc822-headers\n\nMessage-ID: \(bobID)\n--R--\n")
+        #expect(delayed.status == 200, "\(delayed)")
+        #expect(delayed.json["outcome"] as? String == "ignored")
+        #expect(try status(bob) == "active")
+
+        let bounce = try await post(
+            "From: MAILER-DAEMON@mx.example.com\nContent-Type: multipart/report; report-type=delivery-status; boundary=R\n\n--R\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822; bob@example.org\nAction: failed\nStatus: 5.1.1\n\n--R\nContent-Type: text/rfc822-headers\n\nMessage-ID: \(bobID)\n--R--\n")
+        #expect(bounce.status == 200, "\(bounce)")
+        #expect(bounce.json["classification"] as? String == "bounce")
+        #expect(bounce.json["suppressed"] as? Int == 1)
+        #expect(try status(bob) == "bounced")
+
+        let malformed = try await post("From: ada@example.org\nno colon on this line\n\nbody")
+        #expect(malformed.status == 400, "\(malformed)")
+        #expect(malformed.json["error"] as? String == "malformed_message")
+        #expect(malformed.json["line"] as? Int == 2)
+        #expect((malformed.json["message"] as? String)?.hasPrefix("line 2: a header line without a colon") == true)
+        let empty = try await harness.request(.POST, "/v1/inbound", body: "", contentType: "message/rfc822")
+        #expect(empty.status == 400, "\(empty)")
+
+        let unmatched = try await post("From: stranger@example.net\nTo: team@example.com\nIn-Reply-To: <nope@example.net>\n\nhi\n")
+        #expect(unmatched.status == 422, "\(unmatched)")
+        #expect(unmatched.json["error"] as? String == "unmatched")
+        #expect(unmatched.json["classification"] as? String == "reply")
+
+        // The access log names the route, never the addresses the messages carried.
+        for entry in harness.logs.entries { #expect(!entry.text.contains("example.org"), "\(entry.text)") }
         try await harness.stop()
     }
 }

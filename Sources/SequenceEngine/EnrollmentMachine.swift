@@ -25,6 +25,11 @@ public struct EnrollmentMachine: Sendable {
     public let contact: ContactFields
     /// The current state; store it after every accepted event.
     public private(set) var state: EnrollmentState
+    /// When true, `trace` records the waits and branches each event passed through (for
+    /// `seqd simulate`; the daemon leaves it off).
+    public var tracing = false
+    /// What the steps run so far did that leaves no action behind: waits started and branches taken.
+    public private(set) var trace: [StepTrace] = []
 
     /// Every status change the machine can make. The database's transition table must equal it.
     public static let allowedTransitions: Set<StatusChange<EnrollmentStatus>> = {
@@ -63,7 +68,11 @@ public struct EnrollmentMachine: Sendable {
     // MARK: Events
 
     /// `next_run_at` has come: run steps from the current one until something has to wait.
-    public mutating func due(now: Date) -> EnrollmentOutcome {
+    /// An email step outside its window or on a skip date is deferred (a `.deferred` action and a
+    /// later `nextRunAt`). `senderLimitReached`: the driver could not reserve a slot of the
+    /// sender's `daily_limit` for today, so an email that could go out now waits for the next
+    /// day's window instead.
+    public mutating func due(now: Date, senderLimitReached: Bool = false) -> EnrollmentOutcome {
         switch state.status {
         case .active:
             guard let nextRunAt = state.nextRunAt else {
@@ -72,7 +81,7 @@ public struct EnrollmentMachine: Sendable {
             guard nextRunAt <= now else {
                 return reject("due", detail: "not due until \(nextRunAt.formatted(.iso8601))")
             }
-            return .accepted(run(from: now, creatingDeliveries: true))
+            return .accepted(run(from: now, creatingDeliveries: true, senderLimitReached: senderLimitReached))
         case .paused, .completed, .replied, .optedOut, .bounced, .failed, .stopped:
             return reject("due")
         }
@@ -219,27 +228,36 @@ public struct EnrollmentMachine: Sendable {
 
     /// Runs steps from the current index until one has to wait. With `creatingDeliveries` false
     /// (after a send) a delivery step is only made due, at `now`.
-    private mutating func run(from now: Date, creatingDeliveries: Bool) -> [EnrollmentAction] {
+    private mutating func run(from now: Date, creatingDeliveries: Bool, senderLimitReached: Bool = false) -> [EnrollmentAction] {
         let steps = definition.steps
         while state.currentStepIndex < steps.count {
             let index = state.currentStepIndex
             let step = steps[index]
             switch step.kind {
             case .wait(let duration):
-                state.nextRunAt = duration.end(after: now, in: zone, skipping: definition.skipDateSet)
+                let end = duration.end(after: now, in: zone, skipping: definition.skipDateSet)
+                state.nextRunAt = end
                 state.currentStepIndex += 1
+                if tracing { trace.append(.waited(stepKey: step.key, from: now, until: end)) }
                 return []
             case .email(let email):
                 guard creatingDeliveries else {
                     state.nextRunAt = now
                     return []
                 }
-                let sendAt = SendSchedule.nextSendTime(
-                    atOrAfter: now, window: email.sendWindow ?? definition.sendWindow,
-                    skipDates: definition.skipDateSet, in: zone)
+                let window = email.sendWindow ?? definition.sendWindow
+                let sendAt = SendSchedule.nextSendTime(atOrAfter: now, window: window, skipDates: definition.skipDateSet, in: zone)
                 guard sendAt <= now else {
-                    state.nextRunAt = sendAt
-                    return []
+                    let onSkipDate = definition.skipDateSet.contains(WallClock.local(now, in: zone).date)
+                    return deferStep(step.key, reason: onSkipDate ? .skipDate : .sendWindow, due: now, until: sendAt)
+                }
+                if senderLimitReached && definition.sender.dailyLimit != nil {
+                    // The limit's day is the sequence's; the next send is that next day's first
+                    // instant inside this contact's window.
+                    let nextDay = WallClock.instant(
+                        definition.senderLimitDay(at: now).adding(days: 1), secondsOfDay: 0, in: definition.sequenceTimeZone)
+                    let until = SendSchedule.nextSendTime(atOrAfter: nextDay, window: window, skipDates: definition.skipDateSet, in: zone)
+                    return deferStep(step.key, reason: .senderDailyLimit, due: now, until: until)
                 }
                 do {
                     let rendered = try render(email, at: index)
@@ -257,10 +275,15 @@ public struct EnrollmentMachine: Sendable {
                 state.nextRunAt = nil
                 return [.createDelivery(DeliveryRequest(stepKey: step.key, stepIndex: index, payload: .webhook(url: url)))]
             case .branch(let rules):
-                guard let rule = rules.first(where: { $0.condition.matches(contact) }) else {
+                guard let ruleIndex = rules.firstIndex(where: { $0.condition.matches(contact) }) else {
                     state.currentStepIndex += 1
+                    if tracing {
+                        trace.append(.branched(stepKey: step.key, rule: nil, target: definition.key(at: index + 1) ?? SequenceDefinition.endTarget, at: now))
+                    }
                     continue
                 }
+                let rule = rules[ruleIndex]
+                if tracing { trace.append(.branched(stepKey: step.key, rule: ruleIndex, target: rule.target, at: now)) }
                 if rule.target == SequenceDefinition.endTarget {
                     state.currentStepIndex = steps.count
                     continue
@@ -288,6 +311,11 @@ public struct EnrollmentMachine: Sendable {
     }
 
     // MARK: Helpers
+
+    private mutating func deferStep(_ key: String, reason: DeferralReason, due: Date, until: Date) -> [EnrollmentAction] {
+        state.nextRunAt = until
+        return [.deferred(Deferral(stepKey: key, reason: reason, due: due, until: until, timeZone: zone))]
+    }
 
     private var zone: TimeZone { definition.timeZone(for: contact) }
 

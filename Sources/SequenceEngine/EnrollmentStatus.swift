@@ -126,8 +126,20 @@ public enum EnrollmentAction: Sendable, Equatable {
     /// Cancel this enrollment's pending or held deliveries: it has ended.
     case cancelPendingDeliveries
     /// `stop_company_on_reply`: stop the other live enrollments in this sequence of contacts at
-    /// the same company (the driver defines "company").
+    /// the same company: the same email domain, never a free-mail one (``FreeMailDomains``).
     case stopCompanyEnrollments
+    /// The current step came due but may not go out yet; the state's `nextRunAt` is already
+    /// `until`. Record it in the audit trail (event `deferred`, same status and step).
+    case deferred(Deferral)
+}
+
+/// A step the machine passed through without an action, recorded when `tracing` is on.
+public enum StepTrace: Sendable, Equatable {
+    /// A wait step started at `from` and ends at `until`.
+    case waited(stepKey: String, from: Date, until: Date)
+    /// A branch step chose `target` (a step key or `end`) by its rule at `rule` (0-based), or
+    /// went on to the next step because no rule matched (`rule` nil).
+    case branched(stepKey: String, rule: Int?, target: String, at: Date)
 }
 
 /// What to put in the outbox for a step.

@@ -143,12 +143,78 @@ public struct ClockTime: Hashable, Comparable, Sendable, Codable, CustomStringCo
 /// Conversions between instants and wall-clock time in a zone, done with offsets only.
 /// `Calendar.date(from:)` on Linux moves a time inside a DST gap forward by the gap (02:30 →
 /// 03:30); we want the first valid instant (03:00), and the earlier instant of a repeated hour.
-enum WallClock {
+package enum WallClock {
     /// The local date and seconds since local midnight of `instant` in `zone`.
     static func local(_ instant: Date, in zone: TimeZone) -> (date: LocalDate, secondsOfDay: TimeInterval) {
         let shifted = instant.timeIntervalSince1970 + TimeInterval(zone.secondsFromGMT(for: instant))
         let dayNumber = Int((shifted / 86_400).rounded(.down))
         return (LocalDate(dayNumber: dayNumber), shifted - TimeInterval(dayNumber) * 86_400)
+    }
+
+    /// The instants at which the wall clock in `zone` shows `date` with a time of day in
+    /// [`from`, `to`) (seconds since midnight; `to` may be 86 400), sorted. One interval per UTC
+    /// offset in force that day: a spring-forward gap shortens or removes one (a window starting
+    /// in the gap opens at the first instant after it), a fall-back overlap yields two.
+    static func intervals(on date: LocalDate, from: TimeInterval, to: TimeInterval, in zone: TimeZone) -> [Range<TimeInterval>] {
+        let midnight = TimeInterval(date.dayNumber) * 86_400
+        var result = [Range<TimeInterval>]()
+        for segment in offsetSegments(around: midnight, in: zone) {
+            let lower = max(midnight + from - segment.offset, segment.span.lowerBound)
+            let upper = min(midnight + to - segment.offset, segment.span.upperBound)
+            if lower < upper { result.append(lower..<upper) }
+        }
+        return result
+    }
+
+    /// Spans of constant UTC offset covering every instant whose local date could be the day that
+    /// starts at the naive `midnight` (offsets lie within ±14 h, so 14 h either side covers it).
+    /// Offset changes are found by sampling every six hours and bisecting to the second; zones
+    /// never change offset twice within six hours.
+    private static func offsetSegments(around midnight: TimeInterval, in zone: TimeZone) -> [(span: Range<TimeInterval>, offset: TimeInterval)] {
+        func offset(_ t: TimeInterval) -> TimeInterval {
+            TimeInterval(zone.secondsFromGMT(for: Date(timeIntervalSince1970: t)))
+        }
+        let begin = midnight - 14 * 3_600, end = midnight + 38 * 3_600
+        var segments = [(span: Range<TimeInterval>, offset: TimeInterval)]()
+        var segmentStart = begin
+        var current = offset(begin)
+        var sample = begin
+        while sample < end {
+            let next = min(sample + 6 * 3_600, end)
+            let nextOffset = offset(next)
+            if nextOffset != current {
+                var low = sample, high = next
+                while high - low > 1 {
+                    let middle = ((low + high) / 2).rounded(.down)
+                    if offset(middle) == current { low = middle } else { high = middle }
+                }
+                segments.append((segmentStart..<high, current))
+                segmentStart = high
+                current = nextOffset
+            }
+            sample = next
+        }
+        segments.append((segmentStart..<end, current))
+        return segments
+    }
+
+    /// RFC 3339 text of `instant` as the wall clock in `zone` shows it, with the offset in force
+    /// (`2026-03-08T03:00:00-04:00`, `2026-03-08T12:30:00+05:30`), or `Z` for the UTC zone.
+    /// Whole seconds: every time seqd computes is.
+    package static func rfc3339(_ instant: Date, in zone: TimeZone) -> String {
+        let (date, seconds) = local(instant, in: zone)
+        let whole = Int(seconds.rounded(.down))
+        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : String(n) }
+        let time = "\(two(whole / 3_600)):\(two(whole / 60 % 60)):\(two(whole % 60))"
+        let offset = zone.secondsFromGMT(for: instant)
+        let suffix: String
+        if offset == 0 && ["UTC", "GMT", "Etc/UTC", "Etc/GMT"].contains(zone.identifier) {
+            suffix = "Z"
+        } else {
+            let minutes = abs(offset) / 60
+            suffix = (offset < 0 ? "-" : "+") + two(minutes / 60) + ":" + two(minutes % 60)
+        }
+        return "\(date)T\(time)\(suffix)"
     }
 
     /// The instant at which the wall clock in `zone` shows `date` + `secondsOfDay`.

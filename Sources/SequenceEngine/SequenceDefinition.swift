@@ -231,5 +231,11 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
         return missing.sorted()
     }
 
+    /// The sequence's own zone (`time_zone`, else UTC): the zone of the sender's daily limit.
+    public var sequenceTimeZone: TimeZone { TimeZones.zone(contact: nil, sequence: timeZone) }
+
+    /// The day, in the sequence's zone, that a send at `now` counts against for `daily_limit`.
+    public func senderLimitDay(at now: Date) -> LocalDate { WallClock.local(now, in: sequenceTimeZone).date }
+
     var skipDateSet: Set<LocalDate> { Set(skipDates) }
 }

@@ -186,9 +186,11 @@ struct OperatorReport: Encodable {
                          refused: statuses.isEmpty ? "no enrollments" : "no live enrollment (finished: \(statuses.joined(separator: ", ")))", note: nil))
             }
             for result in outcome.results where !outcome.suppressed {
+                let colleagues = result.companyStops.filter { $0.refusal == nil }.count
                 lines.append(
                     Line(subject: outcome.subject, enrollment: result.enrollmentID, sequence: result.sequenceName,
-                         from: result.from.rawValue, to: result.to?.rawValue, refused: result.refusal?.description, note: nil))
+                         from: result.from.rawValue, to: result.to?.rawValue, refused: result.refusal?.description,
+                         note: colleagues > 0 ? "stop_company_on_reply stopped \(colleagues) enrollment(s) of the same company" : nil))
             }
         }
         self.lines = lines
@@ -202,8 +204,8 @@ struct OperatorReport: Encodable {
             var subject = line.subject
             if let enrollment = line.enrollment { subject += ": enrollment \(enrollment) (\(line.sequence ?? "?"))" }
             if let refused = line.refused { return "\(subject): \(refused)" }
-            if let note = line.note { return "\(subject): \(note)" }
-            return "\(subject): \(line.from ?? "?") → \(line.to ?? "?")"
+            if let note = line.note, line.to == nil { return "\(subject): \(note)" }
+            return "\(subject): \(line.from ?? "?") → \(line.to ?? "?")" + (line.note.map { " (\($0))" } ?? "")
         }
         text.append("\(verb): \(changed) enrollment(s) changed\(suppressed ? ", address(es) suppressed" : "")")
         if !inFlightSettled { text.append("warning: a send of these contacts was still in flight when the wait timed out") }

@@ -265,7 +265,9 @@ private let accepted: [EnrollmentStatus: Set<String>] = {
             """)
         var subject = machine(def, contact: ContactFields(email: "a@b.co"), .enrolled(at: at("2026-06-13T12:00:00Z")))
         // Saturday → Monday 09:00 BST.
-        #expect(subject.due(now: at("2026-06-13T12:00:00Z")) == .accepted([]))
+        #expect(subject.due(now: at("2026-06-13T12:00:00Z")) == .accepted([.deferred(Deferral(
+            stepKey: "hi", reason: .sendWindow, due: at("2026-06-13T12:00:00Z"), until: at("2026-06-15T08:00:00Z"),
+            timeZone: zone("Europe/London")))]))
         #expect(subject.state == state(.active, 0, next: at("2026-06-15T08:00:00Z")))
         guard case .accepted(let actions) = subject.due(now: at("2026-06-15T08:00:00Z")) else { Issue.record("refused"); return }
         #expect(actions.count == 1)

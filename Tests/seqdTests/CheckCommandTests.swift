@@ -28,7 +28,7 @@ struct CheckCommandTests {
         let (scenario, _) = try await scenario("check_clean")
         let result = try await scenario.seqd.run("check")
         #expect(result.status == 0, "\(result)")
-        #expect(result.stdout.contains("all 8 checks passed"))
+        #expect(result.stdout.contains("all 9 checks passed"))
     }
 
     @Test("each bypassed protection is reported with the row and what is wrong, and check exits 1")

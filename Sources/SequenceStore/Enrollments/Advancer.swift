@@ -10,6 +10,8 @@ public struct AdvanceSummary: Sendable, Equatable {
     public var completed = 0
     public var failed = 0
     public var optedOut = 0
+    /// Emails moved later: outside their window, on a skip date, or over the sender's daily limit.
+    public var deferred = 0
     public init() {}
 }
 
@@ -73,6 +75,9 @@ public final class Advancer {
         let reason: String?
         var outbox = OutboxRows()
         var cancelsDeliveries = false
+        var deferrals = [Deferral]()
+        /// Set when the plan queues an email whose sender has a daily limit.
+        var senderSlot: SenderLimits.Demand?
     }
 
     private func advance(_ connection: Connection, limit: Int, isolating: Bool) throws -> AdvanceSummary {
@@ -87,6 +92,7 @@ public final class Advancer {
             let suppressed = try row.decode("suppressed", as: Bool.self)
             plans.append(plan(record, suppressed: suppressed, now: now, connection))
         }
+        try reserveSenderSlots(&plans, now: now, connection)
         if isolating {
             for (index, plan) in plans.enumerated() {
                 try connection.execute("SAVEPOINT advance_one")
@@ -109,13 +115,16 @@ public final class Advancer {
             case .optedOut: summary.optedOut += 1
             case .active, .paused, .replied, .bounced, .stopped: break
             }
+            summary.deferred += plan.deferrals.count
         }
         return summary
     }
 
     /// Runs the state machine for one enrollment: `due`, or `optOut` when the address is
     /// suppressed (invariant 3: the suppression list is checked when a step executes, too).
-    private func plan(_ record: EnrollmentRecord, suppressed: Bool, now: Date, _ connection: Connection) -> Plan {
+    private func plan(
+        _ record: EnrollmentRecord, suppressed: Bool, now: Date, senderLimitReached: Bool = false, _ connection: Connection
+    ) -> Plan {
         let definition: SequenceDefinition
         do {
             definition = try cache.definition(sequenceID: record.sequenceID, version: record.sequenceVersion, using: connection)
@@ -123,7 +132,7 @@ public final class Advancer {
             return failed(record, because: "sequence version \(record.sequenceVersion) cannot be read: \(error)")
         }
         var machine = EnrollmentMachine(definition: definition, contact: record.contact, state: record.state)
-        let outcome = suppressed ? machine.optOut(now: now) : machine.due(now: now)
+        let outcome = suppressed ? machine.optOut(now: now) : machine.due(now: now, senderLimitReached: senderLimitReached)
         var plan = Plan(
             record: record, state: machine.state, event: suppressed ? "opt_out" : "due",
             reason: suppressed ? "the address is suppressed" : nil)
@@ -132,13 +141,36 @@ public final class Advancer {
             switch action {
             case .createDelivery(let request):
                 plan.outbox.add(request, record: record, definition: definition, installationID: installationID)
+                if case .email = request.payload, let limit = definition.sender.dailyLimit {
+                    plan.senderSlot = SenderLimits.Demand(
+                        sender: definition.sender.address.lowercased(), day: definition.senderLimitDay(at: now), limit: limit)
+                }
             case .cancelPendingDeliveries:
                 plan.cancelsDeliveries = true
+            case .deferred(let deferral):
+                plan.deferrals.append(deferral)
             case .recordSend, .recordReply, .resetFailedDelivery, .stopCompanyEnrollments:
                 break  // never produced by `due` or `optOut`
             }
         }
         return plan
+    }
+
+    /// Reserves the daily-limit slots the batch's emails need, one statement per sender (in a
+    /// fixed order, so two batches never wait on each other's counters in a cycle). Oldest due
+    /// first get the slots; the others are planned again with the limit reached, which the
+    /// machine turns into a deferral to the sender's next day.
+    private func reserveSenderSlots(_ plans: inout [Plan], now: Date, _ connection: Connection) throws {
+        let wanting = Dictionary(grouping: plans.indices.filter { plans[$0].senderSlot != nil }) { plans[$0].senderSlot! }
+        for demand in wanting.keys.sorted() {
+            let indices = wanting[demand]!.sorted {
+                (plans[$0].record.state.nextRunAt ?? .distantPast) < (plans[$1].record.state.nextRunAt ?? .distantPast)
+            }
+            let granted = try SenderLimits.reserve(connection, demand, count: indices.count)
+            for index in indices.dropFirst(granted) {
+                plans[index] = plan(plans[index].record, suppressed: false, now: now, senderLimitReached: true, connection)
+            }
+        }
     }
 
     /// The driver's own failure path, for errors outside the machine's reach (an unreadable
@@ -165,6 +197,7 @@ public final class Advancer {
                 reason: group[0].reason)
         }
         try DeliveryOutbox.cancelPending(connection, enrollmentIDs: plans.filter(\.cancelsDeliveries).map(\.record.id))
+        try DeferralLog.write(connection, plans.flatMap { plan in plan.deferrals.map { (plan.record.id, $0) } }, actor: actor)
         return created
     }
 }

@@ -12,6 +12,8 @@ public struct EventResult: Sendable {
     public let to: EnrollmentStatus?
     /// The machine's reason for refusing, when it did.
     public let refusal: InvalidTransition?
+    /// For a reply under `stop_company_on_reply`: the colleagues' enrollments it stopped.
+    public var companyStops: [EventResult] = []
 }
 
 /// Applies an event to chosen enrollments through the state machine, in the caller's transaction:
@@ -40,6 +42,8 @@ enum EnrollmentEvents {
         var outbox = OutboxRows()
         var cancelFor = [Int64]()
         var resets = [(enrollmentID: Int64, stepKey: String)]()
+        var deferrals = [(enrollmentID: Int64, deferral: Deferral)]()
+        var companyStops = [(result: Int, record: EnrollmentRecord, domain: String)]()
         for row in rows.rows {
             let record = try EnrollmentRecord(row: row)
             let definition = try cache.definition(
@@ -65,7 +69,11 @@ enum EnrollmentEvents {
                     case .recordSend, .recordReply:
                         break  // the attempt row and the signal row are written by the caller
                     case .stopCompanyEnrollments:
-                        break  // stop_company_on_reply arrives with the scheduling work (issue 7)
+                        if let domain = FreeMailDomains.companyDomain(ofAddress: record.contact.email) {
+                            companyStops.append((results.count, record, domain))
+                        }
+                    case .deferred(let deferral):
+                        deferrals.append((record.id, deferral))
                     }
                 }
             }
@@ -81,6 +89,33 @@ enum EnrollmentEvents {
         for reset in resets {
             try DeliveryOutbox.resetFailed(connection, enrollmentID: reset.enrollmentID, stepKey: reset.stepKey)
         }
+        try DeferralLog.write(connection, deferrals, actor: actor)
+        for stop in companyStops {
+            results[stop.result].companyStops = try stopColleagues(
+                of: stop.record, domain: stop.domain, using: connection, cache: cache, actor: actor, installationID: installationID)
+        }
         return results
+    }
+
+    /// `stop_company_on_reply`: stops the live enrollments in the same sequence of the other
+    /// contacts whose address has the replying contact's domain (the caller has ruled out free
+    /// mail). They go through the machine's `stop` like an operator's, by the same actor, with a
+    /// reason naming the reply (ids, never addresses: reasons end up in logs and exports).
+    private static func stopColleagues(
+        of record: EnrollmentRecord, domain: String, using connection: Connection, cache: DefinitionCache, actor: String,
+        installationID: String
+    ) throws -> [EventResult] {
+        let colleagues = try connection.query(
+            """
+            SELECT e.id FROM seqd.enrollments e JOIN seqd.contacts c ON c.id = e.contact_id
+            WHERE e.sequence_id = $1 AND e.status IN ('active', 'paused', 'failed') AND e.contact_id <> $2
+              AND lower(split_part(c.email, '@', 2)) = $3
+            ORDER BY e.id
+            """, [record.sequenceID, record.contactID, domain]
+        ).rows.map { try $0.decode("id", as: Int64.self) }
+        return try apply(
+            .stop, to: colleagues, using: connection, cache: cache, actor: actor,
+            reason: "stop_company_on_reply: contact \(record.contactID) replied (enrollment \(record.id))",
+            installationID: installationID)
     }
 }

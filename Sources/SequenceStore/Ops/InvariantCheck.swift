@@ -93,6 +93,17 @@ public enum InvariantCheck {
                 WHERE from_status IN \(terminal) AND (to_status <> from_status OR to_step <> from_step)
                 """),
         Check(
+            name: "deferrals-in-place",
+            description: "a deferral moves only the time: its audit event keeps the status and step (issue 7)",
+            sql: """
+                SELECT enrollment_id, NULL::bigint AS delivery_id,
+                       'event ' || id || ' (deferred, ' || COALESCE(reason, 'no reason') || ') moved ' || from_status || '/'
+                       || from_step || ' to ' || to_status || '/' || to_step AS problem
+                FROM seqd.enrollment_events
+                WHERE event = 'deferred' AND (to_status IS DISTINCT FROM from_status OR to_step IS DISTINCT FROM from_step
+                                              OR reason IS NULL)
+                """),
+        Check(
             name: "one-live-enrollment",
             description: "at most one live (active, paused, failed) enrollment per contact and sequence (invariant 5)",
             sql: """

@@ -77,7 +77,10 @@ public enum InboundClassifier {
         if let precedence = message.value("Precedence"), precedence.lowercased().trimmingCharacters(in: .whitespaces) == "auto_reply" {
             return "Precedence: auto_reply"
         }
-        guard let subject = message.subject?.lowercased() else { return nil }
+        // Folding leaves a tab or several spaces where the sender's client broke the line.
+        guard let subject = message.subject?.lowercased().split(whereSeparator: \.isWhitespace).joined(separator: " ") else {
+            return nil
+        }
         // Outlook's short form: "AUTO: Ada Lovelace is out of the office".
         if subject.hasPrefix("auto:") { return "Subject: Auto:" }
         for marker in subjectMarkers where containsWord(subject, marker) {

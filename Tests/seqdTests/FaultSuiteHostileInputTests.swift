@@ -7,7 +7,7 @@ import TestSupport
 /// Scenario 9 of the fault suite: hostile input. Generated and mutated sequence files (YAML and
 /// JSON) and contact files, from a seeded generator (`seed=…` in every failure; replay with
 /// `SEQD_FUZZ_SEED`). Many cases run through the parsers in-process, a sample through the real
-/// CLI against a database. Raw inbound messages are not covered: `seqd inbound` does not exist yet.
+/// CLI against a database. Raw inbound messages (`seqd inbound`) are at the end of the file.
 ///
 /// Properties: nothing crashes; a rejected input stores nothing (a strict import with any bad
 /// row stores nothing, a non-strict one exactly the good rows); every error names where — the file
@@ -256,5 +256,153 @@ struct FaultSuiteHostileInputTests {
                         "\(label): \(key) stored as \(String(describing: contacts[key])), expected \(value)\n\(file.text)")
             }
         }
+    }
+}
+
+// MARK: - Raw inbound messages
+
+/// Generated and mutated raw inbound messages: valid ones classify as built, every mutation is
+/// refused naming the line it broke (or the whole-message problem), byte damage never crashes the
+/// parser, and through the real `seqd inbound` a refused message changes nothing.
+extension FaultSuiteHostileInputTests {
+    /// Refusals that concern the whole message rather than one line.
+    static let wholeMessageErrors = [
+        "the message is empty", "the message is larger than", "the header section has no From, In-Reply-To or References",
+    ]
+
+    /// An inbound error "names where": the line it gives is in its text, or it is a whole-message problem.
+    static func namesWhere(_ error: InboundMessageError) -> Bool {
+        if let line = error.line { return line > 0 && error.description.hasPrefix("line \(line): ") && !error.message.isEmpty }
+        return wholeMessageErrors.contains { error.message.hasPrefix($0) }
+    }
+
+    @Test("generated inbound messages (any header case, folding, CRLF or LF, MIME) parse and classify as built")
+    func validInboundMessages() throws {
+        let now = Date(timeIntervalSince1970: 1_796_025_000)
+        let ours = "<seqd.0000-e1-hello@example.com>"
+        for index in 0..<400 {
+            var generator = FuzzSeed.generator(20, case: index)
+            let message = InboundMessageCase.valid(&generator, messageID: ours)
+            let label = FuzzSeed.label(case: index)
+            do {
+                let parsed = try InboundMessage.parse(Data(message.text.utf8))
+                #expect(InboundClassifier.classify(parsed, now: now).kind == message.kind, "\(label)\n\(message.text)")
+                let referred = message.text.contains("In-Reply-To") || message.text.lowercased().contains("references:")
+                    || message.kind == "bounce" || message.kind == "ignored"
+                if referred { #expect(parsed.matchReferences.map(\.messageID).contains(ours), "\(label)\n\(message.text)") }
+                if message.kind != "bounce" && message.kind != "ignored" { #expect(parsed.from == "ada@example.org", "\(label)") }
+            } catch {
+                Issue.record("\(label): a valid message was refused: \(error)\n\(message.text)")
+            }
+        }
+    }
+
+    @Test("every mutation that breaks an inbound message is refused naming the line it broke")
+    func mutatedInboundMessages() {
+        for index in 0..<800 {
+            var generator = FuzzSeed.generator(21, case: index)
+            let mutation = InboundMessageCase.valid(&generator).mutate(&generator)
+            let label = "\(FuzzSeed.label(case: index)) (\(mutation.name))"
+            do {
+                _ = try InboundMessage.parse(mutation.data)
+                Issue.record("\(label): accepted\n\(String(decoding: mutation.data, as: UTF8.self))")
+            } catch {
+                #expect(error.description.hasPrefix(mutation.expected), "\(label): got '\(error)'\n\(String(decoding: mutation.data, as: UTF8.self))")
+                #expect(Self.namesWhere(error), "\(label): '\(error)' does not say where")
+            }
+        }
+    }
+
+    @Test("byte-damaged inbound messages never crash the parser or the classifier; every refusal says where")
+    func damagedInboundMessages() {
+        var refused = 0
+        for index in 0..<1_500 {
+            var generator = FuzzSeed.generator(22, case: index)
+            let data = SequenceFiles.damage(InboundMessageCase.valid(&generator).text, &generator)
+            do {
+                let message = try InboundMessage.parse(data)
+                _ = InboundClassifier.classify(message, now: Date(timeIntervalSince1970: 1_796_025_000))
+            } catch {
+                refused += 1
+                #expect(Self.namesWhere(error), "\(FuzzSeed.label(case: index)): '\(error)' does not say where\n\(String(decoding: data, as: UTF8.self))")
+            }
+        }
+        print("hostile input: \(refused) of 1500 damaged inbound messages were refused, the rest read")
+    }
+
+    @Test("seqd inbound with hostile messages: exit 65 naming the line and nothing stored; damage gives 0, 1 or 65, never a crash")
+    func inboundCLI() async throws {
+        let contacts = (0..<24).map { "c\($0)@example.org" }
+        let scenario = try await Scenario.prepare(
+            prefix: "fault_hostile_inbound",
+            sequence: """
+                name: welcome
+                sender: { address: team@example.com }
+                steps:
+                  - { key: hello, type: email, subject: "Welcome", body: "Hello" }
+                  - { type: wait, duration: 2d }
+                  - { key: again, type: email, subject: "Again", body: "Again" }
+                """, name: "welcome", contacts: contacts)
+        try await scenario.runOnce()
+        let connection = try scenario.connect()
+        let ids = Dictionary(
+            uniqueKeysWithValues: try connection.query(
+                "SELECT c.email, d.message_id FROM seqd.deliveries d JOIN seqd.contacts c ON c.id = d.contact_id"
+            ).rows.map { (try $0.decode("email", as: String.self), try $0.decode("message_id", as: String.self)) })
+        try #require(ids.count == contacts.count)
+        func snapshot() throws -> String {
+            try connection.query(
+                """
+                SELECT (SELECT count(*) FROM seqd.signals) || '/' || (SELECT count(*) FROM seqd.suppressions) || '/'
+                    || (SELECT string_agg(status::text || ':' || COALESCE(resume_at::text, '-'), ',' ORDER BY id) FROM seqd.enrollments) AS s
+                """)[0].decode("s")
+        }
+
+        // Mutations: refused with the line, nothing stored.
+        for index in 0..<10 {
+            var generator = FuzzSeed.generator(23, case: index)
+            let contact = contacts[index]
+            let mutation = InboundMessageCase.valid(&generator, messageID: ids[contact]!, contact: contact).mutate(&generator)
+            let label = "\(FuzzSeed.label(case: index)) (\(mutation.name))"
+            let before = try snapshot()
+            let result = try await scenario.seqd.run(["inbound"], input: mutation.data)
+            #expect(result.status == 65, "\(label): \(result)")
+            #expect(result.stderr.hasPrefix("seqd: stdin: \(mutation.expected)"), "\(label): \(result)")
+            #expect(try snapshot() == before, "\(label): a refused message changed something")
+        }
+        // Byte damage of messages about real deliveries: applied, refused or malformed, never more.
+        for index in 0..<12 {
+            var generator = FuzzSeed.generator(24, case: index)
+            let contact = contacts[10 + index]
+            let data = SequenceFiles.damage(InboundMessageCase.valid(&generator, messageID: ids[contact]!, contact: contact).text, &generator)
+            let before = try snapshot()
+            let result = try await scenario.seqd.run(["inbound"], input: data)
+            let label = FuzzSeed.label(case: index)
+            #expect([0, 1, 65].contains(result.status), "\(label): \(result)")
+            if result.status == 65 {
+                #expect(result.stderr.hasPrefix("seqd: stdin: "), "\(label): \(result)")
+                #expect(try snapshot() == before, "\(label): a refused message changed something")
+            }
+        }
+        // Pathological shapes.
+        let pathological: [(String, Data)] = [
+            ("a 1 MiB header line", Data(("From: a@example.org\nSubject: " + String(repeating: "x", count: 1 << 20) + "\n\nhi\n").utf8)),
+            ("20,000 header lines", Data(("From: a@example.org\n" + String(repeating: "X-Spam: y\n", count: 20_000) + "\nhi\n").utf8)),
+            ("2,000 nested multiparts", Data(("From: a@example.org\nContent-Type: multipart/mixed; boundary=b0\n\n"
+                + (1..<2_000).map { "--b\($0 - 1)\nContent-Type: multipart/mixed; boundary=b\($0)\n\n" }.joined()).utf8)),
+            ("binary", Data((0..<65_536).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 7) })),
+            ("only blank lines", Data(String(repeating: "\r\n", count: 1_000).utf8)),
+        ]
+        for (name, data) in pathological {
+            let before = try snapshot()
+            let result = try await scenario.seqd.run(["inbound"], input: data)
+            #expect([0, 1, 65].contains(result.status), "\(name): \(result)")
+            if result.status == 65 { #expect(try snapshot() == before, "\(name): a refused message changed something") }
+        }
+        let huge = try await scenario.seqd.run(["inbound"], input: Data(repeating: 0x41, count: (32 << 20) + 10))
+        #expect(huge.status == 65, "\(huge)")
+        #expect(huge.stderr.hasPrefix("seqd: stdin: the message is larger than 32 MiB"), "\(huge)")
+        let check = try await scenario.seqd.run("check")
+        #expect(check.status == 0, "\(check)")
     }
 }

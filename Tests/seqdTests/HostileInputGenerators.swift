@@ -451,3 +451,160 @@ struct ContactFileCase {
         return ContactFileCase(text: text, rejectedLines: rejected, expected: expected, rows: count)
     }
 }
+
+/// Raw inbound messages with a known answer: valid ones of each classification (replies,
+/// auto-replies, 5.x.x and 4.x.x delivery reports) in the shapes real mail takes — header names in
+/// any case, folded lines, CRLF or LF, RFC 2047 subjects, MIME bodies — and mutations that break
+/// the message at a known line.
+struct InboundMessageCase {
+    /// Physical header lines (continuation lines start with white space), without line ends.
+    var headers: [String]
+    var body: [String]
+    let newline: String
+    /// What the classifier must say: `reply`, `out_of_office`, `bounce`, `ignored`.
+    let kind: String
+
+    var text: String { (headers + [""] + body).joined(separator: newline) + newline }
+
+    static let subjects = [
+        "Re: Welcome", "=?UTF-8?Q?Re=3A_Gr=C3=BC=C3=9Fe?=", "=?utf-8?B?UmU6IOaXpeacrOiqng==?=", "RE: a: b: c", "Re: 🚀 launch",
+        "Re:", "=?ISO-8859-1?Q?Re=3A_Caf=E9?= =?ISO-8859-1?Q?_cr=E8me?=",
+    ]
+    static let autoSubjects = ["Automatic reply: Welcome", "Out of Office: Welcome", "AUTO: away", "Abwesenheitsnotiz: Willkommen"]
+    static let bodyLines = [
+        "Thanks!", "> Hello!", "On Mon, Nov 30, 2026 at 7:45 AM Team <team@example.com> wrote:", "Grüße", "-- ", "a: b", "",
+        "=?UTF-8?Q?not_a_header?=", "--", "From the desk of Ada", "\tindented",
+    ]
+
+    /// A valid message referring to `messageID` (a seqd Message-ID) from `contact` to `sender`.
+    static func valid<G: RandomNumberGenerator>(
+        _ generator: inout G, messageID: String = "<seqd.0000-e1-hello@example.com>", contact: String = "ada@example.org",
+        sender: String = "team@example.com"
+    ) -> InboundMessageCase {
+        let kind = generator.pick(["reply", "reply", "out_of_office", "bounce", "ignored"])
+        let newline = generator.chance(0.5) ? "\r\n" : "\n"
+        func name(_ text: String) -> String {
+            switch Int.random(in: 0..<4, using: &generator) {
+            case 0: text.lowercased()
+            case 1: text.uppercased()
+            default: text
+            }
+        }
+        var fields = [[String]]()  // each field: its physical lines
+        func add(_ field: String, _ value: String, foldedValue: String? = nil) {
+            var lines = ["\(name(field)): \(value)"]
+            if let foldedValue { lines.append((generator.chance(0.5) ? " " : "\t") + foldedValue) }
+            fields.append(lines)
+        }
+        var body = [String]()
+        switch kind {
+        case "reply", "out_of_office":
+            add("From", generator.pick(["Ada <\(contact)>", "\"Lovelace, Ada\" <\(contact)>", contact, "=?UTF-8?Q?Ad=C3=A1?= <\(contact)> (home)"]))
+            add("To", generator.pick(["Team <\(sender)>", sender, "Team: \(sender), other@example.net;"]))
+            let subject = kind == "reply" ? generator.pick(subjects) : generator.pick(autoSubjects)
+            if generator.chance(0.3), let space = subject.firstIndex(of: " ") {
+                add("Subject", String(subject[..<space]), foldedValue: String(subject[subject.index(after: space)...]))
+            } else {
+                add("Subject", subject)
+            }
+            if generator.chance(0.8) { add("In-Reply-To", messageID) }
+            if generator.chance(0.6) { add("References", "<thread-\(Int.random(in: 1...99, using: &generator))@example.net>", foldedValue: messageID) }
+            if kind == "out_of_office", generator.chance(0.5) { add("Auto-Submitted", "auto-replied") }
+            if kind == "reply", generator.chance(0.2) { add("Auto-Submitted", "no") }
+            add("Message-ID", "<\(UInt64.random(in: 1...UInt64.max, using: &generator))@mail.example.org>")
+            add("Date", "Mon, 30 Nov 2026 09:12:31 +0100")
+            body = (0..<Int.random(in: 0...6, using: &generator)).map { _ in generator.pick(bodyLines) }
+            if generator.chance(0.3) {
+                add("MIME-Version", "1.0")
+                add("Content-Type", "multipart/alternative;", foldedValue: "boundary=\"b-\(Int.random(in: 1...999, using: &generator))\"")
+                let boundary = fields.last![1].split(separator: "\"")[1]
+                body = ["--\(boundary)", "Content-Type: text/plain; charset=utf-8", ""] + body
+                    + ["--\(boundary)", "Content-Type: text/html", "", "<p>hi</p>", "--\(boundary)--"]
+            }
+        default:
+            let permanent = kind == "bounce"
+            add("From", "MAILER-DAEMON@mx.example.com (Mail Delivery System)")
+            add("To", sender)
+            add("Subject", permanent ? "Undelivered Mail Returned to Sender" : "Delayed Mail (still being retried)")
+            add("Auto-Submitted", "auto-replied")
+            add("MIME-Version", "1.0")
+            add("Content-Type", "multipart/report; report-type=delivery-status;", foldedValue: "boundary=\"R.1/mx\"")
+            let status = permanent ? generator.pick(["5.1.1", "5.2.1", "5.1.10", "5.0.0"]) : generator.pick(["4.4.7", "4.2.2", "4.4.1"])
+            body = [
+                "This is a MIME-encapsulated message.", "", "--R.1/mx", "Content-Type: text/plain", "", "Sorry.", "",
+                "--R.1/mx", "Content-Type: message/delivery-status", "", "Reporting-MTA: dns; mx.example.com", "",
+                "Final-Recipient: rfc822; \(contact)", "Action: \(permanent ? "failed" : "delayed")", "Status: \(status)", "",
+                "--R.1/mx", "Content-Type: \(generator.pick(["text/rfc822-headers", "message/rfc822"]))", "",
+                "From: \(sender)", "To: \(contact)", "Message-ID: \(messageID)", "", "--R.1/mx--",
+            ]
+        }
+        fields.shuffle(using: &generator)
+        return InboundMessageCase(headers: fields.flatMap { $0 }, body: body, newline: newline, kind: kind)
+    }
+
+    /// A change that makes a valid message malformed, and the error it must give.
+    struct Mutation {
+        let name: String
+        /// The error's description must start with this (`line 4: a header line without a colon`).
+        let expected: String
+        let data: Data
+    }
+
+    /// Indexes of header lines that start a field (not continuations).
+    var fieldStarts: [Int] { headers.indices.filter { !(headers[$0].first?.isWhitespace ?? true) } }
+
+    /// The physical lines of the fields named `names` (case-insensitive), continuations included.
+    func lines(ofFields names: Set<String>) -> [Int] {
+        var result = [Int]()
+        var inField = false
+        for (index, line) in headers.enumerated() {
+            if let first = line.first, !first.isWhitespace {
+                inField = names.contains(String(line.prefix { $0 != ":" }).lowercased())
+            }
+            if inField { result.append(index) }
+        }
+        return result
+    }
+
+    func mutate<G: RandomNumberGenerator>(_ generator: inout G) -> Mutation {
+        var copy = self
+        func data(_ message: InboundMessageCase) -> Data { Data(message.text.utf8) }
+        switch Int.random(in: 0..<8, using: &generator) {
+        case 0:
+            let at = Int.random(in: 0...headers.count, using: &generator)
+            // (Not "From …" first: that is an mbox envelope line, which seqd skips.)
+            copy.headers.insert(generator.pick(at == 0 ? ["no colon here", "Subject"] : ["no colon here", "Subject", "From ada@example.org", "=?UTF-8?Q?x?="]), at: at)
+            return Mutation(name: "header line without a colon", expected: "line \(at + 1): a header line without a colon", data: data(copy))
+        case 1:
+            copy.headers.insert(generator.pick([" folded", "\tfolded: value"]), at: 0)
+            return Mutation(name: "continuation first", expected: "line 1: a folded continuation line comes before any header field", data: data(copy))
+        case 2:
+            let at = generator.pick(fieldStarts)
+            copy.headers[at] = "X Bad" + copy.headers[at].drop { $0 != ":" }
+            return Mutation(name: "space in a field name", expected: "line \(at + 1): a header field name with characters RFC 5322 forbids", data: data(copy))
+        case 3:
+            let at = Int.random(in: 0..<headers.count, using: &generator)
+            var line = Array(copy.headers[at].utf8)
+            line.insert(0, at: Int.random(in: 0...line.count, using: &generator))
+            copy.headers[at] = String(decoding: line, as: UTF8.self)
+            return Mutation(name: "NUL in a header", expected: "line \(at + 1): a header line contains a NUL byte", data: data(copy))
+        case 4:
+            let text = generator.pick(["\n", "\r\n"]) + text
+            return Mutation(name: "no header section", expected: "line 1: the message has no header section", data: Data(text.utf8))
+        case 5:
+            let removed = Set(lines(ofFields: ["from", "in-reply-to", "references"]))
+            copy.headers = headers.indices.filter { !removed.contains($0) }.map { headers[$0] }
+            guard !copy.headers.isEmpty else { fallthrough }
+            return Mutation(
+                name: "nothing to match by", expected: "the header section has no From, In-Reply-To or References", data: data(copy))
+        case 6:
+            let removed = Set(lines(ofFields: ["in-reply-to", "references", "from"]))
+            copy.headers = headers.indices.filter { !removed.contains($0) }.map { headers[$0] }
+            let at = Int.random(in: 0...copy.headers.count, using: &generator)
+            copy.headers.insert("From: " + generator.pick(["undisclosed-recipients:;", "Ada Lovelace", "(nobody)", "<>"]), at: at)
+            return Mutation(name: "From without an address", expected: "line \(at + 1): the From header holds no address", data: data(copy))
+        default:
+            return Mutation(name: "empty", expected: "the message is empty", data: Data())
+        }
+    }
+}

@@ -12,7 +12,8 @@ struct CheckCommand: AsyncParsableCommand {
         discussion: """
             Checks: one delivery per step; status and step equal the end of the audit trail; contiguous \
             history; no attempt after its address's suppression; terminal is terminal; one live enrollment \
-            per contact and sequence; every active enrollment has a way forward; expired leases get rescued.
+            per contact and sequence; deferrals keep status and step; every active enrollment has a way forward; \
+            expired leases get rescued.
             Exit 0 when clean, 1 when anything is violated.
 
             Examples:

@@ -303,3 +303,75 @@ struct FreeMailDomainTests {
         #expect(FreeMailDomains.companyDomain(ofAddress: "Someone@\(domain.uppercased())") == domain)
     }
 }
+
+@Suite("simulation")
+struct SimulationTests {
+    @Test("the simulated timeline follows the machine: deferral, send, business-day wait, branch, completion")
+    func timeline() throws {
+        let def = try definition("""
+            name: onboarding
+            sender: { address: hello@example.com }
+            time_zone: America/New_York
+            send_window: { days: [mon, tue, wed, thu, fri], start: "09:00", end: "17:00" }
+            skip_dates: [2026-12-25]
+            steps:
+              - { key: welcome, type: email, subject: "Welcome, {{first_name|there}}", body: Hi }
+              - { type: wait, duration: 2 business days }
+              - { key: route, type: branch, when: [{ if: { attribute: plan, equals: free }, goto: end }] }
+              - { key: tips, type: email, subject: Tips, body: Hi }
+            """)
+        let kolkata = ContactFields(email: "ada@example.com", firstName: "Ada", timeZone: "Asia/Kolkata", attributes: ["plan": "pro"])
+        let entries = Simulation.run(def, contact: kolkata, start: at("2026-12-24T16:00:00Z"))
+        #expect(entries.map(\.kind) == [.deferred, .email, .wait, .branch, .email, .completed])
+        #expect(entries[0].reason == "send_window" && entries[0].until == at("2026-12-28T03:30:00Z"))
+        #expect(entries[1].at == at("2026-12-28T03:30:00Z") && entries[1].subject == "Welcome, Ada")
+        #expect(entries[2].until == at("2026-12-30T03:30:00Z"))
+        #expect(entries[3].target == "tips" && entries[3].rule == nil)
+        #expect(entries[4].at == at("2026-12-30T03:30:00Z"))
+
+        let free = ContactFields(email: "bob@example.com", attributes: ["plan": "free"])
+        let short = Simulation.run(def, contact: free, start: at("2026-12-25T15:00:00Z"))
+        #expect(short.map(\.kind) == [.deferred, .email, .wait, .branch, .completed])
+        #expect(short[0].reason == "skip_date" && short[0].until == at("2026-12-28T14:00:00Z"))
+        #expect(short[3].target == "end" && short[3].rule == 0)
+    }
+
+    @Test("a template field the contact lacks fails the simulation where the daemon would fail")
+    func failure() throws {
+        let def = try definition("name: x\nsender: { address: a@b.co }\nsteps: [{ key: hi, type: email, subject: '{{company}}', body: b }]")
+        let entries = Simulation.run(def, contact: ContactFields(email: "c@d.co"), start: at("2026-06-10T08:00:00Z"))
+        #expect(entries.map(\.kind) == [.failed])
+        #expect(entries[0].step == "hi" && entries[0].reason?.contains("company") == true)
+    }
+}
+
+@Suite("branch validation")
+struct BranchValidationTests {
+    @Test("unknown keys, backward jumps and unknown targets are rejected with their field path")
+    func rejected() {
+        let found = issues("""
+            name: x
+            sender: { address: a@b.co }
+            steps:
+              - { key: intro, type: email, subject: s, body: b }
+              - { key: wait, type: wait, duration: 1d }
+              - { key: later, type: email, subject: s, body: b }
+              - key: route
+                type: branch
+                otherwise: later
+                when:
+                  - { if: { attribute: plan, equals: pro }, goto: intro }
+                  - { if: { attribute: plan, equals: pro, eq: x }, goto: later }
+                  - { if: { attribute: plan, exists: true }, goto: nowhere }
+                  - { if: { attribute: plan, in: [a] }, goto: end, weight: 2 }
+              - { key: done, type: wait, duration: 1d }
+            """)
+        #expect(found.contains { $0.hasPrefix("test.yaml: steps[3].otherwise: unknown field") }, "\(found)")
+        #expect(found.contains("test.yaml: steps[3].when[0].goto: 'intro' is an earlier step; branches jump forward only"), "\(found)")
+        #expect(found.contains { $0.hasPrefix("test.yaml: steps[3].when[1].if.eq: unknown field") }, "\(found)")
+        #expect(found.contains("test.yaml: steps[3].when[2].goto: 'nowhere' is not a step key (or 'end')"), "\(found)")
+        #expect(found.contains { $0.hasPrefix("test.yaml: steps[3].when[3].weight: unknown field") }, "\(found)")
+        #expect(found.contains("test.yaml: steps[3].when[1].goto: 'later' is an earlier step; branches jump forward only"), "\(found)")
+        #expect(found.count == 6, "\(found)")
+    }
+}

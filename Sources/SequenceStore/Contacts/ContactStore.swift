@@ -59,6 +59,17 @@ public enum ContactStore {
             RETURNING (c.xmax = 0) AS created
             """)
 
+    /// The contact with this address (any case), as templates, branches and the state machine
+    /// see it; nil when there is none.
+    public static func find(_ connection: Connection, email: String) throws -> ContactFields? {
+        let rows = try connection.query(
+            """
+            SELECT email, first_name, last_name, time_zone, attributes::text AS attributes
+            FROM seqd.contacts WHERE lower(email) = lower($1)
+            """, [email])
+        return try rows.rows.first.map(Enroller.contactFields)
+    }
+
     /// Upserts `contacts` in batches inside one transaction, so an import lands entirely or not at
     /// all. `progress` receives the number of contacts written so far after each batch.
     public static func upsert(

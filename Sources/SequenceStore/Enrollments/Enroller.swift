@@ -247,7 +247,7 @@ public enum Enroller {
     }
 
     /// The contact as templates see it: attributes become text, as for the state machine.
-    private static func contactFields(_ row: Row) throws -> ContactFields {
+    static func contactFields(_ row: Row) throws -> ContactFields {
         let json = try row.decode("attributes", as: String.self)
         let attributes = (try? JSONDecoder().decode([String: AttributeValue].self, from: Data(json.utf8))) ?? [:]
         return ContactFields(

@@ -13,20 +13,30 @@ struct MessageBuilder: Sendable {
     let unsubscribeToken: @Sendable (Int64) -> String
 
     func compose(_ delivery: ClaimedDelivery) -> ComposedMessage {
-        let message = delivery.message
+        compose(
+            delivery.message, deliveryKey: delivery.deliveryKey, enrollmentID: delivery.enrollmentID,
+            toAddress: delivery.toAddress, toName: delivery.toName, sentKeysByStep: delivery.sentKeysByStep,
+            date: delivery.claimedAt)
+    }
+
+    /// The same composition from its parts, for a delivery that does not exist yet (`MessagePreview`).
+    func compose(
+        _ message: StoredMessage, deliveryKey: String, enrollmentID: Int64, toAddress: String, toName: String?,
+        sentKeysByStep: [String: String], date: Date
+    ) -> ComposedMessage {
         let sender = message.fromAddress ?? ""
         var parentID: String?
-        if let parentKey = message.threadParentKey, let parentDelivery = delivery.sentKeysByStep[parentKey] {
+        if let parentKey = message.threadParentKey, let parentDelivery = sentKeysByStep[parentKey] {
             parentID = MessageID.make(deliveryKey: parentDelivery, senderAddress: sender)
         }
         let url = unsubscribeBaseURL.map { base in
-            (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/u/" + unsubscribeToken(delivery.enrollmentID)
+            (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/u/" + unsubscribeToken(enrollmentID)
         }
         return composer.compose(
             OutgoingMessage(
-                fromAddress: sender, fromName: message.fromName ?? "", toAddress: delivery.toAddress,
-                toName: delivery.toName, subject: message.subject ?? "", text: message.text ?? "", html: message.html,
-                deliveryKey: delivery.deliveryKey, date: delivery.claimedAt, inReplyTo: parentID,
+                fromAddress: sender, fromName: message.fromName ?? "", toAddress: toAddress,
+                toName: toName, subject: message.subject ?? "", text: message.text ?? "", html: message.html,
+                deliveryKey: deliveryKey, date: date, inReplyTo: parentID,
                 references: parentID.map { [$0] } ?? [], listUnsubscribeURL: url, listUnsubscribeMailto: unsubscribeMailto))
     }
 }

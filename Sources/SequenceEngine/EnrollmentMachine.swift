@@ -302,12 +302,7 @@ public struct EnrollmentMachine: Sendable {
     }
 
     private func render(_ email: SequenceDefinition.Email, at index: Int) throws -> RenderedEmail {
-        let subject = try Template(parsing: email.subject).render(contact)
-        let text = try Template(parsing: email.body).render(contact)
-        let html = try email.html.map { try Template(parsing: $0).render(contact, escapeHTML: true) }
-        // Header injection guard: a field value with a line break must not reach the subject.
-        let oneLineSubject = subject.split(whereSeparator: \.isNewline).joined(separator: " ")
-        return RenderedEmail(subject: oneLineSubject, text: text, html: html, threadParentKey: definition.threadParent(ofStepAt: index))
+        try definition.render(email, at: index, for: contact)
     }
 
     // MARK: Helpers

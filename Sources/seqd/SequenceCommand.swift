@@ -9,7 +9,7 @@ struct SequenceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sequence",
         abstract: "Apply, list, show, pause, resume, migrate and preview sequences.",
-        subcommands: [Apply.self, List.self, Show.self, Pause.self, Resume.self, Migrate.self])
+        subcommands: [Apply.self, List.self, Show.self, Pause.self, Resume.self, Migrate.self, Preview.self])
 
     struct Apply: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -15,6 +15,13 @@ public struct StoredMessage: Codable, Sendable, Equatable {
     /// For webhook steps.
     public var webhookURL: String?
 
+    /// A rendered email step as the outbox stores it, with the sequence's sender.
+    public static func email(_ email: RenderedEmail, from sender: SequenceDefinition.Sender) -> StoredMessage {
+        StoredMessage(
+            subject: email.subject, text: email.text, html: email.html, threadParentKey: email.threadParentKey,
+            fromAddress: sender.address, fromName: sender.name)
+    }
+
     enum CodingKeys: String, CodingKey {
         case subject, text, html
         case threadParentKey = "thread_parent_key"
@@ -42,16 +49,13 @@ struct OutboxRows {
     mutating func add(
         _ request: DeliveryRequest, record: EnrollmentRecord, definition: SequenceDefinition, installationID: String
     ) {
-        var message = StoredMessage(fromAddress: definition.sender.address, fromName: definition.sender.name)
+        let message: StoredMessage
         switch request.payload {
         case .email(let email):
-            message.subject = email.subject
-            message.text = email.text
-            message.html = email.html
-            message.threadParentKey = email.threadParentKey
+            message = .email(email, from: definition.sender)
             kinds.append("email")
         case .webhook(let url):
-            message.webhookURL = url
+            message = StoredMessage(fromAddress: definition.sender.address, fromName: definition.sender.name, webhookURL: url)
             kinds.append("webhook")
         }
         enrollmentIDs.append(record.id)

@@ -1,0 +1,90 @@
+import Delivery
+import Foundation
+import SequenceEngine
+import SequenceStore
+
+/// `seqd sequence preview`: a sequence's emails for one contact, rendered by the engine and
+/// composed by the daemon's own `MessageBuilder`, so the bytes are those the transport would get.
+/// Only what does not exist yet is stood in for, and labelled: the delivery key (and so the
+/// Message-ID and MIME boundary) is a preview key, the unsubscribe link is made for no enrollment
+/// (it can unsubscribe nobody), and `Date` is the database's clock now.
+public enum MessagePreview {
+    /// One composed email.
+    public struct Message: Sendable {
+        public let stepKey: String
+        public let stepIndex: Int
+        /// The preview delivery key the Message-ID derives from.
+        public let deliveryKey: String
+        public let composed: ComposedMessage
+    }
+
+    /// Steps that cannot be rendered for the contact, each with why (the fields it lacks).
+    public struct RenderError: Error, Sendable, CustomStringConvertible {
+        public let problems: [(stepKey: String, message: String)]
+        public var description: String {
+            problems.map { "step '\($0.stepKey)': \($0.message)" }.joined(separator: "\n")
+        }
+    }
+
+    /// The unsubscribe token in previews: made for enrollment 0, which never exists, so the link
+    /// has the real shape and signature but the endpoint answers it as an invalid link.
+    public static let previewEnrollmentID: Int64 = 0
+
+    /// Composes the email steps of `context` (only `stepKey`'s when given) in step order.
+    /// Unknown step or a step that is not an email: `StoreError(.notFound)` / `.refused`. Any
+    /// step the contact lacks fields for: `RenderError` naming every such step and field.
+    public static func compose(
+        _ context: SequencePreviewContext, stepKey: String?, unsubscribeBaseURL: String?, unsubscribeMailto: String?,
+        unsubscribeSecret: String?
+    ) throws -> [Message] {
+        let definition = context.definition
+        var indexes = Array(definition.steps.indices)
+        if let stepKey {
+            guard let index = definition.index(ofStep: stepKey) else {
+                throw StoreError(
+                    .notFound,
+                    "sequence '\(context.sequence)' version \(context.version) has no step '\(stepKey)' (its steps: "
+                        + definition.steps.map(\.key).joined(separator: ", ") + ")")
+            }
+            guard case .email = definition.steps[index].kind else {
+                throw StoreError(
+                    .refused, "step '\(stepKey)' is a \(definition.steps[index].typeName) step; only email steps have a message")
+            }
+            indexes = [index]
+        }
+        guard let secret = unsubscribeSecret ?? context.storedUnsubscribeSecret else {
+            throw StoreError(.notMigrated, "no unsubscribe secret: configure unsubscribe.secret or run `seqd migrate`")
+        }
+        let builder = MessageBuilder(
+            unsubscribeBaseURL: unsubscribeBaseURL, unsubscribeMailto: unsubscribeMailto,
+            unsubscribeToken: { UnsubscribeToken.make(enrollmentID: $0, secret: secret) })
+        // A threaded step replies to its parent: the real sent one when the contact's enrollment
+        // has sent it, otherwise the parent as previewed here.
+        var parentKeys = [String: String]()
+        for step in definition.steps where step.typeName == "email" {
+            parentKeys[step.key] = context.previewDeliveryKey(stepKey: step.key)
+        }
+        parentKeys.merge(context.sentKeysByStep) { _, sent in sent }
+
+        var messages = [Message]()
+        var problems = [(stepKey: String, message: String)]()
+        for index in indexes {
+            let step = definition.steps[index]
+            guard case .email(let email) = step.kind else { continue }
+            let rendered: RenderedEmail
+            do {
+                rendered = try definition.render(email, at: index, for: context.contact)
+            } catch {
+                problems.append((step.key, "\(error)"))
+                continue
+            }
+            let key = context.previewDeliveryKey(stepKey: step.key)
+            let composed = builder.compose(
+                .email(rendered, from: definition.sender), deliveryKey: key, enrollmentID: previewEnrollmentID,
+                toAddress: context.contact.email, toName: context.toName, sentKeysByStep: parentKeys, date: context.now)
+            messages.append(Message(stepKey: step.key, stepIndex: index, deliveryKey: key, composed: composed))
+        }
+        guard problems.isEmpty else { throw RenderError(problems: problems) }
+        return messages
+    }
+}

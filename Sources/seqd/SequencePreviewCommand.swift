@@ -1,0 +1,96 @@
+import ArgumentParser
+import Delivery
+import Foundation
+import Postgres
+import SeqdConfig
+import SequenceDaemon
+import SequenceEngine
+import SequenceStore
+
+extension SequenceCommand {
+    struct Preview: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a sequence's emails for a contact exactly as the transport would get them.",
+            discussion: """
+                Each email step (or only --step KEY) is rendered and composed by the same code as the daemon \
+                and printed as the full RFC 5322 message (headers and body, CRLF line ends) on stdout; one \
+                line per message on stderr says which step it is. With --step, stdout is exactly one message, \
+                ready to save as a .eml file. Nothing is written to the database.
+
+                The version is --version N, else the one the contact's live enrollment is pinned to, else the \
+                latest (what enroll would pin). What does not exist yet is stood in for: the delivery key is \
+                a preview key (preview-<installation>-c<contact>-<step>), so the Message-ID and MIME boundary \
+                differ from the real send; the List-Unsubscribe link (when unsubscribe.base_url is set) is \
+                signed for no enrollment and unsubscribes nobody; Date is now. A threaded step replies to \
+                its parent's real Message-ID when the contact's enrollment has sent it.
+
+                A contact lacking a template field without fallback exits 65 naming each step and field \
+                (enroll skips such a contact). Unknown sequence, version, contact or step, and a --step that \
+                is not an email, exit 1.
+
+                Examples:
+                  seqd sequence preview onboarding --contact ada@example.com
+                  seqd sequence preview onboarding --contact ada@example.com --step intro > intro.eml
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The sequence's name.")
+        var name: String
+
+        @Option(help: ArgumentHelp("The contact's address.", valueName: "email"))
+        var contact: String
+
+        @Option(help: ArgumentHelp("Only this email step.", valueName: "key"))
+        var step: String?
+
+        @Option(help: "A stored version instead of the contact's pinned one (or the latest).")
+        var version: Int?
+
+        func validate() throws {
+            if let version, version < 1 { throw ValidationError("--version must be 1 or more") }
+        }
+
+        func run() async throws {
+            let configuration = try await global.loadConfiguration()
+            let database = ConfinedConnection(
+                configuration.databaseURL, options: SessionOptions(applicationName: "seqd sequence preview"))
+            let (name, contact, version) = (self.name, self.contact, self.version)
+            let context = try await database.run {
+                try SequencePreview.load($0, sequence: name, contact: contact, version: version)
+            }
+            let messages: [MessagePreview.Message]
+            do {
+                messages = try MessagePreview.compose(
+                    context, stepKey: step, unsubscribeBaseURL: configuration.string("unsubscribe.base_url"),
+                    unsubscribeMailto: configuration.string("unsubscribe.mailto"),
+                    unsubscribeSecret: configuration.string("unsubscribe.secret"))
+            } catch let error as MessagePreview.RenderError {
+                throw CommandFailure(
+                    status: .dataError,
+                    message: "\(context.contact.email) cannot be sent \(name) version \(context.version) "
+                        + "(enroll skips such a contact):\n" + error.description)
+            }
+            let chosen: String
+            switch context.versionChoice {
+            case .requested: chosen = "as requested"
+            case .pinned(let enrollmentID): chosen = "the version enrollment \(enrollmentID) is pinned to"
+            case .latest: chosen = "the latest, which a new enrollment gets"
+            }
+            CommandInput.printError(
+                "preview of \(name) version \(context.version) (\(chosen)) for \(context.contact.email); "
+                    + "Message-IDs derive from preview delivery keys, the unsubscribe link names no enrollment; nothing is written")
+            if context.suppressed {
+                CommandInput.printError("note: \(context.contact.email) is suppressed; nothing would be sent to it")
+            }
+            let emailSteps = context.definition.steps.filter { $0.typeName == "email" }.map(\.key)
+            for message in messages {
+                let position = (emailSteps.firstIndex(of: message.stepKey) ?? 0) + 1
+                CommandInput.printError(
+                    "==> step \(message.stepKey) (email \(position) of \(emailSteps.count)), "
+                        + "delivery key \(message.deliveryKey) (preview)")
+                FileHandle.standardOutput.write(Data(message.composed.data))
+            }
+        }
+    }
+}

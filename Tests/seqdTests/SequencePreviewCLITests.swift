@@ -1,0 +1,115 @@
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+
+/// `seqd sequence preview`: the bytes equal what the daemon's file transport then writes for the
+/// same step (up to the parts that derive from the delivery key, the send time and the
+/// enrollment), nothing is written, and bad input exits as documented.
+@Suite("CLI: sequence preview")
+struct SequencePreviewCLITests {
+    static let sequence = """
+        name: welcome
+        sender: { address: hello@example.com, name: "Acme Onboarding" }
+        steps:
+          - key: intro
+            type: email
+            subject: "Welcome, {{first_name}} — ça va?"
+            body: "Hi {{first_name}}, your plan is {{plan|free}}."
+            html: "<p>Hi {{first_name}} &amp; welcome</p>"
+          - { type: wait, duration: 2d }
+          - { key: nudge, type: email, thread: true, body: "Just checking in, {{first_name}}." }
+        """
+
+    static let unsubscribe = ["--set", "unsubscribe.base_url=https://mail.example.com"]
+
+    /// Everything that identifies one send rather than the message: the Date header, the key in
+    /// Message-ID (and In-Reply-To), the MIME boundary, the unsubscribe token.
+    static func normalised(_ message: String) -> String {
+        message.split(separator: "\r\n", omittingEmptySubsequences: false).map { line -> String in
+            if line.hasPrefix("Date: ") { return "Date: (send time)" }
+            var text = String(line)
+            for (pattern, replacement) in [
+                (#"<seqd\.[^@>]+@"#, "<seqd.(key)@"), (#"=_seqd_[0-9a-f]+"#, "=_seqd_(boundary)"),
+                (#"/u/[A-Za-z0-9_-]+"#, "/u/(token)"),
+            ] {
+                text = text.replacingOccurrences(of: pattern, with: replacement, options: .regularExpression)
+            }
+            return text
+        }.joined(separator: "\r\n")
+    }
+
+    func rowCounts(_ connection: Connection) throws -> [Int] {
+        try ["enrollments", "enrollment_events", "deliveries", "delivery_attempts", "signals", "contacts"].map {
+            try connection.query("SELECT count(*) AS n FROM seqd.\($0)")[0].decode("n", as: Int.self)
+        }
+    }
+
+    @Test("the preview is the message the daemon then sends, and writes nothing")
+    func sameBytesAsTheDaemon() async throws {
+        let scenario = try await Scenario.prepare(
+            prefix: "cli_preview", sequence: Self.sequence, name: "welcome", contacts: ["ada@example.com"])
+        let (seqd, connection) = (scenario.seqd, try scenario.connect())
+        let before = try rowCounts(connection)
+        let preview = try await seqd.run(["sequence", "preview", "welcome", "--contact", "ADA@example.com", "--step", "intro"] + Self.unsubscribe)
+        #expect(preview.status == 0, "\(preview)")
+        #expect(try rowCounts(connection) == before)
+        #expect(preview.stderr.contains("==> step intro (email 1 of 2), delivery key preview-"))
+        #expect(preview.stderr.contains("version 1 (the version enrollment "))
+        #expect(preview.stdout.contains("\r\nSubject: =?UTF-8?B?"))  // RFC 2047: the subject is not ASCII
+        #expect(preview.stdout.contains("\r\nTo: Name0 <ada@example.com>\r\n"))
+        #expect(preview.stdout.contains("Message-ID: <seqd.preview-"))
+        #expect(preview.stdout.contains("List-Unsubscribe: <https://mail.example.com/u/"))
+        #expect(preview.stdout.contains("Hi Name0, your plan is free."))
+
+        let outbox = seqd.directory.appendingPathComponent("outbox").path
+        try await scenario.runOnce(transport: "file", ["--set", "delivery.file.directory=\(outbox)"] + Self.unsubscribe)
+        let key = try connection.query("SELECT idempotency_key FROM seqd.deliveries WHERE step_key = 'intro'")[0]
+            .decode("idempotency_key", as: String.self)
+        let sent = try String(contentsOfFile: "\(outbox)/\(key).eml", encoding: .utf8)
+        #expect(Self.normalised(preview.stdout) == Self.normalised(sent))
+        #expect(preview.stdout != sent)  // the key-derived parts really are preview ones
+
+        // The threaded step now replies to the Message-ID the daemon really sent.
+        let sentID = try connection.query("SELECT message_id FROM seqd.deliveries WHERE step_key = 'intro'")[0]
+            .decode("message_id", as: String.self)
+        let nudge = try await seqd.run("sequence", "preview", "welcome", "--contact", "ada@example.com", "--step", "nudge")
+        #expect(nudge.status == 0, "\(nudge)")
+        #expect(nudge.stdout.contains("\r\nIn-Reply-To: \(sentID)\r\n"), "\(nudge)")
+        #expect(nudge.stdout.contains("\r\nSubject: =?UTF-8?B?"))
+        #expect(!nudge.stdout.contains("List-Unsubscribe"))  // no unsubscribe.base_url this time
+    }
+
+    @Test("every email step in order; unknown names exit 1, a missing field exits 65 naming step and field")
+    func stepsAndErrors() async throws {
+        let scenario = try await Scenario.prepare(
+            prefix: "cli_preview_err", sequence: Self.sequence, name: "welcome", contacts: ["ada@example.com"])
+        let seqd = scenario.seqd
+        var result = try await seqd.run("sequence", "preview", "welcome", "--contact", "ada@example.com")
+        #expect(result.status == 0, "\(result)")
+        let intro = try #require(result.stdout.range(of: "Message-ID: <seqd.preview-"))
+        #expect(result.stdout.components(separatedBy: "\r\nMessage-ID: <seqd.preview-").count == 3)
+        let nudge = try #require(result.stdout.range(of: "In-Reply-To: <seqd.preview-"))
+        #expect(intro.lowerBound < nudge.lowerBound)
+
+        #expect(try await seqd.run("contact", "add", "--email", "anon@example.com").status == 0)
+        let cases: [([String], Int32, String)] = [
+            (["nope", "--contact", "ada@example.com"], 1, "no sequence named 'nope'"),
+            (["welcome", "--contact", "nobody@example.com"], 1, "no contact with address nobody@example.com"),
+            (["welcome", "--contact", "ada@example.com", "--step", "outro"], 1, "version 1 has no step 'outro' (its steps: intro, wait-2, nudge)"),
+            (["welcome", "--contact", "ada@example.com", "--step", "wait-2"], 1, "step 'wait-2' is a wait step"),
+            (["welcome", "--contact", "ada@example.com", "--version", "2"], 1, "sequence 'welcome' has no version 2"),
+            (["welcome", "--contact", "ada@example.com", "--version", "0"], 64, "--version must be 1 or more"),
+            (["welcome"], 64, "--contact"),
+            (["welcome", "--contact", "anon@example.com"], 65, "step 'intro': missing contact field without fallback: first_name"),
+        ]
+        for (arguments, status, message) in cases {
+            result = try await seqd.run(["sequence", "preview"] + arguments)
+            #expect(result.status == status, "\(arguments): \(result)")
+            #expect(result.stderr.contains(message), "\(arguments): \(result)")
+            #expect(status == 0 || result.stdout.isEmpty, "\(arguments): \(result)")
+        }
+        // Both steps lack the field; both are named.
+        #expect(result.stderr.contains("step 'nudge': missing contact field without fallback: first_name"))
+    }
+}

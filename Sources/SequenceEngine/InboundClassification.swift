@@ -14,7 +14,14 @@ public enum InboundClassification: Sendable, Equatable {
     /// report, a read receipt, a non-standard bounce.
     case ignored(reason: String)
 
-    /// `reply`, `out_of_office`, `bounce`, `ignored`: stable, for output and the signal row.
+    /// A bounce is matched only by the Message-IDs it carries: it comes from a mail system, so
+    /// its sender says nothing about the contact.
+    public var isBounce: Bool {
+        if case .bounce = self { return true }
+        return false
+    }
+
+    /// `reply`, `out_of_office`, `bounce`, `ignored`: stable, for output.
     public var kind: String {
         switch self {
         case .reply: "reply"

@@ -64,7 +64,7 @@ extension Handlers {
                 result.enrollments.map { enrollment in
                     .object([
                         "id": .integer(enrollment.id), "sequence": .string(enrollment.sequence), "from": .string(enrollment.from),
-                        "to": text(enrollment.to), "refused": text(enrollment.refused),
+                        "to": text(enrollment.to), "refused": text(enrollment.refused), "note": text(enrollment.note),
                     ])
                 }),
         ])

@@ -114,6 +114,7 @@ package enum OpenAPIDocument {
                       from: { type: string }
                       to: { type: [string, "null"] }
                       refused: { type: [string, "null"] }
+                      note: { type: [string, "null"], description: "stop_company_on_reply: a colleague's reply stopped it" }
             ContactEnrollments:
               type: object
               properties:

@@ -76,6 +76,7 @@ struct InboundCommand: AsyncParsableCommand {
             } else {
                 line += "\(enrollment.from) → \(enrollment.to ?? "?")"
                 if enrollment.to == "paused", let resumeAt = result.resumeAt { line += ", resumes at \(RFC3339.format(resumeAt))" }
+                if let note = enrollment.note { line += " (\(note))" }
             }
             lines.append(line)
         }

@@ -236,4 +236,25 @@ struct InboundMailTests {
         #expect(try enrollment("ada@example.org").status == "replied")
         #expect(try enrollment("ada@example.org", sequence: "other").status == "replied")
     }
+
+    @Test("a reply under stop_company_on_reply also stops the colleagues' enrollments, and the result lists them")
+    func companyStops() throws {
+        let company = try SequenceDefinition.parse(
+            """
+            name: company
+            sender: { address: hello@example.com }
+            stop_company_on_reply: true
+            steps:
+              - { key: pitch, type: email, subject: "Offer", body: "Buy" }
+            """, fileName: "company.yaml")
+        try SequenceCatalog.apply(connection, [company])
+        _ = try Enroller.enroll(connection, sequence: "company", selection: .emails(["ada@example.org", "bob@example.org"]), actor: "test")
+        let result = try process("From: ada@example.org\nTo: hello@example.com\n\nNot interested, nor is my team.")
+        #expect(result.outcome == .applied)
+        let bob = try enrollment("bob@example.org", sequence: "company")
+        #expect(bob.status == "stopped")
+        #expect(try enrollment("ada@example.org", sequence: "company").status == "replied")
+        #expect(result.enrollments.map { "\($0.id):\($0.to ?? "-"):\($0.note ?? "-")" }.last == "\(bob.id):stopped:stop_company_on_reply")
+        #expect(try enrollment("bob@example.org").status == "active", "other sequences are not touched")
+    }
 }

@@ -26,6 +26,9 @@ public struct InboundResult: Sendable, Encodable {
         public let to: String?
         /// Why the state machine refused, with the current status.
         public let refused: String?
+        /// Why this enrollment changed although the message did not match it:
+        /// `stop_company_on_reply` (a colleague at the same company replied).
+        public let note: String?
 
         public func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -34,9 +37,10 @@ public struct InboundResult: Sendable, Encodable {
             try container.encode(from, forKey: .from)
             try container.encode(to, forKey: .to)
             try container.encode(refused, forKey: .refused)
+            try container.encode(note, forKey: .note)
         }
 
-        enum CodingKeys: String, CodingKey { case id, sequence, from, to, refused }
+        enum CodingKeys: String, CodingKey { case id, sequence, from, to, refused, note }
     }
 
     public let outcome: Outcome
@@ -118,13 +122,14 @@ public final class InboundMail {
                 result.detail = Set(recipients.compactMap(\.status)).sorted().joined(separator: ", ")
             }
 
-            guard let match = try self.match(message, bounce: classification.kind == "bounce", connection) else {
+            guard let match = try self.match(message, bounce: classification.isBounce, connection) else {
                 result.outcome = .unmatched
-                result.note = Self.unmatchedNote(message, bounce: classification.kind == "bounce")
+                result.note = Self.unmatchedNote(message, bounce: classification.isBounce)
                 return result.finished
             }
             result.matchedBy = match.how
-            guard !match.live.isEmpty || classification.kind == "bounce" else {
+            // A bounce still suppresses the address when its enrollments have all finished.
+            guard !match.live.isEmpty || classification.isBounce else {
                 result.outcome = .refused
                 result.note = "no live enrollment (finished: \(match.finishedStatuses.joined(separator: ", ")))"
                 return result.finished
@@ -298,12 +303,18 @@ public final class InboundMail {
             for outcome in outcomes {
                 if outcome.suppressed { suppressed += 1 }
                 for result in outcome.results {
-                    enrollments.append(
-                        InboundResult.Enrollment(
-                            id: result.enrollmentID, sequence: result.sequenceName, from: result.from.rawValue,
-                            to: result.to?.rawValue, refused: result.refusal?.description))
+                    append(result, note: nil)
+                    // A reply under stop_company_on_reply also stopped the colleagues' enrollments.
+                    for stop in result.companyStops { append(stop, note: "stop_company_on_reply") }
                 }
             }
+        }
+
+        private mutating func append(_ result: EventResult, note: String?) {
+            enrollments.append(
+                InboundResult.Enrollment(
+                    id: result.enrollmentID, sequence: result.sequenceName, from: result.from.rawValue, to: result.to?.rawValue,
+                    refused: result.refusal?.description, note: note))
         }
 
         var finished: InboundResult {

@@ -43,6 +43,7 @@ final class Sender: @unchecked Sendable {
             wake.sleep(permit.waitSeconds)
             return nil
         }
+        let claimStarted = ContinuousClock.now
         let claimed: [ClaimedDelivery]
         do {
             claimed = try connection.runBlocking { try outbox.claim($0, limit: permit.count, leaseSeconds: leaseTimeout) }
@@ -54,7 +55,12 @@ final class Sender: @unchecked Sendable {
             breaker.cancelProbe()
             return nil
         }
+        // Sends run one after another, so the last of a batch waits for all before it. Past half
+        // the lease, the rest are given back unsent rather than started late: a send still running
+        // when the lease ends would be taken for lost, and sent again by another sender.
+        let giveBackAfter = claimStarted + .seconds(leaseTimeout) / 2
         let results = claimed.map { delivery in
+            guard ContinuousClock.now < giveBackAfter else { return notSent(delivery) }
             let result = metrics.time(metrics.deliveryDuration) { send(delivery) }
             metrics.attempts.increment()
             metrics.delivery(transport: transport.name, outcome: result.attemptOutcome).increment()
@@ -63,6 +69,13 @@ final class Sender: @unchecked Sendable {
         let summary = try settle(results)
         breaker.record(sent: summary.sent, faults: summary.transportFaults)
         return summary
+    }
+
+    /// A claimed delivery handed back without a send: its attempt row is closed as `skipped`.
+    private func notSent(_ delivery: ClaimedDelivery) -> SendResult {
+        SendResult(
+            delivery: delivery, event: .notSent(token: delivery.token), attemptOutcome: "skipped",
+            reply: "not sent: the batch had used half its lease", messageID: nil)
     }
 
     /// Hands one delivery to the transport and translates the outcome into the delivery machine's event.

@@ -7,6 +7,7 @@ import Foundation
 ///   pending ── claimed ──► sending ── succeeded ───────────────► sent
 ///      ▲                      │ ├──── temporary failure, fault ─► pending (backoff)
 ///      │                      │ ├──── permanent failure, limit ─► failed ── retry ──► pending
+///      │                      │ ├──── not sent (lease given back) ► pending (at once)
 ///      │                      │ └──── ambiguous, lease expired ─► unknown
 ///   unknown ── release, retry ──► pending      unknown ── claimed (on_unknown: retry) ──► sending
 ///   unknown ── succeeded (same token, late) ──► sent
@@ -48,6 +49,7 @@ public struct DeliveryMachine: Sendable {
         case .transportFault(let reason, let token, let jitter): transportFault(reason: reason, token: token, jitter: jitter, now: now)
         case .ambiguous(let reason, let token, let jitter): ambiguous(reason: reason, token: token, jitter: jitter, now: now)
         case .leaseExpired(let jitter): leaseExpired(jitter: jitter, now: now)
+        case .notSent(let token): notSent(token: token, now: now)
         case .retry: retry(now: now)
         case .release: release(now: now)
         case .cancel: cancel(now: now)
@@ -166,6 +168,22 @@ public struct DeliveryMachine: Sendable {
             return becomeUnknown("lease expired while sending (owner \(state.leaseOwner ?? "?"))", jitter: jitter, now: now)
         case .pending, .sent, .failed, .cancelled, .unknown:
             return reject("lease expired")
+        }
+    }
+
+    /// The sender gave the lease back before handing the message to the transport: claimable
+    /// again at once, no attempt spent. Without this, messages queued behind a slow send in the
+    /// same batch would outlive their lease, turn `unknown` and be sent twice.
+    public mutating func notSent(token: Int64, now: Date) -> DeliveryOutcome {
+        switch state.status {
+        case .sending:
+            guard token == state.fencingToken else { return .stale }
+            state.status = .pending
+            state.nextAttemptAt = now
+            clearLease()
+            return .accepted([])
+        case .pending, .sent, .failed, .cancelled, .unknown:
+            return .stale
         }
     }
 

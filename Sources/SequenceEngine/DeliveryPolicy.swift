@@ -109,6 +109,9 @@ public enum DeliveryEvent: Sendable, Equatable {
     case ambiguous(reason: String, token: Int64, jitter: Double)
     /// The rescuer found the lease expired while sending.
     case leaseExpired(jitter: Double)
+    /// The sender gave the lease back without handing the message to the transport (its batch
+    /// had used too much of the lease to start another send safely).
+    case notSent(token: Int64)
     /// An operator retries a failed or unknown delivery: pending, attempts reset.
     case retry
     /// An operator releases a held unknown delivery: pending, attempts kept.
@@ -126,6 +129,7 @@ public enum DeliveryEvent: Sendable, Equatable {
         case .transportFault: "transport_fault"
         case .ambiguous: "ambiguous"
         case .leaseExpired: "lease_expired"
+        case .notSent: "not_sent"
         case .retry: "retry"
         case .release: "release"
         case .cancel: "cancel"

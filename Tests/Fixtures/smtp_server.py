@@ -12,6 +12,10 @@ SCENARIO is `accept` or STAGE:ACTION[:TIMES], STAGE being `mail`, `rcpt` or `dat
 the message data), ACTION being a reply such as "451 4.3.0 try later", `drop` (close the connection
 without replying) or `stall` (reply only after a minute). TIMES limits the fault to the first TIMES
 commands of that stage, across connections; after that the server accepts.
+SCENARIO `mixed` picks the fault by recipient, for load tests: a local part starting with `perm`
+gets "550 5.1.1" at RCPT every time; `temp` gets "451 4.3.0" at RCPT the first time; `drop` has
+the connection closed after its first message data; `stall` gets no reply to its first message data
+for a minute; anything else is accepted.
 With --self-signed-tls the server offers STARTTLS with a fresh self-signed certificate (made
 with the openssl command), which a verifying client must refuse.
 With --auth the server advertises AUTH LOGIN/PLAIN over plain text and requires it, accepting only
@@ -46,6 +50,26 @@ class Handler:
         self.remaining = times
         self.connections = 0
         self.messages = 0
+        # `mixed`: recipients whose one-time fault has been served.
+        self.served = set()
+
+    async def mixed_fault(self, stage, address, server):
+        """The `mixed` scenario's reply for this recipient at this stage, or None."""
+        local = address.split("@")[0].lower()
+        if stage == "rcpt" and local.startswith("perm"):
+            return "550 5.1.1 no such user"
+        once = {"rcpt": ("temp",), "data": ("drop", "stall")}[stage]
+        kind = next((k for k in once if local.startswith(k)), None)
+        if kind is None or (kind, address) in self.served:
+            return None
+        self.served.add((kind, address))
+        if kind == "temp":
+            return "451 4.3.0 try later"
+        if kind == "drop":
+            server.transport.abort()
+            await asyncio.sleep(STALL_SECONDS)
+        await asyncio.sleep(STALL_SECONDS)
+        return "451 4.4.2 stalled"
 
     def count_connection(self):
         self.connections += 1
@@ -85,7 +109,7 @@ class Handler:
         return "250 2.1.0 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        reply = await self.fault("rcpt", server)
+        reply = await (self.mixed_fault("rcpt", address, server) if self.stage == "mixed" else self.fault("rcpt", server))
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
@@ -100,7 +124,12 @@ class Handler:
         meta = {"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
                 "mail_options": envelope.mail_options}
         write_atomically(os.path.join(self.directory, name + ".json"), json.dumps(meta).encode())
-        reply = await self.fault("data", server)
+        if self.stage == "mixed":
+            reply = None
+            for address in envelope.rcpt_tos:
+                reply = reply or await self.mixed_fault("data", address, server)
+        else:
+            reply = await self.fault("data", server)
         if reply:
             return reply
         return "250 2.0.0 OK queued as Q%04d" % self.messages
@@ -109,6 +138,8 @@ class Handler:
 def parse_scenario(text):
     if text == "accept":
         return None, None, None
+    if text == "mixed":
+        return "mixed", None, None
     parts = text.split(":")
     if len(parts) not in (2, 3) or parts[0] not in ("mail", "rcpt", "data"):
         sys.exit("bad scenario: " + text)

@@ -41,6 +41,7 @@ private let events: [DeliveryEvent] = [
     .ambiguous(reason: "connection lost after DATA", token: 5, jitter: 0.5),
     .ambiguous(reason: "late", token: 4, jitter: 0.5),
     .leaseExpired(jitter: 0.5),
+    .notSent(token: 5), .notSent(token: 4),
     .retry, .release, .cancel,
 ]
 
@@ -48,7 +49,7 @@ private let events: [DeliveryEvent] = [
 private func carriesStaleToken(_ event: DeliveryEvent) -> Bool {
     switch event {
     case .succeeded(_, let token), .temporaryFailure(_, _, let token, _), .permanentFailure(_, _, let token),
-         .transportFault(_, let token, _), .ambiguous(_, let token, _):
+         .transportFault(_, let token, _), .ambiguous(_, let token, _), .notSent(let token):
         token < 5
     case .claimed, .leaseExpired, .retry, .release, .cancel:
         false
@@ -58,7 +59,7 @@ private func carriesStaleToken(_ event: DeliveryEvent) -> Bool {
 /// Which events each status accepts in at least one scenario.
 private let accepted: [DeliveryStatus: Set<String>] = [
     .pending: ["claimed", "cancel"],
-    .sending: ["succeeded", "temporary_failure", "permanent_failure", "transport_fault", "ambiguous", "lease_expired"],
+    .sending: ["succeeded", "temporary_failure", "permanent_failure", "transport_fault", "ambiguous", "lease_expired", "not_sent"],
     .unknown: ["claimed", "succeeded", "retry", "release", "cancel"],
     .failed: ["retry", "cancel"],
     .sent: [],
@@ -179,6 +180,17 @@ private let accepted: [DeliveryStatus: Set<String>] = [
         #expect(subject.state.attempts == 2)
         #expect(subject.state.nextAttemptAt == now + 10)
         #expect(subject.state.leaseOwner == nil)
+    }
+
+    @Test func notSentGivesTheLeaseBackWithoutSpendingAnAttempt() {
+        var subject = DeliveryMachine(policy: retrying, state: sending(attempts: 2))
+        #expect(subject.notSent(token: 4, now: now) == .stale)
+        #expect(subject.notSent(token: 5, now: now) == .accepted([]))
+        #expect(subject.state.status == .pending)
+        #expect(subject.state.attempts == 2)
+        #expect(subject.state.nextAttemptAt == now)
+        #expect(subject.state.leaseOwner == nil && subject.state.leaseUntil == nil)
+        #expect(subject.claimed(owner: "w", token: 6, leaseUntil: now + 30, now: now) == .accepted([.send(token: 6)]))
     }
 
     @Test func ambiguousCountsAndRetriesWithSameRow() {

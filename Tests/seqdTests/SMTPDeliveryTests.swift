@@ -133,4 +133,76 @@ struct SMTPDeliveryTests {
         print("connection dropped after DATA: \(copies.count) copies arrived, all with Message-ID \(messageID)")
         #expect(copies.count == 2)
     }
+
+    /// Fault-suite scenario 5: the outcomes above, mixed, under load — 4 senders, hundreds of
+    /// messages, one server that refuses some recipients for good, defers some once, hangs up
+    /// after some messages' data and stalls on others past the client's timeout.
+    @Test("SMTP faults under load: every message's outcome is the one its fault calls for; only unknown attempts put a message on the wire twice")
+    func faultsUnderLoad() async throws {
+        let start = ContinuousClock.now
+        let server = try await FixtureServer.start("smtp_server.py", ["mixed"])
+        defer { server.stop() }
+        let faulty = 12
+        let kinds = ["perm", "temp", "drop", "stall"]
+        let plain = (0..<200).map { "ok\($0)@example.com" }
+        let contacts = plain + kinds.flatMap { kind in (0..<faulty).map { "\(kind)\($0)@example.com" } }
+        let scenario = try await Scenario.prepare(prefix: "smtpload", sequence: Self.twoEmails, name: "intro", contacts: contacts)
+        let expectedSent = (contacts.count - faulty) * 2
+        let settings = ["SEQD_DELIVERY_SMTP_TIMEOUT": "5s", "SEQD_DELIVERY_CONCURRENCY": "4", "SEQD_DELIVERY_LEASE_TIMEOUT": "30s"]
+        _ = try await run(scenario, port: server.port, extra: settings) {
+            try Self.count($0, "SELECT count(*) AS n FROM seqd.deliveries WHERE status = 'sent'") == expectedSent
+                && Self.count($0, "SELECT count(*) AS n FROM seqd.enrollments WHERE status IN ('active', 'paused')") == 0
+        }
+        let connection = try scenario.connect()
+        // Each delivery's attempts in order; `skipped` ones (given back unsent) never reached the server.
+        struct Delivery { let key: String; let outcomes: [String]; let messageID: String? }
+        let deliveries = try connection.query(
+            """
+            SELECT c.email || '/' || d.step_key AS key, d.message_id,
+                   COALESCE(array_to_string(array_agg(a.outcome ORDER BY a.id) FILTER (WHERE a.outcome <> 'skipped'), ','), '') AS outcomes
+            FROM seqd.deliveries d JOIN seqd.contacts c ON c.id = d.contact_id
+            LEFT JOIN seqd.delivery_attempts a ON a.delivery_id = d.id
+            GROUP BY c.email, d.step_key, d.message_id
+            """).rows.map {
+                Delivery(key: try $0.decode("key"), outcomes: try $0.decode("outcomes", as: String.self).split(separator: ",").map(String.init),
+                         messageID: try $0.decode("message_id"))
+            }
+        var copies: [String: Int] = [:]
+        for file in try server.files(endingWith: ".eml") {
+            let text = String(decoding: try server.contents(file), as: UTF8.self)
+            let id = text.split(separator: "\r\n").first { $0.hasPrefix("Message-ID: ") }.map { String($0.dropFirst(12)) } ?? "(none)"
+            copies[id, default: 0] += 1
+        }
+        func check(_ prefix: String, _ step: String, count: Int, _ rule: String, _ holds: (Delivery) -> Bool) {
+            let group = deliveries.filter { $0.key.hasPrefix(prefix) && $0.key.hasSuffix("/" + step) }
+            #expect(group.count == count, "\(prefix) \(step): \(group.count) deliveries, expected \(count)")
+            let wrong = group.filter { !holds($0) }.map { "\($0.key)=\($0.outcomes) copies=\(copies[$0.messageID ?? ""] ?? 0)" }
+            #expect(wrong.isEmpty, "\(prefix) \(step) must be \(rule): \(wrong.prefix(5))")
+        }
+        let unknowns = { (d: Delivery) in d.outcomes.count { $0 == "unknown" } }
+        let onWire = { (d: Delivery) in copies[d.messageID ?? ""] ?? 0 }
+        // Delivered, each extra copy on the wire explained by an unknown attempt (an unknown
+        // attempt may also have ended before the data went out: then there is no extra copy).
+        let delivered = { (d: Delivery) in d.outcomes.last == "sent" && onWire(d) >= 1 && onWire(d) <= unknowns(d) + 1 }
+        for prefix in ["ok", "temp", "drop", "stall"] {
+            check(prefix, "thread", count: prefix == "ok" ? plain.count : faulty, "sent", delivered)
+        }
+        check("ok", "hello", count: plain.count, "sent", delivered)
+        check("temp", "hello", count: faulty, "temporary_failure, then sent", { delivered($0) && $0.outcomes.contains("temporary_failure") })
+        check("drop", "hello", count: faulty, "unknown, then sent: two copies", { delivered($0) && $0.outcomes.first == "unknown" && onWire($0) == 2 })
+        check("stall", "hello", count: faulty, "unknown, then sent: two copies", { delivered($0) && $0.outcomes.first == "unknown" && onWire($0) == 2 })
+        check("perm", "hello", count: faulty, "bounce, never on the wire", { $0.outcomes.last == "bounce" && !$0.outcomes.contains("sent") && onWire($0) == 0 })
+        #expect(!deliveries.contains { $0.key.hasPrefix("perm") && $0.key.hasSuffix("/thread") }, "a bounced address got its next step")
+        #expect(try Self.count(connection, "SELECT count(*) AS n FROM seqd.suppressions WHERE reason = 'bounce'") == faulty)
+        #expect(try Self.count(connection, "SELECT count(*) AS n FROM seqd.enrollments WHERE status = 'bounced'") == faulty)
+        #expect(try Self.count(connection, "SELECT count(*) AS n FROM seqd.enrollments WHERE status = 'completed'") == contacts.count - faulty)
+        let known = Set(deliveries.compactMap(\.messageID))
+        #expect(copies.keys.allSatisfy { known.contains($0) }, "a message arrived that no delivery row explains: \(copies.keys.filter { !known.contains($0) })")
+        #expect(try await scenario.seqd.run("check").status == 0)
+        let twice = deliveries.filter { onWire($0) > 1 }.count
+        let skipped = try Self.count(connection, "SELECT count(*) AS n FROM seqd.delivery_attempts WHERE outcome = 'skipped'")
+        print("SMTP faults under load: \(contacts.count) contacts, \(copies.values.reduce(0, +)) messages on the wire, "
+            + "\(twice) on the wire twice (each after an unknown attempt, same Message-ID), \(faulty) bounced, "
+            + "\(skipped) given back unsent at half-lease; \(ContinuousClock.now - start)")
+    }
 }

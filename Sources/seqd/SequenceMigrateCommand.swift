@@ -30,7 +30,7 @@ extension SequenceCommand {
 
                 Examples:
                   seqd sequence migrate onboarding --to-version 3 --dry-run
-                  seqd sequence migrate onboarding --to-version 3 --map tips=tips-v2 --map promo=end
+                  seqd sequence migrate onboarding --to-version 3 --map tips=tips-v2 --map x=end
                 """)
 
         @OptionGroup var global: GlobalOptions

@@ -136,6 +136,21 @@ public final class Connection {
         return value
     }
 
+    /// `transaction`, run again (up to `attempts` times in all, after a short random pause) when the
+    /// server aborts it to break a deadlock or a serialization conflict. For commands whose locks
+    /// can meet the daemon's in the opposite order, where such an abort is a normal event.
+    public func transaction<T>(retryingConflicts attempts: Int, _ body: (Connection) throws -> T) throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try transaction(body)
+            } catch let error as PostgresError where error.isTransientConflict && attempt < attempts {
+                attempt += 1
+                Thread.sleep(forTimeInterval: Double.random(in: 0.01...0.05) * Double(attempt))
+            }
+        }
+    }
+
     /// A handle that cancels this connection's running statement from any thread.
     public func makeCancelHandle() -> CancelHandle? {
         guard let cancel = PQgetCancel(handle) else { return nil }

@@ -65,6 +65,10 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         return !["40", "53", "54", "57", "58", "XX"].contains(String(state.prefix(2)))
     }
 
+    /// The server aborted the transaction to resolve a conflict with another one — a deadlock
+    /// (40P01) or a serialization failure (40001): running it again is expected to succeed.
+    public var isTransientConflict: Bool { sqlState == "40P01" || sqlState == "40001" }
+
     /// A unique constraint was violated: SQLSTATE 23505.
     public var isUniqueViolation: Bool { sqlState == "23505" }
 

@@ -34,7 +34,8 @@ public final class FixtureServer: Sendable {
         try process.run()
         let server = FixtureServer(port: port, directory: directory, process: process)
 
-        let deadline = ContinuousClock.now + .seconds(15)
+        // Generous: on a loaded 2-core machine Python's start-up alone can take many seconds.
+        let deadline = ContinuousClock.now + .seconds(60)
         while !canConnect(port: port) {
             guard process.isRunning, ContinuousClock.now < deadline else {
                 server.stop()

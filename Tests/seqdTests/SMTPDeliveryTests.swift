@@ -24,12 +24,15 @@ struct SMTPDeliveryTests {
         ].merging(extra) { $1 }
     }
 
-    func run(_ scenario: Scenario, port: Int, extra: [String: String] = [:], until done: (Connection) throws -> Bool) async throws -> String {
+    func run(
+        _ scenario: Scenario, port: Int, extra: [String: String] = [:], timeout: Duration = .seconds(60),
+        until done: (Connection) throws -> Bool
+    ) async throws -> String {
         let daemon = DaemonProcess(scenario.seqd, environment: environment(port: port, extra: extra), name: "smtp-\(UUID().uuidString)")
         try daemon.start()
         let connection = try scenario.connect()
         do {
-            try await waitUntil(timeout: .seconds(60), "the deliveries to settle") { try done(connection) }
+            try await waitUntil(timeout: timeout, "the deliveries to settle") { try done(connection) }
         } catch {
             daemon.send(SIGTERM)
             _ = try await daemon.waitForExit()
@@ -149,7 +152,7 @@ struct SMTPDeliveryTests {
         let scenario = try await Scenario.prepare(prefix: "smtpload", sequence: Self.twoEmails, name: "intro", contacts: contacts)
         let expectedSent = (contacts.count - faulty) * 2
         let settings = ["SEQD_DELIVERY_SMTP_TIMEOUT": "5s", "SEQD_DELIVERY_CONCURRENCY": "4", "SEQD_DELIVERY_LEASE_TIMEOUT": "30s"]
-        _ = try await run(scenario, port: server.port, extra: settings) {
+        _ = try await run(scenario, port: server.port, extra: settings, timeout: .seconds(240)) {
             try Self.count($0, "SELECT count(*) AS n FROM seqd.deliveries WHERE status = 'sent'") == expectedSent
                 && Self.count($0, "SELECT count(*) AS n FROM seqd.enrollments WHERE status IN ('active', 'paused')") == 0
         }

@@ -104,7 +104,7 @@ public final class InboundMail {
     /// changes nothing.
     public func process(_ message: InboundMessage, using connection: Connection) throws -> InboundResult {
         try SchemaCheck.requireSupported(connection)
-        return try connection.transaction { connection in
+        return try connection.transaction(retryingConflicts: 5) { connection in
             let now = try connection.query("SELECT now() AS now")[0].decode("now", as: Date.self)
             let classification = InboundClassifier.classify(message, now: now)
             var result = Draft(classification: classification, messageID: message.messageID)

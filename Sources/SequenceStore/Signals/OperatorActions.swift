@@ -87,7 +87,9 @@ public final class OperatorActions {
     public func apply(
         _ event: OperatorEvent, to target: OperatorTarget, reason: String? = nil, using connection: Connection
     ) throws -> [OperatorOutcome] {
-        try connection.transaction { try applyInTransaction(event, to: target, reason: reason, using: $0) }
+        // Stopping mail locks enrollments, then their deliveries; a sender settling locks them the
+        // other way round, so the server may pick this transaction to break a deadlock.
+        try connection.transaction(retryingConflicts: 5) { try applyInTransaction(event, to: target, reason: reason, using: $0) }
     }
 
     /// `apply` inside the caller's transaction, so several requests (one inbound message acting

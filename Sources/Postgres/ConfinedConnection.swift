@@ -43,9 +43,10 @@ public final class ConfinedConnection: Sendable {
         try await run { try $0.transaction(body) }
     }
 
-    /// Cancels the statement currently running on this connection, if any (shutdown).
+    /// Shutdown: cancels the statement currently running on this connection, if any, and stops
+    /// the work on it from starting another (it rolls back). The next `run` connects afresh.
     public func cancel() {
-        cancelHandle.withLock { $0 }?.cancelRunningStatement()
+        cancelHandle.withLock { $0 }?.stopStatements()
     }
 
     /// Closes the connection; the next `run` reconnects.
@@ -55,7 +56,7 @@ public final class ConfinedConnection: Sendable {
 
     private func runOnQueue<T>(_ body: (Connection) throws -> T) throws -> T {
         let current: Connection
-        if let existing = connection.value, existing.isHealthy {
+        if let existing = connection.value, existing.isHealthy, !existing.isStopped {
             current = existing
         } else {
             drop()

@@ -1,5 +1,6 @@
 import CLibPQ
 import Foundation
+import Synchronization
 
 /// A statement prepared once per connection and executed by name afterwards.
 ///
@@ -86,6 +87,9 @@ public final class Connection {
     /// Whether libpq still considers the connection usable.
     public var isHealthy: Bool { PQstatus(handle) == CONNECTION_OK }
 
+    /// Whether `CancelHandle.stopStatements()` was called: the connection refuses new statements.
+    public var isStopped: Bool { stop.isRequested }
+
     /// The server process id serving this connection (`pg_backend_pid()`).
     public var backendPID: Int32 { PQbackendPID(handle) }
 
@@ -93,13 +97,16 @@ public final class Connection {
     /// statements (migrations). Returns the last statement's result.
     @discardableResult
     public func execute(_ sql: String) throws -> QueryResult {
-        try check(PQexec(handle, sql))
+        // ROLLBACK still runs after a stop, so the transaction ends cleanly.
+        if sql != "ROLLBACK" { try refuseIfStopped() }
+        return try check(PQexec(handle, sql))
     }
 
     /// Runs one statement with bound parameters (`$1`, `$2`, …) through the extended protocol.
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) throws -> QueryResult {
-        try withParameters(parameters) { count, values in
+        try refuseIfStopped()
+        return try withParameters(parameters) { count, values in
             try check(PQexecParams(handle, sql, count, nil, values, nil, nil, 0))
         }
     }
@@ -109,6 +116,7 @@ public final class Connection {
     public func query(_ statement: PreparedStatement, _ parameters: [any PostgresEncodable] = []) throws
         -> QueryResult
     {
+        try refuseIfStopped()
         if !prepared.contains(statement.name) {
             try check(PQprepare(handle, statement.name, statement.sql, 0, nil))
             prepared.insert(statement.name)
@@ -154,7 +162,7 @@ public final class Connection {
     /// A handle that cancels this connection's running statement from any thread.
     public func makeCancelHandle() -> CancelHandle? {
         guard let cancel = PQgetCancel(handle) else { return nil }
-        return CancelHandle(cancel)
+        return CancelHandle(cancel, stop: stop)
     }
 
     /// Quotes an identifier (channel or role name) for the rare statements that cannot bind it.
@@ -164,6 +172,16 @@ public final class Connection {
         }
         defer { PQfreemem(quoted) }
         return String(cString: quoted)
+    }
+
+    /// Set by `CancelHandle.stopStatements()` from another thread.
+    private let stop = StopRequest()
+
+    /// After a stop, no statement starts: a cancel that arrives between two statements would
+    /// otherwise be lost, and the transaction would run on to its end.
+    private func refuseIfStopped() throws {
+        guard stop.isRequested else { return }
+        throw PostgresError(kind: .server, sqlState: "57014", message: "canceling statement: the connection is shutting down")
     }
 
     /// Turns a libpq result into a `QueryResult` or the error it carries.
@@ -198,8 +216,20 @@ public final class CancelHandle: @unchecked Sendable {
     // and it is freed only in deinit, when no other reference exists.
     private let cancel: OpaquePointer
 
-    init(_ cancel: OpaquePointer) { self.cancel = cancel }
+    private let stop: StopRequest
+
+    init(_ cancel: OpaquePointer, stop: StopRequest) {
+        self.cancel = cancel
+        self.stop = stop
+    }
     deinit { PQfreeCancel(cancel) }
+
+    /// Shutdown: cancels the statement in progress and refuses every later statement on the
+    /// connection except ROLLBACK, so work caught between two statements stops too.
+    public func stopStatements() {
+        stop.request()
+        cancelRunningStatement()
+    }
 
     /// Asks the server to cancel the statement in progress, if any. Returns false if the request
     /// could not be sent.
@@ -208,6 +238,13 @@ public final class CancelHandle: @unchecked Sendable {
         var buffer = [CChar](repeating: 0, count: 256)
         return PQcancel(cancel, &buffer, Int32(buffer.count)) == 1
     }
+}
+
+/// A flag one thread raises and a connection's thread reads before each statement.
+final class StopRequest: Sendable {
+    private let requested = Mutex(false)
+    func request() { requested.withLock { $0 = true } }
+    var isRequested: Bool { requested.withLock { $0 } }
 }
 
 /// Calls `body` with a NULL-terminated C array of C strings that lives for the call.

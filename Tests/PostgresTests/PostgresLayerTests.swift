@@ -143,6 +143,32 @@ struct PostgresLayerTests {
         #expect(try await confined.run { try $0.query("SELECT 7 AS n")[0].decode("n", as: Int.self) } == 7)
     }
 
+    @Test("a stop between two statements is not lost: the next one is refused, the transaction rolls back, the next run reconnects")
+    func stopBetweenStatements() async throws {
+        try Connection(url).execute("CREATE TABLE IF NOT EXISTS stop_probe (n int)")
+        let confined = ConfinedConnection(url)
+        let firstPID = try await confined.run { $0.backendPID }
+        let outcome = try await confined.run { connection -> String in
+            do {
+                try connection.transaction { connection in
+                    try connection.query("INSERT INTO stop_probe VALUES (1)")
+                    // Shutdown arrives while this thread is busy between statements.
+                    let stopper = Thread { confined.cancel() }
+                    stopper.start()
+                    while !connection.isStopped { Thread.sleep(forTimeInterval: 0.001) }
+                    try connection.query("INSERT INTO stop_probe VALUES (2)")
+                }
+                return "committed"
+            } catch let error as PostgresError {
+                return error.isQueryCanceled ? "cancelled" : "\(error)"
+            }
+        }
+        #expect(outcome == "cancelled")
+        #expect(try Connection(url).query("SELECT count(*) AS n FROM stop_probe")[0].decode("n", as: Int.self) == 0)
+        let secondPID = try await confined.run { $0.backendPID }
+        #expect(secondPID != firstPID, "a stopped connection must be replaced")
+    }
+
     @Test("statement timeouts apply from the session options")
     func statementTimeout() throws {
         let connection = try Connection(url, options: SessionOptions(statementTimeoutMilliseconds: 100))

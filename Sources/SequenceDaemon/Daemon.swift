@@ -173,7 +173,7 @@ public final class Daemon: @unchecked Sendable {
             let sender = try makeSender(name, connection: connection, prepared: prepared)
             loops.append(
                 WorkerLoop(name: name, wake: deliveryWake, idleTimeout: idleTimeout, logger: logger) { [self] in
-                    let summary = try sender.sendBatch(limit: 10, wake: deliveryWake)
+                    let summary = try sender.sendBatch(limit: settings.batchSize, wake: deliveryWake)
                     guard let summary else { return false }
                     counters.sent.add(summary.sent, ordering: .relaxed)
                     counters.failedDeliveries.add(summary.failed + summary.bounced, ordering: .relaxed)

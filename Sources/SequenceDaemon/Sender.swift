@@ -6,9 +6,13 @@ import Postgres
 import SequenceEngine
 import SequenceStore
 
-/// One sending thread's work: claim a few deliveries with a lease, compose and hand each to the
+/// One sending thread's work: claim deliveries with a lease, compose and hand each to the
 /// transport, then settle all outcomes in one transaction. The transport call happens outside
 /// any transaction, so a slow mail server never holds database locks.
+///
+/// Each claim and each settle is a commit, and commits are what an email costs the database, so a
+/// batch is as large as the lease allows: sending it must take well under the lease (a quarter),
+/// or a slow transport would let leases expire mid-batch. The pace is measured as the sender goes.
 final class Sender: @unchecked Sendable {
     // Used only by its own WorkerLoop thread.
     private let worker: String
@@ -20,6 +24,8 @@ final class Sender: @unchecked Sendable {
     private let leaseTimeout: Int
     private let metrics: DaemonMetrics
     private let logger: Logger
+    /// Seconds one send took, smoothed over recent batches; nil until the first batch is sent.
+    private var secondsPerSend: Double?
 
     init(
         worker: String, connection: ConfinedConnection, transport: any MailTransport, outbox: DeliveryOutbox,
@@ -36,9 +42,17 @@ final class Sender: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Sends one batch; nil when there was nothing to send (or the circuit is open).
+    /// The claim size: the first batch is small (the transport's pace is unknown), later ones hold
+    /// as many sends as fit in a quarter of the lease, up to `limit`.
+    func batchSize(limit: Int) -> Int {
+        guard let secondsPerSend else { return min(limit, 10) }
+        let fitting = Double(leaseTimeout) / 4 / max(secondsPerSend, 1e-6)
+        return max(1, min(limit, Int(fitting.rounded(.down))))
+    }
+
+    /// Sends one batch of at most `limit`; nil when there was nothing to send (or the circuit is open).
     func sendBatch(limit: Int, wake: WakeSignal) throws -> SettleSummary? {
-        let permit = breaker.permit(wanted: limit)
+        let permit = breaker.permit(wanted: batchSize(limit: limit))
         guard permit.count > 0 else {
             wake.sleep(permit.waitSeconds)
             return nil
@@ -59,6 +73,7 @@ final class Sender: @unchecked Sendable {
         // the lease, the rest are given back unsent rather than started late: a send still running
         // when the lease ends would be taken for lost, and sent again by another sender.
         let giveBackAfter = claimStarted + .seconds(leaseTimeout) / 2
+        let started = DispatchTime.now().uptimeNanoseconds
         let results = claimed.map { delivery in
             guard ContinuousClock.now < giveBackAfter else { return notSent(delivery) }
             let result = metrics.time(metrics.deliveryDuration) { send(delivery) }
@@ -66,6 +81,11 @@ final class Sender: @unchecked Sendable {
             metrics.delivery(transport: transport.name, outcome: result.attemptOutcome).increment()
             return result
         }
+        let handed = max(1, results.count { $0.attemptOutcome != "skipped" })
+        let pace = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 / Double(handed)
+        // A slow batch counts at once (the next claim must shrink before leases are at risk); a
+        // fast one raises the size gradually.
+        secondsPerSend = secondsPerSend.map { pace > $0 ? pace : 0.7 * $0 + 0.3 * pace } ?? pace
         let summary = try settle(results)
         breaker.record(sent: summary.sent, faults: summary.transportFaults)
         return summary

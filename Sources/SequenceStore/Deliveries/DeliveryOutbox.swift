@@ -103,6 +103,32 @@ public final class DeliveryOutbox {
             ORDER BY d.next_attempt_at
             """)
 
+    /// One attempt row per leased delivery, open until the outcome is settled.
+    static let startAttempts = PreparedStatement(
+        name: "delivery_attempts_start",
+        sql: """
+            INSERT INTO seqd.delivery_attempts (delivery_id, fencing_token, worker)
+            SELECT d, t, $3 FROM unnest($1::bigint[], $2::bigint[]) AS a(d, t)
+            """)
+
+    /// Locks the batch's deliveries in id order (two settling workers never deadlock) and reads
+    /// their state: the fencing token decides whether an outcome still counts.
+    static let lockForSettle = PreparedStatement(
+        name: "deliveries_lock_for_settle",
+        sql: """
+            SELECT d.id, \(DeliveryRecord.stateColumns), now() AS now
+            FROM seqd.deliveries d WHERE d.id = ANY($1::bigint[]) ORDER BY d.id FOR UPDATE
+            """)
+
+    /// Closes the attempts this batch opened (matched by fencing token), with the outcome.
+    static let finishAttempts = PreparedStatement(
+        name: "delivery_attempts_finish",
+        sql: """
+            UPDATE seqd.delivery_attempts a SET finished_at = now(), outcome = u.outcome, reply = u.reply
+            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) AS u(delivery_id, token, outcome, reply)
+            WHERE a.delivery_id = u.delivery_id AND a.fencing_token = u.token AND a.finished_at IS NULL
+            """)
+
     /// Leases up to `limit` deliveries for `leaseSeconds` and records the start of each attempt.
     public func claim(_ connection: Connection, limit: Int, leaseSeconds: Int) throws -> [ClaimedDelivery] {
         try connection.transaction { connection in
@@ -129,23 +155,19 @@ public final class DeliveryOutbox {
                 else { continue }
                 leased.append((id, machine.state))
                 let messageJSON = try row.decode("message", as: String?.self) ?? "{}"
-                let sentKeys = try row.decode("sent_keys", as: String?.self) ?? "{}"
+                let sentKeys = try row.decode("sent_keys", as: String?.self)
                 claimed.append(
                     ClaimedDelivery(
                         id: id, enrollmentID: try row.decode("enrollment_id"), stepKey: try row.decode("step_key"),
                         kind: try row.decode("kind"), deliveryKey: try row.decode("idempotency_key"), token: token,
                         message: try JSONDecoder().decode(StoredMessage.self, from: Data(messageJSON.utf8)),
                         toAddress: try row.decode("email"), toName: try row.decode("name", as: String?.self),
-                        sentKeysByStep: (try? JSONDecoder().decode([String: String].self, from: Data(sentKeys.utf8))) ?? [:],
+                        sentKeysByStep: sentKeys.flatMap { try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) } ?? [:],
                         claimedAt: now))
             }
             try DeliveryRecord.write(connection, states: leased + cancelled)
             if !claimed.isEmpty {
-                try connection.query(
-                    """
-                    INSERT INTO seqd.delivery_attempts (delivery_id, fencing_token, worker)
-                    SELECT d, t, $3 FROM unnest($1::bigint[], $2::bigint[]) AS a(d, t)
-                    """, [claimed.map(\.id), claimed.map(\.token), worker])
+                try connection.query(Self.startAttempts, [claimed.map(\.id), claimed.map(\.token), worker])
             }
             if !endEnrollments.isEmpty {
                 _ = try EnrollmentEvents.apply(
@@ -161,11 +183,7 @@ public final class DeliveryOutbox {
     public func settle(_ connection: Connection, results: [SendResult]) throws -> SettleSummary {
         guard !results.isEmpty else { return SettleSummary() }
         return try connection.transaction { connection in
-            let rows = try connection.query(
-                """
-                SELECT d.id, \(DeliveryRecord.stateColumns), now() AS now
-                FROM seqd.deliveries d WHERE d.id = ANY($1::bigint[]) ORDER BY d.id FOR UPDATE
-                """, [results.map(\.delivery.id)])
+            let rows = try connection.query(Self.lockForSettle, [results.map(\.delivery.id)])
             let now = try rows.count > 0 ? rows[0].decode("now", as: Date.self) : Date()
             var states = [Int64: DeliveryState]()
             for row in rows.rows { states[try row.decode("id")] = try DeliveryRecord.state(row) }
@@ -208,19 +226,8 @@ public final class DeliveryOutbox {
                 }
                 if machine.state.status == .pending { summary.retried += 1 }
             }
-            try DeliveryRecord.write(connection, states: changed)
-            try connection.query(
-                """
-                UPDATE seqd.delivery_attempts a SET finished_at = now(), outcome = u.outcome, reply = u.reply
-                FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) AS u(delivery_id, token, outcome, reply)
-                WHERE a.delivery_id = u.delivery_id AND a.fencing_token = u.token AND a.finished_at IS NULL
-                """, [attempts.ids, attempts.tokens, attempts.outcomes, attempts.replies])
-            try connection.query(
-                """
-                UPDATE seqd.deliveries d SET message_id = u.message_id
-                FROM unnest($1::bigint[], $2::text[]) AS u(id, message_id)
-                WHERE d.id = u.id AND u.message_id IS NOT NULL AND d.message_id IS DISTINCT FROM u.message_id
-                """, [attempts.ids, attempts.messageIDs])
+            try DeliveryRecord.write(connection, states: changed, messageIDs: attempts.messageIDs)
+            try connection.query(Self.finishAttempts, [attempts.ids, attempts.tokens, attempts.outcomes, attempts.replies])
             _ = try EnrollmentEvents.apply(
                 .delivered(sentAt: now), to: delivered, using: connection, cache: cache, actor: worker,
                 installationID: installationID)
@@ -328,14 +335,16 @@ enum DeliveryRecord {
                 lease_owner = u.owner, lease_expires_at = u.lease, next_attempt_at = COALESCE(u.next_at, now()),
                 last_error = u.error, provider_id = u.provider,
                 sent_at = CASE WHEN u.status = 'sent' AND d.sent_at IS NULL THEN now() ELSE d.sent_at END,
-                updated_at = now()
+                message_id = COALESCE(u.message_id, d.message_id), updated_at = now()
             FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::timestamptz[],
-                        $7::timestamptz[], $8::text[], $9::text[])
-                AS u(id, status, attempts, token, owner, lease, next_at, error, provider)
+                        $7::timestamptz[], $8::text[], $9::text[], $10::text[])
+                AS u(id, status, attempts, token, owner, lease, next_at, error, provider, message_id)
             WHERE d.id = u.id
             """)
 
-    static func write(_ connection: Connection, states: [(id: Int64, state: DeliveryState)]) throws {
+    /// Stores the machines' states set-based, and the Message-ID of each message a transport was
+    /// handed (`messageIDs` parallel to `states`; nil keeps the stored one), in the same statement.
+    static func write(_ connection: Connection, states: [(id: Int64, state: DeliveryState)], messageIDs: [String?]? = nil) throws {
         guard !states.isEmpty else { return }
         try connection.query(
             update,
@@ -343,6 +352,7 @@ enum DeliveryRecord {
                 states.map(\.id), states.map(\.state.status.rawValue), states.map(\.state.attempts),
                 states.map(\.state.fencingToken), states.map(\.state.leaseOwner), states.map(\.state.leaseUntil),
                 states.map(\.state.nextAttemptAt), states.map(\.state.lastError), states.map(\.state.providerID),
+                messageIDs ?? [String?](repeating: nil, count: states.count),
             ])
     }
 }

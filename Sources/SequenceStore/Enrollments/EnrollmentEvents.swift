@@ -20,13 +20,11 @@ public struct EventResult: Sendable {
 /// the rows are locked, each machine decides, the new states are written set-based and the
 /// machine's actions performed. The daemon (delivered, failed), the CLI and the API all use it.
 enum EnrollmentEvents {
-    static func apply(
-        _ event: EnrollmentEvent, to enrollmentIDs: [Int64], using connection: Connection, cache: DefinitionCache,
-        actor: String, reason: String? = nil, installationID: String
-    ) throws -> [EventResult] {
-        guard !enrollmentIDs.isEmpty else { return [] }
-        let rows = try connection.query(
-            """
+    /// Locks the enrollments in id order (concurrent callers never deadlock) with what their
+    /// machines need. Prepared: the daemon runs it for every settled batch.
+    static let lock = PreparedStatement(
+        name: "enrollments_lock_for_event",
+        sql: """
             SELECT \(EnrollmentRecord.columns), s.name AS sequence_name, now() AS now
             FROM seqd.enrollments e
             JOIN seqd.contacts c ON c.id = e.contact_id
@@ -34,7 +32,14 @@ enum EnrollmentEvents {
             WHERE e.id = ANY($1::bigint[])
             ORDER BY e.id
             FOR UPDATE OF e
-            """, [enrollmentIDs])
+            """)
+
+    static func apply(
+        _ event: EnrollmentEvent, to enrollmentIDs: [Int64], using connection: Connection, cache: DefinitionCache,
+        actor: String, reason: String? = nil, installationID: String
+    ) throws -> [EventResult] {
+        guard !enrollmentIDs.isEmpty else { return [] }
+        let rows = try connection.query(lock, [enrollmentIDs])
         guard rows.count > 0 else { return [] }
         let now = try rows[0].decode("now", as: Date.self)
         var changed = [(id: Int64, state: EnrollmentState)]()

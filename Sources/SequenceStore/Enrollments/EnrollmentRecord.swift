@@ -25,7 +25,9 @@ struct EnrollmentRecord {
         sequenceID = try row.decode("sequence_id")
         sequenceVersion = try row.decode("sequence_version")
         let attributesJSON = try row.decode("attributes", as: String.self)
-        let attributes = (try? JSONDecoder().decode([String: AttributeValue].self, from: Data(attributesJSON.utf8))) ?? [:]
+        // Most contacts have no attributes: skip the decoder (it is most of a claimed row's cost).
+        let attributes = attributesJSON == "{}" ? [:]
+            : (try? JSONDecoder().decode([String: AttributeValue].self, from: Data(attributesJSON.utf8))) ?? [:]
         contact = ContactFields(
             email: try row.decode("email"), firstName: try row.decode("first_name", as: String?.self),
             lastName: try row.decode("last_name", as: String?.self), timeZone: try row.decode("time_zone", as: String?.self),
@@ -74,11 +76,13 @@ enum EnrollmentWriter {
             WHERE e.id = u.id
             """)
 
+    static let auditContext = PreparedStatement(
+        name: "audit_context",
+        sql: "SELECT set_config('seqd.event', $1, true), set_config('seqd.actor', $2, true), set_config('seqd.reason', COALESCE($3, ''), true)")
+
     /// Names the event, actor and reason that the audit trigger records for the rest of the transaction.
     static func setAuditContext(_ connection: Connection, event: String, actor: String, reason: String? = nil) throws {
-        try connection.query(
-            "SELECT set_config('seqd.event', $1, true), set_config('seqd.actor', $2, true), set_config('seqd.reason', COALESCE($3, ''), true)",
-            [event, actor, reason])
+        try connection.query(auditContext, [event, actor, reason])
     }
 
     /// Stores `states` (enrollment id → new state) under one audit event name.

@@ -93,6 +93,9 @@ extension ConfigKey {
             name: "worker.shutdown_grace", defaultValue: "20s", kind: .duration, isSecret: false,
             help: "time to finish in-flight work on SIGTERM"),
         ConfigKey(
+            name: "worker.long_transaction_warning", defaultValue: "30s", kind: .duration, isSecret: false,
+            help: "warn (log, seqd status) when another session holds a transaction open this long; 0 = never"),
+        ConfigKey(
             name: "delivery.transport", defaultValue: "file", kind: .choice(["file", "smtp", "http", "null"]),
             isSecret: false, help: "file, smtp, http or null"),
         ConfigKey(

@@ -27,13 +27,16 @@ public struct DaemonSettings: Sendable {
     public var unsubscribeSecret: String?
     /// Builds one transport per sender thread.
     public var makeTransport: @Sendable () throws -> any MailTransport
+    /// Warn when another session has held a transaction open this long (0 = never).
+    public var longTransactionWarning: TimeInterval
 
     public init(
         databaseURL: String, pollInterval: TimeInterval, batchSize: Int, workerConcurrency: Int,
         shutdownGrace: TimeInterval, deliveryConcurrency: Int, leaseTimeout: Int, policy: DeliveryPolicy,
         unsubscribeBaseURL: String?, unsubscribeMailto: String?, unsubscribeSecret: String?,
-        makeTransport: @escaping @Sendable () throws -> any MailTransport
+        longTransactionWarning: TimeInterval = 30, makeTransport: @escaping @Sendable () throws -> any MailTransport
     ) {
+        self.longTransactionWarning = longTransactionWarning
         self.databaseURL = databaseURL
         self.pollInterval = pollInterval
         self.batchSize = batchSize
@@ -185,9 +188,11 @@ public final class Daemon: @unchecked Sendable {
         connections.append(maintenanceConnection)
         let rescuer = LoopOwned(DeliveryOutbox(worker: "\(identity):rescuer", installationID: installation.installationID, policy: settings.policy))
         let resumer = LoopOwned(Resumer(actor: identity, installationID: installation.installationID))
+        let heldTransactions = LoopOwned(HeldTransactionWatch(threshold: settings.longTransactionWarning, logger: logger))
         let maintenanceWake = WakeSignal()
         loops.append(
             WorkerLoop(name: "maintenance", wake: maintenanceWake, idleTimeout: idleTimeout, logger: logger) { [self] in
+                try maintenanceConnection.runBlocking { try heldTransactions.value.check($0) }
                 let rescued = try maintenanceConnection.runBlocking { try rescuer.value.rescueExpiredLeases($0, jitter: { Double.random(in: 0...1) }) }
                 let resumed = try maintenanceConnection.runBlocking { try resumer.value.resumeDue($0) }
                 if rescued > 0 {

@@ -114,6 +114,7 @@ struct RunCommand: AsyncParsableCommand {
             unsubscribeBaseURL: configuration.string("unsubscribe.base_url"),
             unsubscribeMailto: configuration.string("unsubscribe.mailto"),
             unsubscribeSecret: configuration.string("unsubscribe.secret"),
+            longTransactionWarning: Double(configuration.seconds("worker.long_transaction_warning")),
             makeTransport: makeTransport)
     }
 }

@@ -26,7 +26,10 @@ struct StatusCommand: AsyncParsableCommand {
         let configuration = try await global.loadConfiguration()
         let database = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd status"))
         let sequence = self.sequence
-        let report = try await database.run { try StatusReport.load(from: $0, sequence: sequence) }
+        let threshold = Double(configuration.seconds("worker.long_transaction_warning"))
+        let report = try await database.run {
+            try StatusReport.load(from: $0, sequence: sequence, longTransactionWarning: threshold)
+        }
         if json {
             try printJSON(report)
             return
@@ -37,12 +40,14 @@ struct StatusCommand: AsyncParsableCommand {
 
 extension StatusReport {
     var rendered: String {
+        let warning = heldTransaction.map { "\n\nwarning: \($0.warning)" } ?? ""
         guard !lines.isEmpty else {
             return "No enrollments yet. Apply a sequence (seqd sequence apply FILE) and enroll contacts (seqd enroll)."
+                + warning
         }
         var table = TextTable("SEQUENCE", "VERSION", "STEP", "STATUS", "COUNT")
         for line in lines { table.add(line.sequence, String(line.version), line.step, line.status, String(line.count)) }
         let oldest = oldestDueSeconds > 0 ? String(format: ", oldest due %.1fs ago", oldestDueSeconds) : ""
-        return table.rendered + "\n\ndue now: \(dueBacklog)\(oldest)"
+        return table.rendered + "\n\ndue now: \(dueBacklog)\(oldest)" + warning
     }
 }

@@ -76,9 +76,11 @@ public final class DeliveryOutbox {
     /// Claims deliveries that are due, skipping those of paused enrollments or sequences (they wait
     /// in place), and nothing at all while the global send switch is off (`seqd sending pause`). The suppression list and the enrollment's status are read in the same statement,
     /// so a delivery of a suppressed address or an ended enrollment is cancelled instead of sent.
-    static let claim = PreparedStatement(
-        name: "deliveries_claim",
-        sql: """
+    static let claim = PreparedStatement(name: "deliveries_claim", sql: claimSQL)
+
+    /// The claim's SQL text, public so a test can check its plan with EXPLAIN (the partial index
+    /// `deliveries_claimable` must serve it even as a generic plan, whatever `$2` is).
+    public static let claimSQL = """
             WITH claimable AS MATERIALIZED (
                 SELECT d.id FROM seqd.deliveries d
                 JOIN seqd.enrollments e ON e.id = d.enrollment_id
@@ -101,7 +103,7 @@ public final class DeliveryOutbox {
             JOIN seqd.enrollments e ON e.id = d.enrollment_id
             JOIN seqd.contacts c ON c.id = d.contact_id
             ORDER BY d.next_attempt_at
-            """)
+            """
 
     /// One attempt row per leased delivery, open until the outcome is settled.
     static let startAttempts = PreparedStatement(

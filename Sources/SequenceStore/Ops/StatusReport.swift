@@ -20,8 +20,13 @@ public struct StatusReport: Sendable, Codable {
     public let oldestDueSeconds: Double
     /// The database's `now()` when the report was taken.
     public let at: Date
+    /// The oldest transaction another session has held open longer than the warning threshold
+    /// (`worker.long_transaction_warning`), if any: it slows every claim while it lasts.
+    public let heldTransaction: HeldTransaction?
 
-    public static func load(from connection: Connection, sequence: String? = nil) throws -> StatusReport {
+    public static func load(
+        from connection: Connection, sequence: String? = nil, longTransactionWarning: Double = 30
+    ) throws -> StatusReport {
         try SchemaCheck.requireSupported(connection)
         if let sequence,
             try connection.query("SELECT 1 FROM seqd.sequences WHERE name = $1", [sequence]).count == 0
@@ -55,6 +60,8 @@ public struct StatusReport: Sendable, Codable {
             """, [sequence])[0]
         return StatusReport(
             lines: lines, dueBacklog: try due.decode("due"), oldestDueSeconds: try due.decode("oldest"),
-            at: try due.decode("at"))
+            at: try due.decode("at"),
+            heldTransaction: longTransactionWarning > 0
+                ? try HeldTransaction.oldest(connection, olderThan: longTransactionWarning) : nil)
     }
 }

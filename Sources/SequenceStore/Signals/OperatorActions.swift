@@ -123,6 +123,19 @@ public final class OperatorActions {
                 guard rows.count == 1 else { throw StoreError(.notFound, "no sequence named '\(sequence)'") }
                 sequenceID = try rows[0].decode("id")
             }
+            if addresses.count > 1 {
+                // Every enrollment these requests may change, locked up front in id order, as a
+                // sender settling a batch locks them: taken address by address, two addresses
+                // whose enrollments one settle holds in the other order would deadlock.
+                try connection.query(
+                    """
+                    SELECT e.id FROM seqd.enrollments e JOIN seqd.contacts c ON c.id = e.contact_id
+                    WHERE lower(c.email) = ANY(SELECT lower(a) FROM unnest($1::text[]) AS a)
+                      AND ($2::bigint IS NULL OR e.sequence_id = $2)
+                    ORDER BY e.id
+                    FOR UPDATE OF e
+                    """, [addresses, sequenceID])
+            }
             for address in addresses {
                 outcomes.append(try apply(event, address: address, sequenceID: sequenceID, reason: reason, connection))
             }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +14,10 @@ import Darwin
 ///
 /// Writes are atomic (temporary file in the same directory, `fsync`, `rename(2)`): a reader never
 /// sees half a message, and a crash leaves at worst a hidden `.<name>.tmp-<uuid>` file, never a
-/// partial `.eml`. Because the name
+/// partial `.eml`. The renames are made durable by one `fsync` of the directory per batch
+/// (`finishBatch`, before the sender records the batch as sent): a crash before it can lose a
+/// file whose delivery is still leased, never one recorded as sent, and the lease's expiry sends
+/// it again. Because the name
 /// comes from the delivery key and composition is deterministic, sending a delivery again replaces
 /// the file with identical bytes, so the directory holds exactly one file per delivery.
 public final class FileTransport: MailTransport {
@@ -22,6 +26,9 @@ public final class FileTransport: MailTransport {
 
     /// The outbox directory, as given without trailing slashes.
     public let directory: String
+
+    /// Set by a rename that the directory's `fsync` has not yet covered.
+    private let directoryUnsynced = Atomic<Bool>(false)
 
     /// Longest file-name stem kept verbatim; with the hash suffix and the temporary-file decoration
     /// the name stays well under the usual 255-byte `NAME_MAX`.
@@ -87,12 +94,17 @@ public final class FileTransport: MailTransport {
             unlink(temporaryPath)
             return outcome
         }
-        syncDirectory()
+        directoryUnsynced.store(true, ordering: .releasing)
         return .sent(providerID: path)
     }
 
-    /// Makes the rename itself durable. Best effort: some file systems refuse `fsync` on a
-    /// directory, and the message is already complete and visible either way.
+    /// Makes the batch's renames durable with one `fsync` of the directory.
+    public func finishBatch() {
+        if directoryUnsynced.exchange(false, ordering: .acquiringAndReleasing) { syncDirectory() }
+    }
+
+    /// Makes the renames themselves durable. Best effort: some file systems refuse `fsync` on a
+    /// directory, and the messages are already complete and visible either way.
     private func syncDirectory() {
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return }

@@ -31,6 +31,14 @@ public protocol MailTransport: Sendable {
     var name: String { get }
     /// Sends one message and classifies the result; never throws, every failure is an outcome.
     func send(_ message: ComposedMessage) -> TransportOutcome
+    /// Called after a batch of `send`s, before their outcomes are recorded: a transport that
+    /// defers work common to the batch (the file transport's directory `fsync`) finishes it here.
+    func finishBatch()
+}
+
+extension MailTransport {
+    /// Nothing to finish by default.
+    public func finishBatch() {}
 }
 
 /// Discards every message and reports it sent, so benchmarks measure seqd rather than a mail server.

@@ -81,6 +81,7 @@ final class Sender: @unchecked Sendable {
             metrics.delivery(transport: transport.name, outcome: result.attemptOutcome).increment()
             return result
         }
+        transport.finishBatch()
         let handed = max(1, results.count { $0.attemptOutcome != "skipped" })
         let pace = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 / Double(handed)
         // A slow batch counts at once (the next claim must shrink before leases are at risk); a

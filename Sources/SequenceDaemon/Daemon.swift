@@ -113,7 +113,8 @@ public final class Daemon: @unchecked Sendable {
             worker: "\(identity):\(name)", connection: connection, transport: try settings.makeTransport(),
             outbox: DeliveryOutbox(
                 worker: "\(identity):\(name)", installationID: prepared.installation.installationID, policy: settings.policy),
-            builder: prepared.builder, breaker: breaker, leaseTimeout: settings.leaseTimeout, metrics: metrics, logger: logger)
+            builder: prepared.builder, breaker: breaker, leaseTimeout: settings.leaseTimeout,
+            batchSeconds: min(Double(settings.leaseTimeout), settings.shutdownGrace) / 4, metrics: metrics, logger: logger)
     }
 
     /// `seqd run --once`: advances and sends everything that is due now, on this thread, until a

@@ -92,7 +92,7 @@ final class Sender: @unchecked Sendable {
             return result
         }
         transport.finishBatch()
-        let handed = max(1, results.count { $0.attemptOutcome != "skipped" })
+        let handed = max(1, results.count(where: { $0.attemptOutcome != "skipped" }))
         let pace = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 / Double(handed)
         // A slow batch counts at once (the next claim must shrink before leases are at risk); a
         // fast one raises the size gradually.

@@ -114,7 +114,8 @@ public final class Daemon: @unchecked Sendable {
             outbox: DeliveryOutbox(
                 worker: "\(identity):\(name)", installationID: prepared.installation.installationID, policy: settings.policy),
             builder: prepared.builder, breaker: breaker, leaseTimeout: settings.leaseTimeout,
-            batchSeconds: min(Double(settings.leaseTimeout), settings.shutdownGrace) / 4, metrics: metrics, logger: logger)
+            batchSeconds: min(1, min(Double(settings.leaseTimeout), settings.shutdownGrace) / 4), metrics: metrics,
+            logger: logger)
     }
 
     /// `seqd run --once`: advances and sends everything that is due now, on this thread, until a

@@ -13,7 +13,8 @@ import SequenceStore
 /// Each claim and each settle is a commit, and commits are what an email costs the database, so a
 /// batch is as large as time allows: sending it must take well under the lease, or a slow
 /// transport would let leases expire mid-batch, and under the shutdown grace, or SIGTERM would
-/// wait for it (`batchSeconds`, a quarter of the smaller). The pace is measured as the sender goes.
+/// wait for it (`batchSeconds`: a quarter of the smaller, at most a second, so one stalling
+/// recipient holds up few others). The pace is measured as the sender goes.
 final class Sender: @unchecked Sendable {
     // Used only by its own WorkerLoop thread.
     private let worker: String

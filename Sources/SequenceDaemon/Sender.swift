@@ -52,11 +52,16 @@ final class Sender: @unchecked Sendable {
     /// and larger claims only make longer transactions (the ceilings are measured at 100, too).
     static let maximumBatch = 100
 
+    /// Transports that write locally, whose sends cannot stall on a remote server.
+    static let localTransports: Set<String> = ["null", "file"]
+
     /// The claim size: the first batch is small (the transport's pace is unknown), later ones hold
     /// as many sends as fit in `batchSeconds`, up to `limit` and `maximumBatch`.
     func batchSize(limit: Int) -> Int {
         let limit = min(limit, Self.maximumBatch)
-        guard let secondsPerSend else { return min(limit, 10) }
+        // Network transports keep batches of 10: their sends can stall past the timeout, and the
+        // circuit breaker weighs a batch's faults together (larger batches opened it on one stall).
+        guard Self.localTransports.contains(transport.name), let secondsPerSend else { return min(limit, 10) }
         let fitting = batchSeconds / max(secondsPerSend, 1e-6)
         return max(1, min(limit, Int(fitting.rounded(.down))))
     }

@@ -102,6 +102,9 @@ def main():
     parser.add_argument("scenario")
     arguments = parser.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", arguments.port), make_handler(Script(arguments.scenario), arguments.dir))
+    # Tells the test this process owns the port (another test's server might answer on it too).
+    with open(os.path.join(arguments.dir, "listening"), "w") as f:
+        f.write(str(arguments.port))
     server.daemon_threads = True
     try:
         server.serve_forever()

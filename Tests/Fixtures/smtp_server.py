@@ -185,6 +185,8 @@ def main():
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(loop.create_server(
         lambda: SMTP(handler, hostname="fixture.test", **options), host="127.0.0.1", port=arguments.port))
+    # Tells the test this process owns the port (another test's server might answer on it too).
+    write_atomically(os.path.join(arguments.dir, "listening"), str(arguments.port).encode())
     loop.add_signal_handler(signal.SIGTERM, loop.stop)
     loop.add_signal_handler(signal.SIGINT, loop.stop)
     try:

@@ -18,12 +18,25 @@ public final class FixtureServer: Sendable {
     public let directory: String
     private let process: Process
 
-    /// Starts `script` with `--port P --dir D <arguments>` and returns once the port accepts
-    /// connections (polled, with a deadline), or throws with the server's stderr.
+    /// Starts `script` with `--port P --dir D <arguments>` and returns once the server says it
+    /// is listening (it writes `D/listening` after binding), or throws with the server's stderr.
+    /// A port chosen here can be taken by a parallel test before the server binds it; then the
+    /// server exits, and another port is tried.
     public static func start(_ script: String, _ arguments: [String], port: Int? = nil) async throws -> FixtureServer {
+        var tries = 0
+        while true {
+            tries += 1
+            do {
+                return try await launch(script, arguments, port: try port ?? freePort())
+            } catch let error as FixtureError where error.portTaken && port == nil && tries < 5 {
+                continue
+            }
+        }
+    }
+
+    private static func launch(_ script: String, _ arguments: [String], port: Int) async throws -> FixtureServer {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("seqd-fixture-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let port = try port ?? freePort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [fixturePath(script), "--port", String(port), "--dir", directory] + arguments
@@ -36,11 +49,14 @@ public final class FixtureServer: Sendable {
 
         // Generous: on a loaded 2-core machine Python's start-up alone can take many seconds.
         let deadline = ContinuousClock.now + .seconds(60)
-        while !canConnect(port: port) {
+        while !FileManager.default.fileExists(atPath: directory + "/listening") {
             guard process.isRunning, ContinuousClock.now < deadline else {
-                server.stop()
+                let running = process.isRunning
                 let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-                throw FixtureError(description: "\(script) did not start listening on port \(port): \(output)")
+                server.stop()
+                throw FixtureError(
+                    description: "\(script) did not start listening on port \(port): \(output)",
+                    portTaken: !running && output.contains("Address already in use"))
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -125,5 +141,12 @@ public final class FixtureServer: Sendable {
 
 public struct FixtureError: Error, CustomStringConvertible {
     public var description: String
+    /// The server could not bind its port: another process had it.
+    public var portTaken = false
+
+    public init(description: String, portTaken: Bool = false) {
+        self.description = description
+        self.portTaken = portTaken
+    }
 }
 

@@ -48,9 +48,11 @@ final class Sender: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// The most deliveries one batch claims: beyond 100 the commits saved per email are under 1%,
-    /// and larger claims only make longer transactions (the ceilings are measured at 100, too).
-    static let maximumBatch = 100
+    /// The most deliveries one batch claims. Batches of up to 100 cut commits per email further,
+    /// but in two loaded full-suite runs the four-replica race then saw whole batches of 100 leases
+    /// expire unsettled (null transport, 30 s lease; 1,100 and 2,000 extra attempts, every one
+    /// explained by an `unknown` attempt) and the cause is not found yet. Until it is, 10.
+    static let maximumBatch = 10
 
     /// Transports that write locally, whose sends cannot stall on a remote server.
     static let localTransports: Set<String> = ["null", "file"]

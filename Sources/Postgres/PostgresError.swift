@@ -69,6 +69,10 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     /// (40P01) or a serialization failure (40001): running it again is expected to succeed.
     public var isTransientConflict: Bool { sqlState == "40P01" || sqlState == "40001" }
 
+    /// A lock wait ran past `lock_timeout`: SQLSTATE 55P03. The holder is another transaction;
+    /// the same statement may well succeed once it ends.
+    public var isLockTimeout: Bool { sqlState == "55P03" }
+
     /// A unique constraint was violated: SQLSTATE 23505.
     public var isUniqueViolation: Bool { sqlState == "23505" }
 

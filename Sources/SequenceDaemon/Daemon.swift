@@ -144,6 +144,7 @@ public final class Daemon: @unchecked Sendable {
                 counters.sent.add(summary.sent, ordering: .relaxed)
                 didWork = true
             }
+            if let summary = try sender.flush() { counters.sent.add(summary.sent, ordering: .relaxed) }
         }
     }
 
@@ -176,15 +177,21 @@ public final class Daemon: @unchecked Sendable {
             let connection = ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd \(name)"), label: "seqd.\(name)")
             connections.append(connection)
             let sender = try makeSender(name, connection: connection, prepared: prepared)
+            let count: @Sendable (SettleSummary) -> Void = { [self] summary in
+                counters.sent.add(summary.sent, ordering: .relaxed)
+                counters.failedDeliveries.add(summary.failed + summary.bounced, ordering: .relaxed)
+                if summary.sent > 0 { advanceWake.wake() }
+            }
             loops.append(
-                WorkerLoop(name: name, wake: deliveryWake, idleTimeout: idleTimeout, logger: logger) { [self] in
-                    let summary = try sender.sendBatch(limit: settings.batchSize, wake: deliveryWake)
-                    guard let summary else { return false }
-                    counters.sent.add(summary.sent, ordering: .relaxed)
-                    counters.failedDeliveries.add(summary.failed + summary.bounced, ordering: .relaxed)
-                    if summary.sent > 0 { advanceWake.wake() }
-                    return true
-                })
+                WorkerLoop(
+                    name: name, wake: deliveryWake, idleTimeout: idleTimeout, logger: logger,
+                    body: { [self] in
+                        guard let summary = try sender.sendBatch(limit: settings.batchSize, wake: deliveryWake) else { return false }
+                        count(summary)
+                        return true
+                    },
+                    // A full batch's outcomes wait for the next claim; on the way out they go in alone.
+                    onExit: { try sender.flush().map(count) }))
         }
         let maintenanceConnection = ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd maintenance"), label: "seqd.maintenance")
         connections.append(maintenanceConnection)

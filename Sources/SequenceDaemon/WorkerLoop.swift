@@ -15,10 +15,12 @@ final class WorkerLoop: @unchecked Sendable {
     /// (the watchdog and `/healthz` read it).
     private let lastBeat = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
 
-    /// - Parameter body: one round of work; returns true when it did something (poll again at once).
+    /// - Parameters:
+    ///   - body: one round of work; returns true when it did something (poll again at once).
+    ///   - onExit: runs on the loop's thread after the last round (work a round left to the next).
     init(
         name: String, wake: WakeSignal, idleTimeout: TimeInterval, logger: Logger,
-        body: @escaping @Sendable () throws -> Bool
+        body: @escaping @Sendable () throws -> Bool, onExit: (@Sendable () throws -> Void)? = nil
     ) {
         self.name = name
         let thread = Thread { [finished, weak self] in
@@ -41,6 +43,11 @@ final class WorkerLoop: @unchecked Sendable {
                     }
                     wake.sleep(delay)
                 }
+            }
+            do {
+                try onExit?()
+            } catch {
+                logger.error("\(name): on exit: \(WorkerLoop.describe(error))", metadata: WorkerLoop.metadata(error))
             }
             finished.signal()
         }

@@ -95,22 +95,29 @@ extension Optional: PostgresEncodable where Wrapped: PostgresEncodable {
 /// One-dimensional arrays in PostgreSQL's array literal syntax, for set-based writes
 /// (`unnest($1::bigint[])`). Elements are always quoted, so any text survives; nil elements are NULL.
 extension Array: PostgresEncodable where Element: PostgresEncodable {
+    /// The array literal `{"a","b\"c",NULL}`: every element quoted, `"` and `\` escaped.
+    /// Built as UTF-8 bytes: appending scalar by scalar to a String was a third of the daemon's
+    /// CPU time, since each batch binds its rendered messages this way.
     public var postgresText: String? {
-        var literal = "{"
+        var literal = [UInt8]()
+        literal.reserveCapacity(count * 16 + 2)
+        literal.append(UInt8(ascii: "{"))
         for (index, element) in enumerated() {
-            if index > 0 { literal += "," }
+            if index > 0 { literal.append(UInt8(ascii: ",")) }
             guard let text = element.postgresText else {
-                literal += "NULL"
+                literal.append(contentsOf: "NULL".utf8)
                 continue
             }
-            literal += "\""
-            for character in text.unicodeScalars {
-                if character == "\"" || character == "\\" { literal += "\\" }
-                literal.unicodeScalars.append(character)
+            literal.append(UInt8(ascii: "\""))
+            for byte in text.utf8 {
+                // Both are ASCII, so they never occur inside a multi-byte UTF-8 sequence.
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { literal.append(UInt8(ascii: "\\")) }
+                literal.append(byte)
             }
-            literal += "\""
+            literal.append(UInt8(ascii: "\""))
         }
-        return literal + "}"
+        literal.append(UInt8(ascii: "}"))
+        return String(decoding: literal, as: UTF8.self)
     }
 }
 

@@ -167,7 +167,9 @@ public final class Daemon: @unchecked Sendable {
                     guard summary.claimed > 0 else { return false }
                     counters.advanced.add(summary.claimed, ordering: .relaxed)
                     metrics.advances.increment(by: summary.claimed)
-                    if summary.deliveriesCreated > 0 { deliveryWake.wake() }
+                    // A full batch may leave more due: another advancer joins in.
+                    if summary.claimed >= settings.batchSize { advanceWake.wakeOne() }
+                    if summary.deliveriesCreated > 0 { deliveryWake.wakeOne() }
                     logger.debug("advanced \(summary.claimed): \(summary.deliveriesCreated) deliveries, \(summary.completed) completed, \(summary.failed) failed")
                     return true
                 })
@@ -180,7 +182,7 @@ public final class Daemon: @unchecked Sendable {
             let count: @Sendable (SettleSummary) -> Void = { [self] summary in
                 counters.sent.add(summary.sent, ordering: .relaxed)
                 counters.failedDeliveries.add(summary.failed + summary.bounced, ordering: .relaxed)
-                if summary.sent > 0 { advanceWake.wake() }
+                if summary.sent > 0 { advanceWake.wakeOne() }
             }
             loops.append(
                 WorkerLoop(
@@ -220,8 +222,8 @@ public final class Daemon: @unchecked Sendable {
         let initialListener = startListener()
         listener.withLock { $0 = initialListener }
         timer = PollTimer(interval: settings.pollInterval) { [advanceWake, deliveryWake] in
-            advanceWake.wake()
-            deliveryWake.wake()
+            advanceWake.wakeOne()
+            deliveryWake.wakeOne()
             maintenanceWake.wake()
         }
         stopSignals.append(maintenanceWake)
@@ -296,8 +298,8 @@ public final class Daemon: @unchecked Sendable {
             ) { [weak self, advanceWake, deliveryWake, logger] event in
                 switch event {
                 case .notification:
-                    advanceWake.wake()
-                    deliveryWake.wake()
+                    advanceWake.wakeOne()
+                    deliveryWake.wakeOne()
                 case .connectionLost(let error):
                     logger.warning("LISTEN connection lost (\(error.message)); polling until it is back")
                     self?.listenerLost.store(true, ordering: .relaxed)

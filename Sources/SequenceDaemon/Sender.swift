@@ -105,6 +105,8 @@ final class Sender: @unchecked Sendable {
             breaker.cancelProbe()
             return settled
         }
+        // A full batch may leave more to send: another sender joins in.
+        if claimed.count == permit.count { wake.wakeOne() }
         // Sends run one after another, so the last of a batch waits for all before it. Past half
         // the lease, the rest are given back unsent rather than started late: a send still running
         // when the lease ends would be taken for lost, and sent again by another sender.

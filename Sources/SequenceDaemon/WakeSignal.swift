@@ -1,19 +1,33 @@
 import Foundation
 
-/// Wakes waiting worker threads: the poll timer, NOTIFY and other workers call `wake()`, and every
-/// thread blocked in `wait` returns. A wake that arrives while nobody waits is not lost: the next
-/// `wait` returns at once, so work announced between two polls is never missed.
+/// Wakes waiting worker threads. `wake()` returns every thread blocked in `wait`; `wakeOne()`
+/// returns one, for work that one loop can take (a batch just queued, the poll tick): the others
+/// would only race it and commit empty claims, and a loop that finds a full batch wakes the next
+/// one itself, so a backlog still brings them all in. A wake that arrives while nobody waits is
+/// not lost: the next `wait` returns at once, so work announced between two polls is never missed.
 final class WakeSignal: @unchecked Sendable {
     // Safe to share: every field is read and written under `condition`.
     private let condition = NSCondition()
     private var generation: UInt64 = 0
     private var seen = [ObjectIdentifier: UInt64]()
+    /// `wakeOne()` calls not yet taken by a waiter; at most one per loop, since a loop that takes
+    /// one looks for all the work there is.
+    private var tickets = 0
     private var stopped = false
 
     /// Wakes every waiter.
     func wake() {
         condition.lock()
         generation &+= 1
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Wakes one waiter, or lets the next `wait` return at once when none waits.
+    func wakeOne() {
+        condition.lock()
+        tickets = min(tickets + 1, max(1, seen.count))
+        // Every waiter looks; the first to take the lock takes the ticket, the rest wait on.
         condition.broadcast()
         condition.unlock()
     }
@@ -41,9 +55,10 @@ final class WakeSignal: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         let last = seen[id] ?? 0
-        while !stopped && generation == last {
+        while !stopped && generation == last && tickets == 0 {
             if !condition.wait(until: deadline) { break }
         }
+        if generation == last && tickets > 0 { tickets -= 1 }
         seen[id] = generation
         return !stopped
     }

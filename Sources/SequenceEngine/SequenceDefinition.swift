@@ -149,27 +149,6 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
         public let thread: Bool
         /// Overrides the sequence's send window for this step.
         public let sendWindow: SendWindow?
-        /// The three templates, parsed once when the definition is read: rendering runs for
-        /// every send, and parsing there was a tenth of the daemon's CPU time.
-        let parsed: ParsedTemplates
-
-        struct ParsedTemplates: Sendable, Equatable {
-            let subject: Result<Template, Template.SyntaxError>
-            let body: Result<Template, Template.SyntaxError>
-            let html: Result<Template, Template.SyntaxError>?
-        }
-
-        init(subject: String, body: String, html: String?, thread: Bool, sendWindow: SendWindow?) {
-            self.subject = subject
-            self.body = body
-            self.html = html
-            self.thread = thread
-            self.sendWindow = sendWindow
-            func parse(_ source: String) -> Result<Template, Template.SyntaxError> {
-                Result { () throws(Template.SyntaxError) in try Template(parsing: source) }
-            }
-            parsed = ParsedTemplates(subject: parse(subject), body: parse(body), html: html.map(parse))
-        }
     }
 
     private enum CodingKeys: String, CodingKey {
@@ -242,9 +221,9 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
         var missing = Set<String>()
         for step in steps {
             guard case .email(let email) = step.kind else { continue }
-            for parsed in [email.parsed.subject, email.parsed.body, email.parsed.html].compactMap({ $0 }) {
+            for source in [email.subject, email.body, email.html].compactMap({ $0 }) {
                 // Stored definitions were validated; an unparsable one fails at send time instead.
-                if let template = try? parsed.get() {
+                if let template = try? Template(parsing: source) {
                     missing.formUnion(template.missingFields(for: contact))
                 }
             }

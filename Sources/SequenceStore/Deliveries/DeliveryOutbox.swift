@@ -96,11 +96,15 @@ public final class DeliveryOutbox {
     public static let claimSQL = """
             WITH claimable AS MATERIALIZED (
                 SELECT d.id FROM seqd.deliveries d
-                JOIN seqd.enrollments e ON e.id = d.enrollment_id
                 WHERE d.next_attempt_at <= now() AND (d.status = 'pending' OR (d.status = 'unknown' AND $2))
                   AND NOT EXISTS (SELECT 1 FROM seqd.settings x WHERE x.name = 'sending.paused' AND x.value = 'true')
-                  AND e.status <> 'paused'
-                  AND NOT EXISTS (SELECT 1 FROM seqd.sequences s WHERE s.id = e.sequence_id AND s.paused_at IS NOT NULL)
+                  -- Held in place while the enrollment or its sequence is paused. A correlated
+                  -- subquery, not a join: the plan walks the partial index in due order and stops at
+                  -- the LIMIT. As a join, a backlog the statistics had not seen yet (a mass enroll)
+                  -- got a hash join over every claimable row and a sort: 43 ms per claim, not 3.
+                  AND (SELECT e.status <> 'paused' AND s.paused_at IS NULL
+                       FROM seqd.enrollments e JOIN seqd.sequences s ON s.id = e.sequence_id
+                       WHERE e.id = d.enrollment_id)
                 ORDER BY d.next_attempt_at
                 LIMIT $1
                 FOR UPDATE OF d SKIP LOCKED

@@ -40,7 +40,9 @@ public final class Advancer {
             WITH due AS MATERIALIZED (
                 SELECT e.id FROM seqd.enrollments e
                 WHERE e.status = 'active' AND e.next_run_at <= now()
-                  AND NOT EXISTS (SELECT 1 FROM seqd.sequences s WHERE s.id = e.sequence_id AND s.paused_at IS NOT NULL)
+                  -- A correlated subquery, not an anti-join, so the plan always walks the due index
+                  -- in order and stops at the LIMIT (see DeliveryOutbox.claimSQL).
+                  AND (SELECT s.paused_at IS NULL FROM seqd.sequences s WHERE s.id = e.sequence_id)
                 ORDER BY e.next_run_at
                 LIMIT $1
                 FOR UPDATE OF e SKIP LOCKED

@@ -56,6 +56,37 @@ struct ClaimPlanTests {
         #expect(!plan.contains("Seq Scan on enrollments"), "\(plan)")
     }
 
+    /// A burst the statistics have not seen (a mass enroll queues thousands at once): the plan
+    /// must still walk the index in due order and stop at the LIMIT, not join and sort them all.
+    @Test("a backlog queued after the last ANALYZE: both claims still walk their index in order, no hash join, no sort")
+    func unseenBacklog() throws {
+        try connection.execute(
+            """
+            UPDATE seqd.enrollments SET next_run_at = now() - interval '1 minute' WHERE id % 100 <> 0 AND id % 3 = 0;
+            UPDATE seqd.deliveries SET status = 'pending', next_attempt_at = now() - interval '1 minute' WHERE id % 3 = 0;
+            """)
+        for (name, sql, arguments, index) in [
+            ("advance_backlog_plan", Advancer.claimSQL, "100", "enrollments_due"),
+            ("delivery_backlog_plan", DeliveryOutbox.claimSQL, "100, true", "deliveries_claimable"),
+        ] {
+            let plan = try genericPlan(sql, name: name, arguments: arguments)
+            let claim = Self.subtree(of: "CTE ", in: plan)
+            #expect(claim.contains("Index Scan using \(index)"), "\(plan)")
+            for node in ["Hash", "Sort", "Bitmap", "Seq Scan"] {
+                #expect(!claim.contains(node), "\(node) in the claim: \(plan)")
+            }
+        }
+    }
+
+    /// The lines of the plan node whose line contains `marker`, with everything under it.
+    static func subtree(of marker: String, in plan: String) -> String {
+        let lines = plan.split(separator: "\n")
+        guard let start = lines.firstIndex(where: { $0.contains(marker) }) else { return "" }
+        let depth = lines[start].prefix { $0 == " " }.count
+        let rest = lines[(start + 1)...].prefix { $0.prefix { $0 == " " }.count > depth }
+        return ([lines[start]] + rest).joined(separator: "\n")
+    }
+
     @Test("sending: the claimable partial index in a generic plan, a locked LIMIT inside a materialized CTE")
     func deliveryClaim() throws {
         let plan = try genericPlan(DeliveryOutbox.claimSQL, name: "delivery_claim_plan", arguments: "100, true")

@@ -112,7 +112,7 @@ public final class DeliveryOutbox {
             SELECT d.id, d.enrollment_id, d.step_key, d.kind, d.idempotency_key, d.message::text AS message,
                    \(DeliveryRecord.stateColumns), e.status::text AS enrollment_status,
                    c.email, NULLIF(concat_ws(' ', c.first_name, c.last_name), '') AS name,
-                   seqd.is_suppressed(c.email) AS suppressed,
+                   \(Suppressions.isSuppressed("c.email")) AS suppressed,
                    (SELECT jsonb_object_agg(p.step_key, p.idempotency_key)::text FROM seqd.deliveries p
                      WHERE p.enrollment_id = d.enrollment_id AND p.status = 'sent') AS sent_keys,
                    nextval('seqd.fencing_tokens') AS token, now() AS now

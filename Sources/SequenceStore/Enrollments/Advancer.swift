@@ -48,7 +48,7 @@ public final class Advancer {
                 FOR UPDATE OF e SKIP LOCKED
             )
             SELECT \(EnrollmentRecord.columns), now() AS now,
-                   seqd.is_suppressed(c.email) AS suppressed
+                   \(Suppressions.isSuppressed("c.email")) AS suppressed
             FROM due JOIN seqd.enrollments e ON e.id = due.id JOIN seqd.contacts c ON c.id = e.contact_id
             """
 

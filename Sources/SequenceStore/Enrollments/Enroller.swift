@@ -210,7 +210,7 @@ public enum Enroller {
                            AND e.status IN ('active', 'paused', 'failed')) AS live,
                    EXISTS (SELECT 1 FROM seqd.enrollments e WHERE e.contact_id = c.id AND e.sequence_id = $2
                            AND e.status NOT IN ('active', 'paused', 'failed')) AS before,
-                   seqd.is_suppressed(c.email) AS suppressed
+                   \(Suppressions.isSuppressed("c.email")) AS suppressed
             FROM seqd.contacts c
             WHERE c.id = ANY($1::bigint[])
             ORDER BY c.id

@@ -8,7 +8,7 @@ import SequenceStore
 struct PruneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
-        abstract: "Remove message bodies, attempt rows and audit events of finished work past a horizon.",
+        abstract: "Remove message bodies, attempt rows and audit events of finished work, and old sender daily counts, past a horizon.",
         discussion: """
             Keeps every enrollment and delivery row, each finished enrollment's last audit event, failed \
             deliveries' messages (so they can be retried) and the whole suppression list. Run it as the \
@@ -41,7 +41,8 @@ struct PruneCommand: AsyncParsableCommand {
         if json { return try printJSON(summary) }
         print("""
             \(dryRun ? "would remove" : "removed"): \(summary.bodiesRemoved) message bodies, \(summary.attemptsDeleted) attempt rows, \
-            \(summary.eventsDeleted) audit events (older than \(WaitDuration.elapsed(seconds: horizon)))
+            \(summary.eventsDeleted) audit events, \(summary.senderDaysDeleted) sender daily counts \
+            (older than \(WaitDuration.elapsed(seconds: horizon)))
             """)
     }
 }

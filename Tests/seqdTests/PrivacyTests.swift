@@ -21,6 +21,13 @@ struct PrivacyTests {
         let connection = try scenario.connect()
         try connection.execute("UPDATE seqd.deliveries SET updated_at = now() - interval '200 days'")
         try connection.execute("UPDATE seqd.enrollments SET updated_at = now() - interval '200 days'")
+        // Sender daily counts: one day long over, yesterday and today (kept: their day may still run somewhere).
+        try connection.execute(
+            """
+            INSERT INTO seqd.sender_daily_counts (sender, day, reserved, last_grant)
+            VALUES ('team@example.com', current_date - 200, 5, 5), ('team@example.com', current_date - 1, 3, 3),
+                   ('team@example.com', current_date, 1, 1)
+            """)
         // Pruning deletes audit rows: the owner's job, refused to the runtime role.
         let asRuntime = try await scenario.seqd.run("prune")
         #expect(asRuntime.status == 70 || asRuntime.status == 1, "\(asRuntime)")
@@ -31,7 +38,8 @@ struct PrivacyTests {
         #expect(try connection.query("SELECT count(*) AS n FROM seqd.deliveries WHERE message IS NOT NULL")[0].decode("n", as: Int.self) == 2)
         let real = try await scenario.seqd.run(["prune"] + owner)
         #expect(real.status == 0, "\(real)")
-        #expect(real.stdout.contains("removed: 2 message bodies, 2 attempt rows, 2 audit events"), "\(real)")
+        #expect(real.stdout.contains("removed: 2 message bodies, 2 attempt rows, 2 audit events, 1 sender daily counts"), "\(real)")
+        #expect(try connection.query("SELECT count(*) AS n FROM seqd.sender_daily_counts WHERE day >= current_date - 1")[0].decode("n", as: Int.self) == 2)
         let left = try connection.query(
             """
             SELECT (SELECT count(*) FROM seqd.deliveries WHERE message IS NOT NULL) AS bodies,
@@ -45,7 +53,7 @@ struct PrivacyTests {
         #expect(check.status == 0, "\(check)")
         // Recent work is kept.
         let recent = try await scenario.seqd.run(["prune", "--older-than", "1d"] + owner)
-        #expect(recent.stdout.contains("removed: 0 message bodies, 0 attempt rows, 0 audit events"))
+        #expect(recent.stdout.contains("removed: 0 message bodies, 0 attempt rows, 0 audit events, 0 sender daily counts"))
     }
 
     @Test("export returns everything held; erase keeps only a hashed suppression and the anonymised trail")

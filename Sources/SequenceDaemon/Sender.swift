@@ -55,8 +55,8 @@ final class Sender: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// The most deliveries one batch claims (local transports; network ones keep 10). Commits are
-    /// what an email costs the database, and a batch of 100 pays one commit for all of them.
+    /// The most deliveries one batch claims. Commits are what an email costs the database, and a
+    /// batch of 100 pays one commit for all of them.
     ///
     /// Session 2 capped it at 10 after two loaded full-suite runs where the four-replica race saw
     /// whole batches of 100 expire unsettled, without an error in sight. A settle now retries
@@ -69,12 +69,12 @@ final class Sender: @unchecked Sendable {
     static let localTransports: Set<String> = ["null", "file"]
 
     /// The claim size: the first batch is small (the transport's pace is unknown), later ones hold
-    /// as many sends as fit in `batchSeconds`, up to `limit` and `maximumBatch`.
+    /// as many sends as fit in `batchSeconds`, up to `limit` and `maximumBatch`: a local transport
+    /// or a nearby mail server gets batches of 100, a server that takes 100 ms per message 10, and
+    /// one that stalls shrinks the next batch at once.
     func batchSize(limit: Int) -> Int {
         let limit = min(limit, Self.maximumBatch)
-        // Network transports keep batches of 10: their sends can stall past the timeout, and the
-        // circuit breaker weighs a batch's faults together (larger batches opened it on one stall).
-        guard Self.localTransports.contains(transport.name), let secondsPerSend else { return min(limit, 10) }
+        guard let secondsPerSend else { return min(limit, 10) }
         let fitting = batchSeconds / max(secondsPerSend, 1e-6)
         return max(1, min(limit, Int(fitting.rounded(.down))))
     }
@@ -110,11 +110,16 @@ final class Sender: @unchecked Sendable {
         // Sends run one after another, so the last of a batch waits for all before it. Past half
         // the lease, the rest are given back unsent rather than started late: a send still running
         // when the lease ends would be taken for lost, and sent again by another sender.
+        // After a transport fault (refused, TLS, AUTH, no greeting) the rest are given back too:
+        // they would meet the same fault, and the circuit breaker decides when to try again.
         let giveBackAfter = claimStarted + .seconds(leaseTimeout) / 2
+        var transportFailed = false
         let started = DispatchTime.now().uptimeNanoseconds
         let results = claimed.map { delivery in
-            guard ContinuousClock.now < giveBackAfter else { return notSent(delivery) }
+            guard ContinuousClock.now < giveBackAfter else { return notSent(delivery, "the batch had used half its lease") }
+            guard !transportFailed else { return notSent(delivery, "the transport failed earlier in the batch") }
             let result = metrics.time(metrics.deliveryDuration) { send(delivery) }
+            if result.attemptOutcome == "transport_fault" { transportFailed = true }
             metrics.attempts.increment()
             metrics.delivery(transport: transport.name, outcome: result.attemptOutcome).increment()
             return result
@@ -166,10 +171,10 @@ final class Sender: @unchecked Sendable {
     }
 
     /// A claimed delivery handed back without a send: its attempt row is closed as `skipped`.
-    private func notSent(_ delivery: ClaimedDelivery) -> SendResult {
+    private func notSent(_ delivery: ClaimedDelivery, _ why: String) -> SendResult {
         SendResult(
             delivery: delivery, event: .notSent(token: delivery.token), attemptOutcome: "skipped",
-            reply: "not sent: the batch had used half its lease", messageID: nil)
+            reply: "not sent: \(why)", messageID: nil)
     }
 
     /// Hands one delivery to the transport and translates the outcome into the delivery machine's event.

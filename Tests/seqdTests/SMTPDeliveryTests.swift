@@ -212,6 +212,6 @@ struct SMTPDeliveryTests {
         print("transport faults: \(beforeData)")
         print("SMTP faults under load: \(contacts.count) contacts, \(copies.values.reduce(0, +)) messages on the wire, "
             + "\(twice) on the wire twice (each after an unknown attempt, same Message-ID), \(faulty) bounced, "
-            + "\(skipped) given back unsent at half-lease, \(beforeData.count) transport faults before any reply; \(ContinuousClock.now - start)")
+            + "\(skipped) given back unsent (half a lease used, or after a transport fault), \(beforeData.count) transport faults before any reply; \(ContinuousClock.now - start)")
     }
 }

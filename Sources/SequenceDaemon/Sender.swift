@@ -81,10 +81,9 @@ final class Sender: @unchecked Sendable {
 
     /// Sends one batch of at most `limit`. Returns what this round settled (empty when its batch
     /// waits for the next claim), nil when it settled and sent nothing (no work, or the circuit
-    /// is open). With a local transport, a full batch's
-    /// outcomes are settled by the transaction that claims the next one, so a busy sender commits
-    /// once per batch; a short batch (the backlog is drained) is settled at once, so nobody waits
-    /// for its confirmation.
+    /// is open). With a local transport, a full batch's outcomes are settled by the transaction
+    /// that claims the next one, so a busy sender commits once per batch; a short batch (the
+    /// backlog is drained) is settled at once, so nobody waits for its confirmation.
     func sendBatch(limit: Int, wake: WakeSignal) throws -> SettleSummary? {
         let permit = breaker.permit(wanted: batchSize(limit: limit))
         guard permit.count > 0 else {
@@ -159,7 +158,7 @@ final class Sender: @unchecked Sendable {
         }
         unsettled = nil
         do {
-            return try settling(batch) {
+            return try settling(batch, reportingFailure: false) {
                 try outbox.settleAndClaim($0, results: batch.results, limit: limit, leaseSeconds: leaseTimeout)
             }
         } catch let error as PostgresError where error.isAboutTheData {
@@ -167,6 +166,9 @@ final class Sender: @unchecked Sendable {
             // the next claim's to report.
             logger.warning("claiming with a settle: \(WorkerLoop.describe(error)); settling alone", metadata: WorkerLoop.metadata(error))
             return (try settling(batch) { try outbox.settle($0, results: batch.results) }, [])
+        } catch {
+            reportUnsettled(batch, error)
+            throw error
         }
     }
 
@@ -209,7 +211,7 @@ final class Sender: @unchecked Sendable {
     /// and lock timeouts for as long as the leases last: an outcome that is lost here would make a
     /// sent message look unknown and be sent again. Errors about the data, and the shutdown's
     /// cancel, end it.
-    private func settling<T>(_ batch: Unsettled, _ body: (Connection) throws -> T) throws -> T {
+    private func settling<T>(_ batch: Unsettled, reportingFailure: Bool = true, _ body: (Connection) throws -> T) throws -> T {
         let deadline = Date(timeIntervalSinceNow: Double(leaseTimeout))
         var delay = 0.25
         while true {
@@ -224,15 +226,20 @@ final class Sender: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: delay)
                 delay = min(delay * 2, 5)
             } catch {
-                let sent = batch.results.count { $0.attemptOutcome == "sent" }
-                logger.error(
-                    """
-                    settling \(batch.results.count) sends (\(sent) sent) failed: \(WorkerLoop.describe(error)); \
-                    their leases will expire and the rescuer will mark them unknown
-                    """, metadata: WorkerLoop.metadata(error))
+                if reportingFailure { reportUnsettled(batch, error) }
                 throw error
             }
         }
+    }
+
+    /// The batch's outcomes are lost: say so, since its sent messages will be sent again.
+    private func reportUnsettled(_ batch: Unsettled, _ error: any Error) {
+        let sent = batch.results.count { $0.attemptOutcome == "sent" }
+        logger.error(
+            """
+            settling \(batch.results.count) sends (\(sent) sent) failed: \(WorkerLoop.describe(error)); \
+            their leases will expire and the rescuer will mark them unknown
+            """, metadata: WorkerLoop.metadata(error))
     }
 
     /// Past half the lease, another sender may soon take these for lost: say so, with the figures.

@@ -221,9 +221,11 @@ public final class Daemon: @unchecked Sendable {
 
         let initialListener = startListener()
         listener.withLock { $0 = initialListener }
+        // The poll wakes every loop: an idle loop's round is also its heartbeat, which the systemd
+        // watchdog and /healthz read (the idle timeout alone is five polls).
         timer = PollTimer(interval: settings.pollInterval) { [advanceWake, deliveryWake] in
-            advanceWake.wakeOne()
-            deliveryWake.wakeOne()
+            advanceWake.wake()
+            deliveryWake.wake()
             maintenanceWake.wake()
         }
         stopSignals.append(maintenanceWake)

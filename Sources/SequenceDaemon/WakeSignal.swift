@@ -1,7 +1,7 @@
 import Foundation
 
 /// Wakes waiting worker threads. `wake()` returns every thread blocked in `wait`; `wakeOne()`
-/// returns one, for work that one loop can take (a batch just queued, the poll tick): the others
+/// returns one, for work that one loop can take (a batch just queued, a NOTIFY): the others
 /// would only race it and commit empty claims, and a loop that finds a full batch wakes the next
 /// one itself, so a backlog still brings them all in. A wake that arrives while nobody waits is
 /// not lost: the next `wait` returns at once, so work announced between two polls is never missed.

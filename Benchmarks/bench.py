@@ -541,7 +541,9 @@ class Bench:
         holder = None
         processes = []
         try:
-            backlog = 250_000
+            # seqd advanced 4,200/s during the hold and ~20,000/s after it in the run of
+            # 2026-11-30 11:11: 250,000 ran out inside the window and left nothing to measure after.
+            backlog = 700_000
             self.add_due(db, backlog, "bench-waits", 1, -(backlog * 0.01 + 60_000), 0.01, "work")
             holder = self.hold_snapshot(db)
             t0 = self.psql(db, "SELECT clock_timestamp()")
@@ -553,6 +555,10 @@ class Bench:
             time.sleep(after)
             t2 = self.psql(db, "SELECT clock_timestamp()")
             self.stop_daemons(processes)
+            left = int(self.psql(db, "SELECT count(*) FROM bench.due d JOIN seqd.enrollments e ON e.id = d.enrollment_id "
+                                     "WHERE d.tag = 'work' AND e.current_step_index = 1"))
+            if left == 0:
+                raise RuntimeError(f"the backlog of {backlog:,} ran out before the window ended: raise it")
             during, after_rate = self.row(db, f"""
                 WITH c AS (SELECT pg_xact_commit_timestamp(ev.xmin) AS at
                            FROM seqd.enrollment_events ev JOIN bench.due d ON d.enrollment_id = ev.enrollment_id

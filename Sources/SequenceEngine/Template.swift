@@ -56,8 +56,8 @@ public struct Template: Sendable, Equatable {
 
     /// Where `byte` first occurs twice in a row (`{{` or `}}`), found on the UTF-8 bytes: the
     /// daemon renders every email it queues, and Foundation's `range(of:)` made parsing a tenth of
-    /// its CPU time. An ASCII byte never occurs inside a multi-byte character, so the range falls
-    /// on character boundaries.
+    /// its CPU time. An ASCII byte never occurs inside another scalar's UTF-8 encoding, so the
+    /// range falls on scalar boundaries, where a Substring may be sliced.
     private static func firstPair(_ byte: UInt8, in text: Substring) -> Range<String.Index>? {
         let bytes = text.utf8
         var index = bytes.startIndex

@@ -47,8 +47,6 @@ public struct SettleSummary: Sendable, Equatable {
     public var failed = 0
     public var bounced = 0
     public var stale = 0
-    /// Reasons the transport itself failed, for the circuit breaker.
-    public var transportFaults: [String] = []
     public init() {}
 
     /// Both summaries' counts together (a round that settled two batches).
@@ -60,7 +58,6 @@ public struct SettleSummary: Sendable, Equatable {
         sum.failed += other.failed
         sum.bounced += other.bounced
         sum.stale += other.stale
-        sum.transportFaults += other.transportFaults
         return sum
     }
 }
@@ -258,9 +255,8 @@ public final class DeliveryOutbox {
                 case .enrollmentBounced(let reason):
                     bounced.append((result.delivery.enrollmentID, result.delivery.toAddress, reason))
                     summary.bounced += 1
-                case .openCircuitBreaker(let reason):
-                    summary.transportFaults.append(reason)
-                case .send, .holdForOperator:
+                case .send, .holdForOperator, .openCircuitBreaker:
+                    // The sender weighs transport faults from its own results, before settling.
                     break
                 }
             }

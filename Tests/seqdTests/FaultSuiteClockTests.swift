@@ -85,7 +85,14 @@ extension FaultSuite {
             try await Self.expectSkew(behind, expected: -5 * 3_600, connection)
             #expect(try await scenario.seqd.run("sequence", "resume", "clock").status == 0)
 
-            try await waitUntil(timeout: .seconds(120), "every enrollment to finish") { try RunOutcome.live(connection) == 0 }
+            // libfaketime stops Dispatch timers, so neither daemon polls: work reaches a daemon only
+            // through its own loops and NOTIFY. Without this NOTIFY every 100 ms (what `enroll` and
+            // resume send), whichever daemon was woken first by the resume kept all of it: in one
+            // clean-clone run the other sent nothing. A skewed clock on a real host has its timers.
+            try await waitUntil(timeout: .seconds(120), interval: .milliseconds(100), "every enrollment to finish") {
+                _ = try connection.query("SELECT pg_notify('seqd_wakeup', '')")
+                return try RunOutcome.live(connection) == 0
+            }
             for daemon in [ahead, behind] {
                 daemon.send(SIGKILL)  // see skewedDaemon: under libfaketime, SIGTERM's graceful stop never wakes
                 _ = try await daemon.waitForExit()
@@ -93,12 +100,10 @@ extension FaultSuite {
             let outcome = try RunOutcome.load(connection)
             FaultSuite.expectComplete(outcome, enrollments: Self.count, emails: Self.emails)
             #expect(outcome.attempts == outcome.sent, "\(outcome)")
-            // Both skewed processes took part. Not evenly: under libfaketime neither daemon's
-            // timers fire, and a queued batch wakes one loop, so whichever process is woken first
-            // takes most (the other sent 3-17% in runs on this machine).
+            // Both skewed processes sent a real share.
             let sends = try RunOutcome.attemptsPerProcess(connection)
             #expect(sends.count == 2, "attempts per process: \(sends)")
-            for (pid, n) in sends { #expect(n * 100 >= outcome.sent, "process \(pid) sent only \(n): \(sends)") }
+            for (pid, n) in sends { #expect(n * 10 >= outcome.sent, "process \(pid) sent only \(n): \(sends)") }
 
             // The gap between a contact's consecutive sends, by the database's timestamps: from the
             // previous message's sent_at to the first attempt at the next one. Grouped by the process

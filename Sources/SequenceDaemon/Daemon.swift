@@ -140,8 +140,13 @@ public final class Daemon: @unchecked Sendable {
                 counters.advanced.add(summary.claimed, ordering: .relaxed)
                 didWork = true
             }
-            while let summary = try sender.sendBatch(limit: settings.batchSize, wake: wake) {
-                counters.sent.add(summary.sent, ordering: .relaxed)
+            while true {
+                let round = try sender.sendBatch(limit: settings.batchSize, wake: wake)
+                if let summary = round.settled {
+                    counters.sent.add(summary.sent, ordering: .relaxed)
+                    didWork = true
+                }
+                guard round.comeBack else { break }
                 didWork = true
             }
             if let summary = try sender.flush() { counters.sent.add(summary.sent, ordering: .relaxed) }
@@ -167,11 +172,14 @@ public final class Daemon: @unchecked Sendable {
                     guard summary.claimed > 0 else { return false }
                     counters.advanced.add(summary.claimed, ordering: .relaxed)
                     metrics.advances.increment(by: summary.claimed)
-                    // A full batch may leave more due: another advancer joins in.
-                    if summary.claimed >= settings.batchSize { advanceWake.wakeOne() }
+                    // A full batch may leave more due: another advancer joins in, and this one
+                    // comes back at once. A short one took all there was: the loop sleeps until
+                    // woken rather than commit an empty claim to find that out.
+                    let full = summary.claimed >= settings.batchSize
+                    if full { advanceWake.wakeOne() }
                     if summary.deliveriesCreated > 0 { deliveryWake.wakeOne() }
                     logger.debug("advanced \(summary.claimed): \(summary.deliveriesCreated) deliveries, \(summary.completed) completed, \(summary.failed) failed")
-                    return true
+                    return full
                 })
         }
         for index in 0..<settings.deliveryConcurrency {
@@ -188,9 +196,9 @@ public final class Daemon: @unchecked Sendable {
                 WorkerLoop(
                     name: name, wake: deliveryWake, idleTimeout: idleTimeout, logger: logger,
                     body: { [self] in
-                        guard let summary = try sender.sendBatch(limit: settings.batchSize, wake: deliveryWake) else { return false }
-                        count(summary)
-                        return true
+                        let round = try sender.sendBatch(limit: settings.batchSize, wake: deliveryWake)
+                        round.settled.map(count)
+                        return round.comeBack
                     },
                     // A full batch's outcomes wait for the next claim; on the way out they go in alone.
                     onExit: { try sender.flush().map(count) }))

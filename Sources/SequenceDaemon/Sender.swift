@@ -79,21 +79,30 @@ final class Sender: @unchecked Sendable {
         return max(1, min(limit, Int(fitting.rounded(.down))))
     }
 
-    /// Sends one batch of at most `limit`. Returns what this round settled (empty when its batch
-    /// waits for the next claim), nil when it settled and sent nothing (no work, or the circuit
-    /// is open). With a local transport, a full batch's outcomes are settled by the transaction
-    /// that claims the next one, so a busy sender commits once per batch; a short batch (the
-    /// backlog is drained) is settled at once, so nobody waits for its confirmation.
-    func sendBatch(limit: Int, wake: WakeSignal) throws -> SettleSummary? {
+    /// What one round of sending did.
+    struct Round {
+        /// What the round settled: nil when nothing (no work, the circuit is open, or its batch
+        /// waits to be settled with the next claim).
+        var settled: SettleSummary?
+        /// Work was done and more is waiting: the loop comes back at once instead of sleeping.
+        var comeBack: Bool
+    }
+
+    /// Sends one batch of at most `limit`. With a local transport, when more deliveries are waiting
+    /// the batch's outcomes are settled by the transaction that claims the next one, so a busy
+    /// sender commits once per batch; the last batch of a backlog is settled at once, so nobody
+    /// waits for its confirmation, and the sender then sleeps until woken (a queued batch, a
+    /// NOTIFY, the poll) rather than committing an empty claim to learn that nothing is left.
+    func sendBatch(limit: Int, wake: WakeSignal) throws -> Round {
         let permit = breaker.permit(wanted: batchSize(limit: limit))
         guard permit.count > 0 else {
             let settled = try flush()
             if settled == nil { wake.sleep(permit.waitSeconds) }
-            return settled
+            return Round(settled: settled, comeBack: settled != nil)
         }
         let claimStarted = ContinuousClock.now
         let settled: SettleSummary?
-        let claimed: [ClaimedDelivery]
+        let claimed: ClaimedBatch
         do {
             (settled, claimed) = try claimSettlingPrevious(limit: permit.count)
         } catch {
@@ -102,10 +111,10 @@ final class Sender: @unchecked Sendable {
         }
         guard !claimed.isEmpty else {
             breaker.cancelProbe()
-            return settled
+            return Round(settled: settled, comeBack: false)
         }
-        // A full batch may leave more to send: another sender joins in.
-        if claimed.count == permit.count { wake.wakeOne() }
+        // More is waiting than this batch took: another sender joins in.
+        if claimed.moreWaiting { wake.wakeOne() }
         // Sends run one after another, so the last of a batch waits for all before it. Past half
         // the lease, the rest are given back unsent rather than started late: a send still running
         // when the lease ends would be taken for lost, and sent again by another sender.
@@ -136,11 +145,10 @@ final class Sender: @unchecked Sendable {
         unsettled = Unsettled(results: results, claimedAt: claimStarted)
         // Only local sends are fast enough to wait for the next batch: a remote one could stall
         // it for half a lease, and a crash meanwhile would turn a whole sent batch into unknowns.
-        let waitsForNextClaim = claimed.count == permit.count && Self.localTransports.contains(transport.name)
-        // Work was done even when nothing is settled yet: the caller comes back at once.
-        if waitsForNextClaim && !wake.isStopped { return settled ?? SettleSummary() }
+        let waitsForNextClaim = claimed.moreWaiting && Self.localTransports.contains(transport.name)
+        if waitsForNextClaim && !wake.isStopped { return Round(settled: settled, comeBack: true) }
         let now = try flush()
-        return settled.map { $0.adding(now) } ?? now
+        return Round(settled: settled.map { $0.adding(now) } ?? now, comeBack: claimed.moreWaiting)
     }
 
     /// Settles the batch still waiting for the next claim, if any (the loop calls it on exit).
@@ -152,9 +160,9 @@ final class Sender: @unchecked Sendable {
     }
 
     /// Claims the next batch, in the same transaction that settles the previous one when it waits.
-    private func claimSettlingPrevious(limit: Int) throws -> (SettleSummary?, [ClaimedDelivery]) {
+    private func claimSettlingPrevious(limit: Int) throws -> (SettleSummary?, ClaimedBatch) {
         guard let batch = unsettled else {
-            return (nil, try connection.runBlocking { try outbox.claim($0, limit: limit, leaseSeconds: leaseTimeout) })
+            return (nil, try connection.runBlocking { try outbox.claimBatch($0, limit: limit, leaseSeconds: leaseTimeout) })
         }
         unsettled = nil
         do {
@@ -165,7 +173,7 @@ final class Sender: @unchecked Sendable {
             // The claim's part failed on a row; the outcomes go in on their own, and the error is
             // the next claim's to report.
             logger.warning("claiming with a settle: \(WorkerLoop.describe(error)); settling alone", metadata: WorkerLoop.metadata(error))
-            return (try settling(batch) { try outbox.settle($0, results: batch.results) }, [])
+            return (try settling(batch) { try outbox.settle($0, results: batch.results) }, ClaimedBatch())
         } catch {
             reportUnsettled(batch, error)
             throw error

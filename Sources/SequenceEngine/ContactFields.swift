@@ -26,6 +26,13 @@ public struct ContactFields: Sendable, Equatable {
 
     /// The value of a field by its template/condition name; nil when absent or blank, because an
     /// empty value must not slip into an email as a hole.
+    /// Empty or only whitespace and line breaks. A visible ASCII byte answers at once: templates
+    /// ask this of every field of every email, and Foundation's trimming bridges through NSString.
+    static func isBlank(_ text: String) -> Bool {
+        if text.utf8.contains(where: { $0 > 0x20 && $0 < 0x7F }) { return false }
+        return text.unicodeScalars.allSatisfy(\.properties.isWhitespace)
+    }
+
     public func value(of field: String) -> String? {
         let raw: String?
         switch field {
@@ -35,7 +42,7 @@ public struct ContactFields: Sendable, Equatable {
         case "time_zone": raw = timeZone
         default: raw = attributes[field]
         }
-        guard let raw, !raw.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return nil }
+        guard let raw, !Self.isBlank(raw) else { return nil }
         return raw
     }
 }

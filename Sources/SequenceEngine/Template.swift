@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A parsed template: literal text with `{{field}}` and `{{field|fallback}}` placeholders
 /// (whitespace inside the braces is ignored; the fallback is trimmed). Field names are
@@ -28,6 +29,20 @@ public struct Template: Sendable, Equatable {
     }
 
     let parts: [Part]
+
+    /// Parsed templates by their text. The daemon renders every email it queues, from the few
+    /// texts of the steps it runs, and parsing each time was a tenth of its CPU. Bounded, since
+    /// texts come from stored definitions: past the bound a text is simply parsed again.
+    private static let parsedTexts = Mutex<[String: Template]>([:])
+    private static let parsedTextsBound = 512
+
+    /// The template of `source`, parsed once per process.
+    public static func parsed(_ source: String) throws(SyntaxError) -> Template {
+        if let known = parsedTexts.withLock({ $0[source] }) { return known }
+        let template = try Template(parsing: source)
+        parsedTexts.withLock { if $0.count < parsedTextsBound { $0[source] = template } }
+        return template
+    }
 
     /// Parses a template, rejecting unclosed or empty placeholders and invalid field names.
     public init(parsing source: String) throws(SyntaxError) {

@@ -17,6 +17,25 @@ import Testing
         #expect(throws: Template.MissingFields(fields: ["company", "first_name"])) { try template.render(contact) }
     }
 
+    @Test("a blank field (spaces, tabs, line breaks, no-break or ideographic spaces) counts as missing")
+    func blankFieldsAreMissing() throws {
+        let template = try Template(parsing: "{{first_name|friend}}")
+        for blank in ["", " ", "\t\n ", "\u{00A0}", "\u{3000}\u{2028}"] {
+            #expect(try template.render(ContactFields(email: "x@example.com", firstName: blank)) == "friend", "\(Array(blank.unicodeScalars))")
+        }
+        for value in ["x", " Ann ", "\u{00A0}Zoë", "\u{0001}", "李"] {
+            #expect(try template.render(ContactFields(email: "x@example.com", firstName: value)) == value)
+        }
+    }
+
+    @Test("the cached parse is the parse, and a bad text still fails every time")
+    func cachedParse() throws {
+        let source = "Hi {{ first_name | there }}"
+        #expect(try Template.parsed(source) == Template(parsing: source))
+        #expect(try Template.parsed(source).render(ada) == "Hi Ada")
+        for _ in 0..<2 { #expect(throws: Template.SyntaxError.self) { try Template.parsed("{{oops") } }
+    }
+
     @Test func emptyFallbackIsAllowed() throws {
         #expect(try Template(parsing: "a{{nickname|}}b").render(ada) == "ab")
     }

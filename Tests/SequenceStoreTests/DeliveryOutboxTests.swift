@@ -65,11 +65,58 @@ struct DeliveryOutboxTests {
         for column in ["ids", "closed", "completed", "audited"] {
             #expect(try settledRows.decode(column, as: Int.self) == 2, "\(column)")
         }
-        // The claimed half has open attempts carrying the new tokens.
-        let open = try connection.query(
-            "SELECT count(*) AS n FROM seqd.delivery_attempts WHERE finished_at IS NULL AND fencing_token = ANY($1::bigint[])",
-            [next.map(\.token)])[0]
-        #expect(try open.decode("n", as: Int.self) == 2)
+        // The claimed half is leased with the new tokens; its attempt rows are written when it settles.
+        let leased = try connection.query(
+            """
+            SELECT count(*) FILTER (WHERE d.status = 'sending' AND d.fencing_token = ANY($1::bigint[])) AS leased,
+                   (SELECT count(*) FROM seqd.delivery_attempts a WHERE a.fencing_token = ANY($1::bigint[])) AS attempts
+            FROM seqd.deliveries d
+            """, [next.map(\.token)])[0]
+        #expect(try leased.decode("leased", as: Int.self) == 2)
+        #expect(try leased.decode("attempts", as: Int.self) == 0)
+    }
+
+    @Test("a claim says whether more were waiting than it took, and leaves the one it looked at pending")
+    func moreWaiting() throws {
+        let first = try outbox.claimBatch(connection, limit: 2, leaseSeconds: 30)
+        #expect(first.count == 2)
+        #expect(first.moreWaiting)
+        #expect(try statuses() == ["sending": 2, "pending": 3])
+        let exact = try outbox.claimBatch(connection, limit: 3, leaseSeconds: 30)
+        #expect(exact.count == 3)
+        #expect(!exact.moreWaiting)
+        let (settled, none) = try outbox.settleAndClaim(
+            connection, results: sent(first.deliveries + exact.deliveries), limit: 5, leaseSeconds: 30)
+        #expect(settled.sent == 5)
+        #expect(none.isEmpty && !none.moreWaiting)
+    }
+
+    @Test("a lease that expires gets its attempt written as unknown, by its sender's token and worker, from the claim's time")
+    func rescuedAttempts() throws {
+        let lost = try outbox.claim(connection, limit: 3, leaseSeconds: 30)
+        // One of them was claimed by an earlier build, which opened its attempt row at the claim.
+        _ = try connection.query(
+            "INSERT INTO seqd.delivery_attempts (delivery_id, fencing_token, worker, started_at) VALUES ($1, $2, 'old:send', $3)",
+            [lost[2].id, lost[2].token, lost[2].claimedAt])
+        _ = try connection.query(
+            "UPDATE seqd.deliveries SET lease_expires_at = now() - interval '1 second' WHERE id = ANY($1::bigint[])", [lost.map(\.id)])
+        let rescuer = DeliveryOutbox(worker: "test:rescuer", installationID: "t1", policy: DeliveryPolicy(maxAttempts: 3))
+        #expect(try rescuer.rescueExpiredLeases(connection, jitter: { 0 }) == 3)
+        let rows = try connection.query(
+            """
+            SELECT delivery_id, fencing_token, worker, started_at, finished_at IS NOT NULL AS finished, outcome
+            FROM seqd.delivery_attempts ORDER BY delivery_id
+            """).rows
+        #expect(rows.count == 3)
+        for (row, delivery) in zip(rows, lost) {
+            #expect(try row.decode("delivery_id", as: Int64.self) == delivery.id)
+            #expect(try row.decode("fencing_token", as: Int64.self) == delivery.token)
+            #expect(try row.decode("worker", as: String.self) == (delivery.id == lost[2].id ? "old:send" : "test:send"))
+            #expect(try row.decode("started_at", as: Date.self) == delivery.claimedAt)
+            #expect(try row.decode("finished", as: Bool.self))
+            #expect(try row.decode("outcome", as: String.self) == "unknown")
+        }
+        #expect(try statuses() == ["unknown": 3, "pending": 2])
     }
 
     @Test("settling with nothing left to claim commits the outcomes and claims nothing; limit 0 claims nothing")

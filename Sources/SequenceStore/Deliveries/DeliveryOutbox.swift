@@ -21,6 +21,23 @@ public struct ClaimedDelivery: Sendable {
     public let claimedAt: Date
 }
 
+/// A claim's leased deliveries, and whether more were claimable than it took: the claim reads one
+/// row past its limit, so a sender knows to come back at once (or to wake another) without paying
+/// an empty claim to find out that the queue is drained.
+public struct ClaimedBatch: RandomAccessCollection, Sendable {
+    public let deliveries: [ClaimedDelivery]
+    public let moreWaiting: Bool
+
+    public init(_ deliveries: [ClaimedDelivery] = [], moreWaiting: Bool = false) {
+        self.deliveries = deliveries
+        self.moreWaiting = moreWaiting
+    }
+
+    public var startIndex: Int { deliveries.startIndex }
+    public var endIndex: Int { deliveries.endIndex }
+    public subscript(position: Int) -> ClaimedDelivery { deliveries[position] }
+}
+
 /// How a send ended, as the daemon reports it to the store.
 public struct SendResult: Sendable {
     public let delivery: ClaimedDelivery
@@ -119,13 +136,6 @@ public final class DeliveryOutbox {
             ORDER BY d.next_attempt_at
             """
 
-    /// One attempt row per leased delivery, open until the outcome is settled.
-    static let startAttempts = PreparedStatement(
-        name: "delivery_attempts_start",
-        sql: """
-            INSERT INTO seqd.delivery_attempts (delivery_id, fencing_token, worker)
-            SELECT d, t, $3 FROM unnest($1::bigint[], $2::bigint[]) AS a(d, t)
-            """)
 
     /// Locks the batch's deliveries in id order (two settling workers never deadlock) and reads
     /// their state: the fencing token decides whether an outcome still counts.
@@ -136,17 +146,26 @@ public final class DeliveryOutbox {
             FROM seqd.deliveries d WHERE d.id = ANY($1::bigint[]) ORDER BY d.id FOR UPDATE
             """)
 
-    /// Closes the attempts this batch opened (matched by fencing token), with the outcome.
-    static let finishAttempts = PreparedStatement(
-        name: "delivery_attempts_finish",
+    /// One attempt row per settled send, written whole when its outcome is known: started at the
+    /// claim (the claim transaction's `now()`), finished now. While a send is in flight, the
+    /// delivery itself says so (`sending`, its lease owner, token and expiry); writing the row at
+    /// the claim and again at the settle cost the database a second write per email. A send that
+    /// never settles gets its row from the lease rescue, as `unknown`.
+    static let recordAttempts = PreparedStatement(
+        name: "delivery_attempts_record",
         sql: """
-            UPDATE seqd.delivery_attempts a SET finished_at = now(), outcome = u.outcome, reply = u.reply
-            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) AS u(delivery_id, token, outcome, reply)
-            WHERE a.delivery_id = u.delivery_id AND a.fencing_token = u.token AND a.finished_at IS NULL
+            INSERT INTO seqd.delivery_attempts (delivery_id, fencing_token, worker, started_at, finished_at, outcome, reply)
+            SELECT d, t, $6, s, now(), o, r
+            FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[]) AS u(d, t, s, o, r)
             """)
 
     /// Leases up to `limit` deliveries for `leaseSeconds` and records the start of each attempt.
     public func claim(_ connection: Connection, limit: Int, leaseSeconds: Int) throws -> [ClaimedDelivery] {
+        try claimBatch(connection, limit: limit, leaseSeconds: leaseSeconds).deliveries
+    }
+
+    /// `claim`, saying whether more deliveries were waiting than `limit`.
+    public func claimBatch(_ connection: Connection, limit: Int, leaseSeconds: Int) throws -> ClaimedBatch {
         try connection.transaction { try claimLeasing($0, limit: limit, leaseSeconds: leaseSeconds) }
     }
 
@@ -155,24 +174,26 @@ public final class DeliveryOutbox {
     /// (settled deliveries by id; claimed ones skip what is locked), so nothing new can deadlock.
     public func settleAndClaim(
         _ connection: Connection, results: [SendResult], limit: Int, leaseSeconds: Int
-    ) throws -> (settled: SettleSummary, claimed: [ClaimedDelivery]) {
+    ) throws -> (settled: SettleSummary, claimed: ClaimedBatch) {
         try connection.transaction { connection in
             let settled = try settleRecording(connection, results: results)
-            let claimed = limit > 0 ? try claimLeasing(connection, limit: limit, leaseSeconds: leaseSeconds) : []
+            let claimed = limit > 0 ? try claimLeasing(connection, limit: limit, leaseSeconds: leaseSeconds) : ClaimedBatch()
             return (settled, claimed)
         }
     }
 
     /// The claim's work inside the caller's transaction.
-    private func claimLeasing(_ connection: Connection, limit: Int, leaseSeconds: Int) throws -> [ClaimedDelivery] {
-        let rows = try connection.query(Self.claim, [limit, policy.onUnknown == .retry])
-        guard rows.count > 0 else { return [] }
+    private func claimLeasing(_ connection: Connection, limit: Int, leaseSeconds: Int) throws -> ClaimedBatch {
+        // One row more than the limit: it stays pending (locked only until this commit) and says
+        // whether the queue goes on.
+        let rows = try connection.query(Self.claim, [limit + 1, policy.onUnknown == .retry])
+        guard rows.count > 0 else { return ClaimedBatch() }
         let now = try rows[0].decode("now", as: Date.self)
         var leased = [(id: Int64, state: DeliveryState)]()
         var cancelled = [(id: Int64, state: DeliveryState)]()
         var endEnrollments = [Int64]()
         var claimed = [ClaimedDelivery]()
-        for row in rows.rows {
+        for row in rows.rows.prefix(limit) {
             let id = try row.decode("id", as: Int64.self)
             var machine = DeliveryMachine(policy: policy, state: try DeliveryRecord.state(row))
             let enrollmentStatus = EnrollmentStatus(rawValue: try row.decode("enrollment_status")) ?? .stopped
@@ -199,15 +220,12 @@ public final class DeliveryOutbox {
                     claimedAt: now))
         }
         try DeliveryRecord.write(connection, states: leased + cancelled)
-        if !claimed.isEmpty {
-            try connection.query(Self.startAttempts, [claimed.map(\.id), claimed.map(\.token), worker])
-        }
         if !endEnrollments.isEmpty {
             _ = try EnrollmentEvents.apply(
                 .optOut, to: endEnrollments, using: connection, cache: cache, actor: worker,
                 reason: "the address is suppressed", installationID: installationID)
         }
-        return claimed
+        return ClaimedBatch(claimed, moreWaiting: rows.count > limit)
     }
 
     /// Records how each send ended, in one transaction: the delivery's new state (a stale fencing
@@ -230,7 +248,9 @@ public final class DeliveryOutbox {
         var delivered = [Int64]()
         var failed = [(enrollmentID: Int64, reason: String)]()
         var bounced = [(enrollmentID: Int64, address: String, reason: String)]()
-        var attempts = (ids: [Int64](), tokens: [Int64](), outcomes: [String](), replies: [String?](), messageIDs: [String?]())
+        var attempts = (
+            ids: [Int64](), tokens: [Int64](), startedAt: [Date](), outcomes: [String](), replies: [String?](),
+            messageIDs: [String?]())
         for result in results {
             guard let state = states[result.delivery.id] else { continue }
             var machine = DeliveryMachine(policy: policy, state: state)
@@ -241,6 +261,7 @@ public final class DeliveryOutbox {
             changed.append((result.delivery.id, machine.state))
             attempts.ids.append(result.delivery.id)
             attempts.tokens.append(result.delivery.token)
+            attempts.startedAt.append(result.delivery.claimedAt)
             attempts.outcomes.append(result.attemptOutcome)
             attempts.replies.append(result.reply)
             attempts.messageIDs.append(result.messageID)
@@ -263,7 +284,11 @@ public final class DeliveryOutbox {
             if machine.state.status == .pending { summary.retried += 1 }
         }
         try DeliveryRecord.write(connection, states: changed, messageIDs: attempts.messageIDs)
-        try connection.query(Self.finishAttempts, [attempts.ids, attempts.tokens, attempts.outcomes, attempts.replies])
+        if !attempts.ids.isEmpty {
+            try connection.query(
+                Self.recordAttempts,
+                [attempts.ids, attempts.tokens, attempts.startedAt, attempts.outcomes, attempts.replies, worker])
+        }
         _ = try EnrollmentEvents.apply(
             .delivered(sentAt: now), to: delivered, using: connection, cache: cache, actor: worker,
             installationID: installationID)
@@ -286,7 +311,7 @@ public final class DeliveryOutbox {
         try connection.transaction { connection in
             let rows = try connection.query(
                 """
-                SELECT d.id, d.enrollment_id, \(DeliveryRecord.stateColumns), now() AS now
+                SELECT d.id, d.enrollment_id, \(DeliveryRecord.stateColumns), d.updated_at AS leased_at, now() AS now
                 FROM seqd.deliveries d
                 WHERE d.status = 'sending' AND d.lease_expires_at < now()
                 ORDER BY d.lease_expires_at LIMIT 500
@@ -295,21 +320,36 @@ public final class DeliveryOutbox {
             guard rows.count > 0 else { return 0 }
             let now = try rows[0].decode("now", as: Date.self)
             var changed = [(id: Int64, state: DeliveryState)]()
+            var lost = (tokens: [Int64](), workers: [String](), startedAt: [Date]())
             var failed = [(enrollmentID: Int64, reason: String)]()
             for row in rows.rows {
-                var machine = DeliveryMachine(policy: policy, state: try DeliveryRecord.state(row))
+                let leased = try DeliveryRecord.state(row)
+                var machine = DeliveryMachine(policy: policy, state: leased)
                 guard case .accepted(let actions) = machine.leaseExpired(jitter: jitter(), now: now) else { continue }
                 changed.append((try row.decode("id"), machine.state))
+                // The lost send's attempt, as its sender would have recorded it: its token and
+                // worker, started when the lease was written.
+                lost.tokens.append(leased.fencingToken)
+                lost.workers.append(leased.leaseOwner ?? worker)
+                lost.startedAt.append(try row.decode("leased_at", as: Date.self))
                 for case .enrollmentFailed(let reason) in actions {
                     failed.append((try row.decode("enrollment_id"), reason))
                 }
             }
             try DeliveryRecord.write(connection, states: changed)
+            // Earlier builds opened the attempt row at the claim (a replica of one may still be
+            // running during an upgrade): such a row is closed, not written a second time.
             try connection.query(
                 """
-                UPDATE seqd.delivery_attempts SET finished_at = now(), outcome = 'unknown', reply = 'lease expired while sending'
-                WHERE delivery_id = ANY($1::bigint[]) AND finished_at IS NULL
-                """, [changed.map(\.id)])
+                WITH lost(d, t, w, s) AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[])),
+                closed AS (
+                    UPDATE seqd.delivery_attempts a SET finished_at = now(), outcome = 'unknown', reply = $5
+                    FROM lost WHERE a.delivery_id = lost.d AND a.fencing_token = lost.t AND a.finished_at IS NULL
+                    RETURNING a.delivery_id
+                )
+                INSERT INTO seqd.delivery_attempts (delivery_id, fencing_token, worker, started_at, finished_at, outcome, reply)
+                SELECT d, t, w, s, now(), 'unknown', $5 FROM lost WHERE d NOT IN (SELECT delivery_id FROM closed)
+                """, [changed.map(\.id), lost.tokens, lost.workers, lost.startedAt, "lease expired while sending"])
             for failure in failed {
                 _ = try EnrollmentEvents.apply(
                     .deliveryFailed(reason: failure.reason), to: [failure.enrollmentID], using: connection, cache: cache,

@@ -127,8 +127,11 @@ public final class DeliveryOutbox {
                    \(DeliveryRecord.stateColumns), e.status::text AS enrollment_status,
                    c.email, NULLIF(concat_ws(' ', c.first_name, c.last_name), '') AS name,
                    \(Suppressions.isSuppressed("c.email")) AS suppressed,
-                   (SELECT jsonb_object_agg(p.step_key, p.idempotency_key)::text FROM seqd.deliveries p
-                     WHERE p.enrollment_id = d.enrollment_id AND p.status = 'sent') AS sent_keys,
+                   -- Only a threaded email needs its enrollment's sent keys (one more index probe per row).
+                   CASE WHEN d.message->>'thread_parent_key' IS NOT NULL THEN
+                       (SELECT jsonb_object_agg(p.step_key, p.idempotency_key)::text FROM seqd.deliveries p
+                        WHERE p.enrollment_id = d.enrollment_id AND p.status = 'sent')
+                   END AS sent_keys,
                    nextval('seqd.fencing_tokens') AS token, now() AS now
             FROM claimable JOIN seqd.deliveries d ON d.id = claimable.id
             JOIN seqd.enrollments e ON e.id = d.enrollment_id

@@ -111,7 +111,8 @@ final class Sender: @unchecked Sendable {
         }
         guard !claimed.isEmpty else {
             breaker.cancelProbe()
-            return Round(settled: settled, comeBack: false)
+            // Every row it took was cancelled (suppressed, or its enrollment ended) and more wait.
+            return Round(settled: settled, comeBack: claimed.moreWaiting)
         }
         // More is waiting than this batch took: another sender joins in.
         if claimed.moreWaiting { wake.wakeOne() }
@@ -180,7 +181,7 @@ final class Sender: @unchecked Sendable {
         }
     }
 
-    /// A claimed delivery handed back without a send: its attempt row is closed as `skipped`.
+    /// A claimed delivery handed back without a send: its attempt is recorded as `skipped`.
     private func notSent(_ delivery: ClaimedDelivery, _ why: String) -> SendResult {
         SendResult(
             delivery: delivery, event: .notSent(token: delivery.token), attemptOutcome: "skipped",

@@ -139,7 +139,6 @@ public final class DeliveryOutbox {
             ORDER BY d.next_attempt_at
             """
 
-
     /// Locks the batch's deliveries in id order (two settling workers never deadlock) and reads
     /// their state: the fencing token decides whether an outcome still counts.
     static let lockForSettle = PreparedStatement(
@@ -162,7 +161,7 @@ public final class DeliveryOutbox {
             FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[]) AS u(d, t, s, o, r)
             """)
 
-    /// Leases up to `limit` deliveries for `leaseSeconds` and records the start of each attempt.
+    /// Leases up to `limit` deliveries for `leaseSeconds` (their attempt rows are written when they settle).
     public func claim(_ connection: Connection, limit: Int, leaseSeconds: Int) throws -> [ClaimedDelivery] {
         try claimBatch(connection, limit: limit, leaseSeconds: leaseSeconds).deliveries
     }

@@ -172,14 +172,13 @@ public final class Daemon: @unchecked Sendable {
                     guard summary.claimed > 0 else { return false }
                     counters.advanced.add(summary.claimed, ordering: .relaxed)
                     metrics.advances.increment(by: summary.claimed)
-                    // A full batch may leave more due: another advancer joins in, and this one
-                    // comes back at once. A short one took all there was: the loop sleeps until
-                    // woken rather than commit an empty claim to find that out.
-                    let full = summary.claimed >= settings.batchSize
-                    if full { advanceWake.wakeOne() }
+                    // A full batch may leave more due: another advancer joins in. This one comes
+                    // back at once either way: a step it just ran may have made the next one due
+                    // now (a zero wait), which nothing else would announce before the poll.
+                    if summary.claimed >= settings.batchSize { advanceWake.wakeOne() }
                     if summary.deliveriesCreated > 0 { deliveryWake.wakeOne() }
                     logger.debug("advanced \(summary.claimed): \(summary.deliveriesCreated) deliveries, \(summary.completed) completed, \(summary.failed) failed")
-                    return full
+                    return true
                 })
         }
         for index in 0..<settings.deliveryConcurrency {

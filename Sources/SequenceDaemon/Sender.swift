@@ -149,7 +149,9 @@ final class Sender: @unchecked Sendable {
         let waitsForNextClaim = claimed.moreWaiting && Self.localTransports.contains(transport.name)
         if waitsForNextClaim && !wake.isStopped { return Round(settled: settled, comeBack: true) }
         let now = try flush()
-        return Round(settled: settled.map { $0.adding(now) } ?? now, comeBack: claimed.moreWaiting)
+        // Deliveries given back unsent are due again at once (the breaker still gates a fault).
+        let gaveBack = results.contains { $0.attemptOutcome == "skipped" }
+        return Round(settled: settled.map { $0.adding(now) } ?? now, comeBack: claimed.moreWaiting || gaveBack)
     }
 
     /// Settles the batch still waiting for the next claim, if any (the loop calls it on exit).
@@ -174,7 +176,7 @@ final class Sender: @unchecked Sendable {
             // The claim's part failed on a row; the outcomes go in on their own, and the error is
             // the next claim's to report.
             logger.warning("claiming with a settle: \(WorkerLoop.describe(error)); settling alone", metadata: WorkerLoop.metadata(error))
-            return (try settling(batch) { try outbox.settle($0, results: batch.results) }, ClaimedBatch())
+            return (try settling(batch) { try outbox.settle($0, results: batch.results) }, ClaimedBatch(moreWaiting: true))
         } catch {
             reportUnsettled(batch, error)
             throw error

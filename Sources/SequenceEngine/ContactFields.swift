@@ -24,15 +24,17 @@ public struct ContactFields: Sendable, Equatable {
         self.attributes = attributes
     }
 
-    /// The value of a field by its template/condition name; nil when absent or blank, because an
-    /// empty value must not slip into an email as a hole.
-    /// Empty or only whitespace and line breaks. A visible ASCII byte answers at once: templates
-    /// ask this of every field of every email, and Foundation's trimming bridges through NSString.
+    /// Empty or only whitespace, line breaks and zero-width spaces (what Foundation's
+    /// `trimmingCharacters(in: .whitespacesAndNewlines)` removes on Linux, U+200B included). A
+    /// visible ASCII byte answers at once: templates ask this of every field of every email, and
+    /// Foundation's trimming bridges through NSString.
     static func isBlank(_ text: String) -> Bool {
         if text.utf8.contains(where: { $0 > 0x20 && $0 < 0x7F }) { return false }
-        return text.unicodeScalars.allSatisfy(\.properties.isWhitespace)
+        return text.unicodeScalars.allSatisfy { $0.properties.isWhitespace || $0 == "\u{200B}" }
     }
 
+    /// The value of a field by its template/condition name; nil when absent or blank, because an
+    /// empty value must not slip into an email as a hole.
     public func value(of field: String) -> String? {
         let raw: String?
         switch field {

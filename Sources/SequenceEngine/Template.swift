@@ -31,8 +31,8 @@ public struct Template: Sendable, Equatable {
     let parts: [Part]
 
     /// Parsed templates by their text. The daemon renders every email it queues, from the few
-    /// texts of the steps it runs, and parsing each time was a tenth of its CPU. Bounded, since
-    /// texts come from stored definitions: past the bound a text is simply parsed again.
+    /// texts of the steps it runs, and parsing each time was a tenth of its CPU. Bounded: when
+    /// full it starts over, so texts of retired sequence versions do not stay for good.
     private static let parsedTexts = Mutex<[String: Template]>([:])
     private static let parsedTextsBound = 512
 
@@ -40,7 +40,10 @@ public struct Template: Sendable, Equatable {
     public static func parsed(_ source: String) throws(SyntaxError) -> Template {
         if let known = parsedTexts.withLock({ $0[source] }) { return known }
         let template = try Template(parsing: source)
-        parsedTexts.withLock { if $0.count < parsedTextsBound { $0[source] = template } }
+        parsedTexts.withLock {
+            if $0.count >= parsedTextsBound { $0.removeAll(keepingCapacity: true) }
+            $0[source] = template
+        }
         return template
     }
 

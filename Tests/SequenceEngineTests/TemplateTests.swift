@@ -20,7 +20,7 @@ import Testing
     @Test("a blank field (spaces, tabs, line breaks, no-break or ideographic spaces) counts as missing")
     func blankFieldsAreMissing() throws {
         let template = try Template(parsing: "{{first_name|friend}}")
-        for blank in ["", " ", "\t\n ", "\u{00A0}", "\u{3000}\u{2028}"] {
+        for blank in ["", " ", "\t\n ", "\u{00A0}", "\u{3000}\u{2028}", "\u{200B}"] {
             #expect(try template.render(ContactFields(email: "x@example.com", firstName: blank)) == "friend", "\(Array(blank.unicodeScalars))")
         }
         for value in ["x", " Ann ", "\u{00A0}Zoë", "\u{0001}", "李"] {

@@ -119,6 +119,23 @@ struct DeliveryOutboxTests {
         #expect(try statuses() == ["unknown": 3, "pending": 2])
     }
 
+    @Test("a send confirmed after its lease expired corrects the rescue's unknown attempt instead of adding one")
+    func lateConfirmation() throws {
+        let slow = try outbox.claim(connection, limit: 1, leaseSeconds: 30)
+        _ = try connection.query(
+            "UPDATE seqd.deliveries SET lease_expires_at = now() - interval '1 second' WHERE id = $1", [slow[0].id])
+        let rescuer = DeliveryOutbox(worker: "test:rescuer", installationID: "t1", policy: DeliveryPolicy(maxAttempts: 3))
+        #expect(try rescuer.rescueExpiredLeases(connection, jitter: { 0 }) == 1)
+        #expect(try outbox.settle(connection, results: sent(slow)).sent == 1)
+        let rows = try connection.query(
+            "SELECT outcome, reply, worker FROM seqd.delivery_attempts WHERE delivery_id = $1", [slow[0].id]).rows
+        #expect(rows.count == 1)
+        #expect(try rows.first?.decode("outcome", as: String.self) == "sent")
+        #expect(try rows.first?.decode("reply", as: String?.self) == "settled after its lease had expired")
+        #expect(try rows.first?.decode("worker", as: String.self) == "test:send")
+        #expect(try statuses() == ["sent": 1, "pending": 4])
+    }
+
     @Test("settling with nothing left to claim commits the outcomes and claims nothing; limit 0 claims nothing")
     func drained() throws {
         let all = try outbox.claim(connection, limit: 10, leaseSeconds: 30)

@@ -250,9 +250,11 @@ public final class DeliveryOutbox {
         var delivered = [Int64]()
         var failed = [(enrollmentID: Int64, reason: String)]()
         var bounced = [(enrollmentID: Int64, address: String, reason: String)]()
-        var attempts = (
-            ids: [Int64](), tokens: [Int64](), startedAt: [Date](), outcomes: [String](), replies: [String?](),
-            messageIDs: [String?]())
+        var messageIDs = [String?]()  // parallel to `changed`
+        var attempts = (ids: [Int64](), tokens: [Int64](), startedAt: [Date](), outcomes: [String](), replies: [String?]())
+        // Sends whose lease expired before this settle: the rescue already wrote their attempt as
+        // `unknown`, and a late outcome with the same token corrects that row instead of adding one.
+        var late = (ids: [Int64](), tokens: [Int64](), outcomes: [String](), replies: [String?]())
         for result in results {
             guard let state = states[result.delivery.id] else { continue }
             var machine = DeliveryMachine(policy: policy, state: state)
@@ -261,12 +263,19 @@ public final class DeliveryOutbox {
                 continue
             }
             changed.append((result.delivery.id, machine.state))
-            attempts.ids.append(result.delivery.id)
-            attempts.tokens.append(result.delivery.token)
-            attempts.startedAt.append(result.delivery.claimedAt)
-            attempts.outcomes.append(result.attemptOutcome)
-            attempts.replies.append(result.reply)
-            attempts.messageIDs.append(result.messageID)
+            messageIDs.append(result.messageID)
+            if state.status == .unknown {
+                late.ids.append(result.delivery.id)
+                late.tokens.append(result.delivery.token)
+                late.outcomes.append(result.attemptOutcome)
+                late.replies.append(result.reply ?? "settled after its lease had expired")
+            } else {
+                attempts.ids.append(result.delivery.id)
+                attempts.tokens.append(result.delivery.token)
+                attempts.startedAt.append(result.delivery.claimedAt)
+                attempts.outcomes.append(result.attemptOutcome)
+                attempts.replies.append(result.reply)
+            }
             for action in actions {
                 switch action {
                 case .enrollmentDelivered:
@@ -285,11 +294,19 @@ public final class DeliveryOutbox {
             }
             if machine.state.status == .pending { summary.retried += 1 }
         }
-        try DeliveryRecord.write(connection, states: changed, messageIDs: attempts.messageIDs)
+        try DeliveryRecord.write(connection, states: changed, messageIDs: messageIDs)
         if !attempts.ids.isEmpty {
             try connection.query(
                 Self.recordAttempts,
                 [attempts.ids, attempts.tokens, attempts.startedAt, attempts.outcomes, attempts.replies, worker])
+        }
+        if !late.ids.isEmpty {
+            try connection.query(
+                """
+                UPDATE seqd.delivery_attempts a SET finished_at = now(), outcome = u.o, reply = u.r
+                FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) AS u(d, t, o, r)
+                WHERE a.delivery_id = u.d AND a.fencing_token = u.t AND a.outcome = 'unknown'
+                """, [late.ids, late.tokens, late.outcomes, late.replies])
         }
         _ = try EnrollmentEvents.apply(
             .delivered(sentAt: now), to: delivered, using: connection, cache: cache, actor: worker,

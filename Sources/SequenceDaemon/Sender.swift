@@ -165,7 +165,7 @@ final class Sender: @unchecked Sendable {
     /// Claims the next batch, in the same transaction that settles the previous one when it waits.
     private func claimSettlingPrevious(limit: Int) throws -> (SettleSummary?, ClaimedBatch) {
         guard let batch = unsettled else {
-            return (nil, try connection.runBlocking { try outbox.claimBatch($0, limit: limit, leaseSeconds: leaseTimeout) })
+            return (nil, try connection.runBlocking { try outbox.claim($0, limit: limit, leaseSeconds: leaseTimeout) })
         }
         unsettled = nil
         do {

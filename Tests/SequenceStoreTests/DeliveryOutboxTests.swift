@@ -27,7 +27,7 @@ struct DeliveryOutboxTests {
         #expect(try Advancer(actor: "test", installationID: "t1").advanceBatch(connection, limit: 10).deliveriesCreated == 5)
     }
 
-    func sent(_ claimed: [ClaimedDelivery]) -> [SendResult] {
+    func sent(_ claimed: some Sequence<ClaimedDelivery>) -> [SendResult] {
         claimed.map {
             SendResult(
                 delivery: $0, event: .succeeded(providerID: nil, token: $0.token), attemptOutcome: "sent", reply: nil,
@@ -78,11 +78,11 @@ struct DeliveryOutboxTests {
 
     @Test("a claim says whether more were waiting than it took, and leaves the one it looked at pending")
     func moreWaiting() throws {
-        let first = try outbox.claimBatch(connection, limit: 2, leaseSeconds: 30)
+        let first = try outbox.claim(connection, limit: 2, leaseSeconds: 30)
         #expect(first.count == 2)
         #expect(first.moreWaiting)
         #expect(try statuses() == ["sending": 2, "pending": 3])
-        let exact = try outbox.claimBatch(connection, limit: 3, leaseSeconds: 30)
+        let exact = try outbox.claim(connection, limit: 3, leaseSeconds: 30)
         #expect(exact.count == 3)
         #expect(!exact.moreWaiting)
         let (settled, none) = try outbox.settleAndClaim(
@@ -140,10 +140,10 @@ struct DeliveryOutboxTests {
     func drained() throws {
         let all = try outbox.claim(connection, limit: 10, leaseSeconds: 30)
         #expect(all.count == 5)
-        let (settled, next) = try outbox.settleAndClaim(connection, results: sent(Array(all.prefix(3))), limit: 10, leaseSeconds: 30)
+        let (settled, next) = try outbox.settleAndClaim(connection, results: sent(all.prefix(3)), limit: 10, leaseSeconds: 30)
         #expect(settled.sent == 3)
         #expect(next.isEmpty)
-        let (rest, none) = try outbox.settleAndClaim(connection, results: sent(Array(all.suffix(2))), limit: 0, leaseSeconds: 30)
+        let (rest, none) = try outbox.settleAndClaim(connection, results: sent(all.suffix(2)), limit: 0, leaseSeconds: 30)
         #expect(rest.sent == 2)
         #expect(none.isEmpty)
         #expect(try statuses() == ["sent": 5])

@@ -161,13 +161,9 @@ public final class DeliveryOutbox {
             FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[]) AS u(d, t, s, o, r)
             """)
 
-    /// Leases up to `limit` deliveries for `leaseSeconds` (their attempt rows are written when they settle).
-    public func claim(_ connection: Connection, limit: Int, leaseSeconds: Int) throws -> [ClaimedDelivery] {
-        try claimBatch(connection, limit: limit, leaseSeconds: leaseSeconds).deliveries
-    }
-
-    /// `claim`, saying whether more deliveries were waiting than `limit`.
-    public func claimBatch(_ connection: Connection, limit: Int, leaseSeconds: Int) throws -> ClaimedBatch {
+    /// Leases up to `limit` deliveries for `leaseSeconds` (their attempt rows are written when
+    /// they settle), and says whether more were waiting.
+    public func claim(_ connection: Connection, limit: Int, leaseSeconds: Int) throws -> ClaimedBatch {
         try connection.transaction { try claimLeasing($0, limit: limit, leaseSeconds: leaseSeconds) }
     }
 

@@ -72,6 +72,10 @@ public final class Daemon: @unchecked Sendable {
     private let deliveryWake = WakeSignal()
     private let breaker: CircuitBreaker
     private let metrics = DaemonMetrics()
+    /// Deliveries the advancers leased in their own transactions, for the senders: room for a
+    /// full batch per sender, which a local transport sends in milliseconds and a remote one well
+    /// inside the lease (a batch that would outlast half of it is given back).
+    private let handoff: Handoff
     private var loops: [WorkerLoop] = []
     private var connections: [ConfinedConnection] = []
     private var timer: PollTimer?
@@ -86,6 +90,7 @@ public final class Daemon: @unchecked Sendable {
         self.settings = settings
         self.logger = logger
         self.identity = "daemon:\(ProcessInfo.processInfo.hostName):\(getpid())"
+        self.handoff = Handoff(capacity: settings.deliveryConcurrency * settings.batchSize)
         self.breaker = CircuitBreaker(
             initialBackoff: .seconds(max(1, Int(settings.policy.backoff))), logger: logger, gauge: metrics.circuitOpen)
     }
@@ -108,14 +113,16 @@ public final class Daemon: @unchecked Sendable {
         return Prepared(installation: installation, builder: builder)
     }
 
-    private func makeSender(_ name: String, connection: ConfinedConnection, prepared: Prepared) throws -> Sender {
+    private func makeSender(
+        _ name: String, connection: ConfinedConnection, prepared: Prepared, handoff: Handoff
+    ) throws -> Sender {
         Sender(
             worker: "\(identity):\(name)", connection: connection, transport: try settings.makeTransport(),
             outbox: DeliveryOutbox(
                 worker: "\(identity):\(name)", installationID: prepared.installation.installationID, policy: settings.policy),
             builder: prepared.builder, breaker: breaker, leaseTimeout: settings.leaseTimeout,
             batchSeconds: min(1, min(Double(settings.leaseTimeout), settings.shutdownGrace) / 4), metrics: metrics,
-            logger: logger)
+            handoff: handoff, logger: logger)
     }
 
     /// `seqd run --once`: advances and sends everything that is due now, on this thread, until a
@@ -125,7 +132,8 @@ public final class Daemon: @unchecked Sendable {
         let connection = ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd once"))
         defer { connection.close() }
         let advancer = Advancer(actor: identity, installationID: prepared.installation.installationID)
-        let sender = try makeSender("once", connection: connection, prepared: prepared)
+        // Advancing and sending take turns on one thread here: nothing is leased in advance.
+        let sender = try makeSender("once", connection: connection, prepared: prepared, handoff: Handoff(capacity: 0))
         let rescuer = DeliveryOutbox(worker: "\(identity):rescuer", installationID: prepared.installation.installationID, policy: settings.policy)
         let resumer = Resumer(actor: identity, installationID: prepared.installation.installationID)
         let wake = WakeSignal()
@@ -163,10 +171,29 @@ public final class Daemon: @unchecked Sendable {
             let connection = ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd \(name)"), label: "seqd.\(name)")
             connections.append(connection)
             let advancer = LoopOwned(Advancer(actor: identity, installationID: installation.installationID))
+            let giveBack = LoopOwned(
+                DeliveryOutbox(worker: "\(identity):\(name)", installationID: installation.installationID, policy: settings.policy))
             loops.append(
                 WorkerLoop(name: name, wake: advanceWake, idleTimeout: idleTimeout, logger: logger) { [self] in
-                    let summary = try metrics.time(metrics.advanceDuration) {
-                        try connection.runBlocking { try advancer.value.advanceBatch($0, limit: settings.batchSize) }
+                    // Emails this batch writes are leased to this process's senders in the same
+                    // transaction, as many as they have room for; not while the circuit is open.
+                    let room = breaker.mode == .closed ? handoff.reserve(upTo: settings.batchSize) : 0
+                    let lease = room > 0 ? DirectLease(owner: "\(identity):senders", seconds: settings.leaseTimeout, limit: room) : nil
+                    let summary: AdvanceSummary
+                    do {
+                        summary = try metrics.time(metrics.advanceDuration) {
+                            try connection.runBlocking { try advancer.value.advanceBatch($0, limit: settings.batchSize, lease: lease) }
+                        }
+                    } catch {
+                        handoff.release(room)
+                        throw error
+                    }
+                    let refused = handoff.deliver(
+                        summary.leased, reserved: room, othersPending: summary.deliveriesCreated > summary.leased.count)
+                    if !refused.isEmpty {
+                        // The senders stopped while this batch committed: the rows go back to pending.
+                        let results = refused.map { SendResult.givenBack($0, because: "the daemon stopped before sending it") }
+                        _ = try connection.runBlocking { try giveBack.value.settle($0, results: results) }
                     }
                     metrics.claimBatchSize.record(summary.claimed)
                     guard summary.claimed > 0 else { return false }
@@ -185,7 +212,7 @@ public final class Daemon: @unchecked Sendable {
             let name = "send-\(index)"
             let connection = ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd \(name)"), label: "seqd.\(name)")
             connections.append(connection)
-            let sender = try makeSender(name, connection: connection, prepared: prepared)
+            let sender = try makeSender(name, connection: connection, prepared: prepared, handoff: handoff)
             let count: @Sendable (SettleSummary) -> Void = { [self] summary in
                 counters.sent.add(summary.sent, ordering: .relaxed)
                 counters.failedDeliveries.add(summary.failed + summary.bounced, ordering: .relaxed)
@@ -199,8 +226,9 @@ public final class Daemon: @unchecked Sendable {
                         round.settled.map(count)
                         return round.comeBack
                     },
-                    // A full batch's outcomes wait for the next claim; on the way out they go in alone.
-                    onExit: { try sender.flush().map(count) }))
+                    // A full batch's outcomes wait for the next claim; on the way out they go in
+                    // alone, and what advancers queued for the senders is given back.
+                    onExit: { try sender.finish().map(count) }))
         }
         let maintenanceConnection = ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd maintenance"), label: "seqd.maintenance")
         connections.append(maintenanceConnection)

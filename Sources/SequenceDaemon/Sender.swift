@@ -28,6 +28,8 @@ final class Sender: @unchecked Sendable {
     private let batchSeconds: Double
     private let metrics: DaemonMetrics
     private let logger: Logger
+    /// Deliveries this process's advancers leased for its senders.
+    private let handoff: Handoff
     /// Seconds one send took, smoothed over recent batches; nil until the first batch is sent.
     private var secondsPerSend: Double?
     /// A full batch's outcomes, sent and waiting to be settled with the next claim.
@@ -41,8 +43,9 @@ final class Sender: @unchecked Sendable {
     init(
         worker: String, connection: ConfinedConnection, transport: any MailTransport, outbox: DeliveryOutbox,
         builder: MessageBuilder, breaker: CircuitBreaker, leaseTimeout: Int, batchSeconds: Double, metrics: DaemonMetrics,
-        logger: Logger
+        handoff: Handoff, logger: Logger
     ) {
+        self.handoff = handoff
         self.batchSeconds = batchSeconds
         self.metrics = metrics
         self.worker = worker
@@ -88,11 +91,13 @@ final class Sender: @unchecked Sendable {
         var comeBack: Bool
     }
 
-    /// Sends one batch of at most `limit`. With a local transport, when more deliveries are waiting
-    /// the batch's outcomes are settled by the transaction that claims the next one, so a busy
-    /// sender commits once per batch; the last batch of a backlog is settled at once, so nobody
-    /// waits for its confirmation, and the sender then sleeps until woken (a queued batch, a
-    /// NOTIFY, the poll) rather than committing an empty claim to learn that nothing is left.
+    /// Sends one batch of at most `limit`: the deliveries this process's advancers leased for its
+    /// senders (`Handoff`) when there are any, else a claim from the database. With a local
+    /// transport, when more deliveries are waiting the batch's outcomes are settled by the
+    /// transaction that claims the next one, so a busy sender commits once per batch; the last
+    /// batch of a backlog is settled at once, so nobody waits for its confirmation, and the sender
+    /// then sleeps until woken (a queued batch, a NOTIFY, the poll) rather than committing an empty
+    /// claim to learn that nothing is left.
     func sendBatch(limit: Int, wake: WakeSignal) throws -> Round {
         let permit = breaker.permit(wanted: batchSize(limit: limit))
         guard permit.count > 0 else {
@@ -100,33 +105,77 @@ final class Sender: @unchecked Sendable {
             if settled == nil { wake.sleep(permit.waitSeconds) }
             return Round(settled: settled, comeBack: settled != nil)
         }
+        // The database is claimed from at least once a second even while advancers keep the queue
+        // fed: retries and threaded emails are due there, and they must not wait for a lull.
+        if !handoff.claimDue(every: .seconds(1)) {
+            let handed = handoff.take(upTo: permit.count)
+            if !handed.isEmpty { return try sendHanded(handed, wake: wake) }
+        }
+        return try sendClaimed(permit.count, wake: wake)
+    }
+
+    /// Sends deliveries an advancer leased in its own transaction, and settles them at once (with
+    /// a batch that was waiting for a claim, if any): there is no claim to settle them with.
+    private func sendHanded(_ handed: [Handoff.Item], wake: WakeSignal) throws -> Round {
+        if !handoff.isEmpty { wake.wakeOne() }
+        // The oldest's lease began when its advance committed, just before it was queued.
+        let leaseStart = handed[0].queuedAt
+        let results = sendAll(handed.map(\.delivery), leaseStartedAt: leaseStart)
+        let waiting = unsettled
+        unsettled = Unsettled(results: (waiting?.results ?? []) + results, claimedAt: waiting?.claimedAt ?? leaseStart)
+        let settled = try flush()
+        let gaveBack = results.contains { $0.attemptOutcome == "skipped" }
+        return Round(settled: settled, comeBack: !handoff.isEmpty || gaveBack)
+    }
+
+    /// Claims a batch from the database (settling the one waiting, if any, in the same transaction)
+    /// and sends it.
+    private func sendClaimed(_ limit: Int, wake: WakeSignal) throws -> Round {
         let claimStarted = ContinuousClock.now
         let settled: SettleSummary?
         let claimed: ClaimedBatch
         do {
-            (settled, claimed) = try claimSettlingPrevious(limit: permit.count)
+            (settled, claimed) = try claimSettlingPrevious(limit: limit)
         } catch {
             breaker.cancelProbe()
             throw error
         }
         guard !claimed.isEmpty else {
             breaker.cancelProbe()
-            // Every row it took was cancelled (suppressed, or its enrollment ended) and more wait.
-            return Round(settled: settled, comeBack: claimed.moreWaiting)
+            // Every row it took was cancelled (suppressed, or its enrollment ended) and more wait;
+            // or advancers queued deliveries meanwhile.
+            return Round(settled: settled, comeBack: claimed.moreWaiting || !handoff.isEmpty)
         }
         // More is waiting than this batch took: another sender joins in.
         if claimed.moreWaiting { wake.wakeOne() }
-        // Sends run one after another, so the last of a batch waits for all before it. Past half
-        // the lease, the rest are given back unsent rather than started late: a send still running
-        // when the lease ends would be taken for lost, and sent again by another sender.
-        // After a transport fault (refused, TLS, AUTH, no greeting) the rest are given back too:
-        // they would meet the same fault, and the circuit breaker decides when to try again.
-        let giveBackAfter = claimStarted + .seconds(leaseTimeout) / 2
+        let results = sendAll(claimed, leaseStartedAt: claimStarted)
+        unsettled = Unsettled(results: results, claimedAt: claimStarted)
+        // Only local sends are fast enough to wait for the next batch: a remote one could stall
+        // it for half a lease, and a crash meanwhile would turn a whole sent batch into unknowns.
+        let waitsForNextClaim = claimed.moreWaiting && Self.localTransports.contains(transport.name)
+        if waitsForNextClaim && !wake.isStopped { return Round(settled: settled, comeBack: true) }
+        let now = try flush()
+        // Deliveries given back unsent are due again at once (the breaker still gates a fault).
+        let gaveBack = results.contains { $0.attemptOutcome == "skipped" }
+        return Round(
+            settled: settled.map { $0.adding(now) } ?? now, comeBack: claimed.moreWaiting || gaveBack || !handoff.isEmpty)
+    }
+
+    /// Hands a batch to the transport, one after another, and weighs it for the pace and the
+    /// circuit breaker.
+    ///
+    /// Sends run one after another, so the last of a batch waits for all before it. Past half
+    /// the lease, the rest are given back unsent rather than started late: a send still running
+    /// when the lease ends would be taken for lost, and sent again by another sender.
+    /// After a transport fault (refused, TLS, AUTH, no greeting) the rest are given back too:
+    /// they would meet the same fault, and the circuit breaker decides when to try again.
+    private func sendAll(_ batch: some Collection<ClaimedDelivery>, leaseStartedAt leaseStart: ContinuousClock.Instant) -> [SendResult] {
+        let giveBackAfter = leaseStart + .seconds(leaseTimeout) / 2
         var transportFailed = false
         let started = DispatchTime.now().uptimeNanoseconds
-        let results = claimed.map { delivery in
-            guard ContinuousClock.now < giveBackAfter else { return notSent(delivery, "the batch had used half its lease") }
-            guard !transportFailed else { return notSent(delivery, "the transport failed earlier in the batch") }
+        let results = batch.map { delivery in
+            guard ContinuousClock.now < giveBackAfter else { return SendResult.givenBack(delivery, because: "the batch had used half its lease") }
+            guard !transportFailed else { return SendResult.givenBack(delivery, because: "the transport failed earlier in the batch") }
             let result = metrics.time(metrics.deliveryDuration) { send(delivery) }
             if result.attemptOutcome == "transport_fault" { transportFailed = true }
             metrics.attempts.increment()
@@ -143,15 +192,18 @@ final class Sender: @unchecked Sendable {
         breaker.record(
             sent: results.count { $0.attemptOutcome == "sent" },
             faults: results.compactMap { $0.attemptOutcome == "transport_fault" ? $0.reply ?? "transport fault" : nil })
-        unsettled = Unsettled(results: results, claimedAt: claimStarted)
-        // Only local sends are fast enough to wait for the next batch: a remote one could stall
-        // it for half a lease, and a crash meanwhile would turn a whole sent batch into unknowns.
-        let waitsForNextClaim = claimed.moreWaiting && Self.localTransports.contains(transport.name)
-        if waitsForNextClaim && !wake.isStopped { return Round(settled: settled, comeBack: true) }
-        let now = try flush()
-        // Deliveries given back unsent are due again at once (the breaker still gates a fault).
-        let gaveBack = results.contains { $0.attemptOutcome == "skipped" }
-        return Round(settled: settled.map { $0.adding(now) } ?? now, comeBack: claimed.moreWaiting || gaveBack)
+        return results
+    }
+
+    /// On the way out: settles the batch still waiting, and gives back what advancers queued for
+    /// senders that have stopped (due again at once, for the next daemon to send).
+    func finish() throws -> SettleSummary? {
+        let settled = try flush()
+        let left = handoff.close()
+        guard !left.isEmpty else { return settled }
+        let givenBack = left.map { SendResult.givenBack($0, because: "the daemon stopped before sending it") }
+        let returned = try settling(Unsettled(results: givenBack, claimedAt: .now)) { try outbox.settle($0, results: givenBack) }
+        return settled.map { $0.adding(returned) } ?? returned
     }
 
     /// Settles the batch still waiting for the next claim, if any (the loop calls it on exit).
@@ -181,13 +233,6 @@ final class Sender: @unchecked Sendable {
             reportUnsettled(batch, error)
             throw error
         }
-    }
-
-    /// A claimed delivery handed back without a send: its attempt is recorded as `skipped`.
-    private func notSent(_ delivery: ClaimedDelivery, _ why: String) -> SendResult {
-        SendResult(
-            delivery: delivery, event: .notSent(token: delivery.token), attemptOutcome: "skipped",
-            reply: "not sent: \(why)", messageID: nil)
     }
 
     /// Hands one delivery to the transport and translates the outcome into the delivery machine's event.

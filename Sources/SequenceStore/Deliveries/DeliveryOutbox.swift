@@ -55,6 +55,14 @@ public struct SendResult: Sendable {
         self.reply = reply
         self.messageID = messageID
     }
+
+    /// A claimed delivery handed back without a send: due again at once, its attempt recorded as
+    /// `skipped` with the reason.
+    public static func givenBack(_ delivery: ClaimedDelivery, because why: String) -> SendResult {
+        SendResult(
+            delivery: delivery, event: .notSent(token: delivery.token), attemptOutcome: "skipped",
+            reply: "not sent: \(why)", messageID: nil)
+    }
 }
 
 /// What settling a batch of sends asks of the daemon.
@@ -91,14 +99,6 @@ public final class DeliveryOutbox {
         self.installationID = installationID
         self.policy = policy
     }
-
-    static let insert = PreparedStatement(
-        name: "deliveries_insert",
-        sql: """
-            INSERT INTO seqd.deliveries (enrollment_id, contact_id, step_key, kind, idempotency_key, message)
-            SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
-            ON CONFLICT (enrollment_id, step_key) DO NOTHING
-            """)
 
     /// Claims deliveries that are due, skipping those of paused enrollments or sequences (they wait
     /// in place), and nothing at all while the global send switch is off (`seqd sending pause`). The suppression list and the enrollment's status are read in the same statement,

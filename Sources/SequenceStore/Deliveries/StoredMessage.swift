@@ -31,6 +31,24 @@ public struct StoredMessage: Codable, Sendable, Equatable {
     }
 }
 
+/// Deliveries an advance transaction leases to its own process's senders as it writes them, so
+/// the commonest email costs the database two writes (the advance, the settle) instead of three
+/// (the advance, the sender's claim and lease, the settle). Its rows are `sending` from the start,
+/// with owner, fencing token and expiry, exactly as a claim would have left them.
+public struct DirectLease: Sendable {
+    /// `lease_owner` of the leased rows.
+    public let owner: String
+    public let seconds: Int
+    /// How many of the batch's deliveries the senders have room for.
+    public let limit: Int
+
+    public init(owner: String, seconds: Int, limit: Int) {
+        self.owner = owner
+        self.seconds = seconds
+        self.limit = limit
+    }
+}
+
 /// Delivery rows an advance transaction writes: one per email or webhook step reached.
 struct OutboxRows {
     private(set) var enrollmentIDs = [Int64]()
@@ -39,6 +57,11 @@ struct OutboxRows {
     private(set) var kinds = [String]()
     private(set) var idempotencyKeys = [String]()
     private(set) var messages = [String]()
+    /// What a leased row's sender needs without reading it back: the message and its recipient.
+    private var stored = [StoredMessage]()
+    private var recipients = [ContactFields]()
+    /// Rows written already leased (`DirectLease`).
+    private var leased = [Bool]()
 
     /// `<installation>-e<enrollment>-<step key>`: stable across retries (so is the Message-ID derived
     /// from it) and distinct across installations that share a sender domain.
@@ -64,6 +87,9 @@ struct OutboxRows {
         idempotencyKeys.append(
             Self.deliveryKey(installationID: installationID, enrollmentID: record.id, stepKey: request.stepKey))
         messages.append(String(decoding: (try? JSONEncoder().encode(message)) ?? Data("{}".utf8), as: UTF8.self))
+        stored.append(message)
+        recipients.append(record.contact)
+        leased.append(false)
     }
 
     /// Adds `other`'s rows after these.
@@ -74,14 +100,61 @@ struct OutboxRows {
         kinds += other.kinds
         idempotencyKeys += other.idempotencyKeys
         messages += other.messages
+        stored += other.stored
+        recipients += other.recipients
+        leased += other.leased
     }
 
+    /// Marks up to `limit` rows to be written leased: emails only, and not threaded ones (a
+    /// threaded email needs its enrollment's sent keys, which the sender's claim reads).
+    mutating func lease(upTo limit: Int) {
+        var left = limit
+        for index in kinds.indices where left > 0 && kinds[index] == "email" && stored[index].threadParentKey == nil {
+            leased[index] = true
+            left -= 1
+        }
+    }
+
+    static let insertStatement = PreparedStatement(
+        name: "deliveries_insert",
+        sql: """
+            INSERT INTO seqd.deliveries (enrollment_id, contact_id, step_key, kind, idempotency_key, message,
+                                         status, fencing_token, lease_owner, lease_expires_at)
+            SELECT e, c, s, k, i, m,
+                   CASE WHEN l THEN 'sending' ELSE 'pending' END::seqd.delivery_status,
+                   CASE WHEN l THEN nextval('seqd.fencing_tokens') END,
+                   CASE WHEN l THEN $8::text END,
+                   CASE WHEN l THEN now() + make_interval(secs => $9::int) END
+            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::bool[])
+                AS u(e, c, s, k, i, m, l)
+            ON CONFLICT (enrollment_id, step_key) DO NOTHING
+            RETURNING id, idempotency_key, fencing_token
+            """)
+
     /// Inserts the rows; a row that exists already (same enrollment and step) is left as it is
-    /// (invariant 1). Returns how many were new.
-    func insert(_ connection: Postgres.Connection) throws -> Int {
-        guard !enrollmentIDs.isEmpty else { return 0 }
-        return try connection.query(
-            DeliveryOutbox.insert, [enrollmentIDs, contactIDs, stepKeys, kinds, idempotencyKeys, messages]
-        ).affectedRows
+    /// (invariant 1). Returns how many were new, and the leased ones as their sender takes them.
+    func insert(_ connection: Postgres.Connection, lease: DirectLease? = nil, now: Date = Date()) throws -> (
+        created: Int, leased: [ClaimedDelivery]
+    ) {
+        guard !enrollmentIDs.isEmpty else { return (0, []) }
+        let rows = try connection.query(
+            Self.insertStatement,
+            [enrollmentIDs, contactIDs, stepKeys, kinds, idempotencyKeys, messages, leased, lease?.owner ?? "",
+             lease?.seconds ?? 0])
+        guard lease != nil, leased.contains(true) else { return (rows.count, []) }
+        let index = Dictionary(uniqueKeysWithValues: idempotencyKeys.enumerated().map { ($1, $0) })
+        var claimed = [ClaimedDelivery]()
+        for row in rows.rows {
+            guard let token = try row.decode("fencing_token", as: Int64?.self),
+                let i = index[try row.decode("idempotency_key", as: String.self)]
+            else { continue }
+            let names = [recipients[i].firstName, recipients[i].lastName].compactMap { $0 }.joined(separator: " ")
+            claimed.append(
+                ClaimedDelivery(
+                    id: try row.decode("id"), enrollmentID: enrollmentIDs[i], stepKey: stepKeys[i], kind: kinds[i],
+                    deliveryKey: idempotencyKeys[i], token: token, message: stored[i], toAddress: recipients[i].email,
+                    toName: names.isEmpty ? nil : names, sentKeysByStep: [:], claimedAt: now))
+        }
+        return (rows.count, claimed)
     }
 }

@@ -10,8 +10,8 @@ import SequenceEngine
 /// so the count never runs ahead of the deliveries actually queued.
 ///
 /// The counter row stays locked from the reservation to the batch's commit, so the Advancer
-/// reserves after planning, right before its writes; and a row already at its limit is only read,
-/// never locked, so a full day costs other batches nothing.
+/// reserves after its writes while the day has room (see `Advancer.advance`); and a row already
+/// at its limit is only read, never locked, so a full day costs other batches nothing.
 enum SenderLimits {
     /// One sender's slots for one day, under one sequence's limit (sequences that share a sender
     /// share the counter, each capped by its own limit).
@@ -39,12 +39,13 @@ enum SenderLimits {
             SET last_grant = LEAST($3::int, GREATEST($4::int - c.reserved, 0)),
                 reserved = c.reserved + LEAST($3::int, GREATEST($4::int - c.reserved, 0)),
                 updated_at = now()
-            RETURNING last_grant
+            RETURNING last_grant, $4::int - c.reserved AS room_left
             """)
 
-    /// Reserves up to `count` slots; returns how many were granted.
-    static func reserve(_ connection: Connection, _ demand: Demand, count: Int) throws -> Int {
+    /// Reserves up to `count` slots; returns how many were granted, and how many are left after.
+    static func reserve(_ connection: Connection, _ demand: Demand, count: Int) throws -> (granted: Int, left: Int) {
         let rows = try connection.query(reserve, [demand.sender, demand.day.description, count, demand.limit])
-        return rows.count == 0 ? 0 : try rows[0].decode("last_grant", as: Int.self)
+        guard rows.count > 0 else { return (0, 0) }
+        return (try rows[0].decode("last_grant", as: Int.self), try rows[0].decode("room_left", as: Int.self))
     }
 }

@@ -57,6 +57,73 @@ struct AdvancerTests {
         #expect(try message.decode("idempotency_key", as: String.self).hasSuffix("-hello"))
     }
 
+    @Test("with a direct lease, a batch writes up to its room of emails leased to the caller's senders; they settle like claimed ones")
+    func directLease() throws {
+        let summary = try advancer.advanceBatch(
+            connection, limit: 10, lease: DirectLease(owner: "test:senders", seconds: 30, limit: 2))
+        #expect(summary.deliveriesCreated == 3)
+        #expect(summary.leased.count == 2)
+        let rows = try connection.query(
+            """
+            SELECT d.id, d.status::text AS status, d.lease_owner, d.fencing_token,
+                   extract(epoch FROM d.lease_expires_at - d.updated_at)::int AS lease_seconds
+            FROM seqd.deliveries d ORDER BY d.id
+            """).rows
+        let leased = Dictionary(uniqueKeysWithValues: summary.leased.map { ($0.id, $0) })
+        for row in rows {
+            let id = try row.decode("id", as: Int64.self)
+            if let delivery = leased[id] {
+                // Exactly what a sender's claim leaves: sending, its owner, token and expiry.
+                #expect(try row.decode("status", as: String.self) == "sending")
+                #expect(try row.decode("lease_owner", as: String?.self) == "test:senders")
+                #expect(try row.decode("fencing_token", as: Int64?.self) == delivery.token)
+                #expect(try row.decode("lease_seconds", as: Int?.self) == 30)
+            } else {
+                #expect(try row.decode("status", as: String.self) == "pending")
+                #expect(try row.decode("lease_owner", as: String?.self) == nil)
+            }
+        }
+        // The leased deliveries carry what sending needs, read from the advance, not the row.
+        let first = try #require(summary.leased.first)
+        #expect(first.toAddress.hasSuffix("@example.com"))
+        #expect(first.message.subject == "Hi \(first.toName ?? "?")")
+        #expect(first.kind == "email")
+        #expect(first.deliveryKey.hasSuffix("-hello"))
+
+        // A sender's claim sees only the one left pending; the leased ones settle as claimed ones do.
+        let outbox = DeliveryOutbox(worker: "test:send", installationID: "t1", policy: DeliveryPolicy(maxAttempts: 3))
+        #expect(try outbox.claim(connection, limit: 10, leaseSeconds: 30).count == 1)
+        let results = summary.leased.map {
+            SendResult(
+                delivery: $0, event: .succeeded(providerID: nil, token: $0.token), attemptOutcome: "sent", reply: nil,
+                messageID: "<\($0.deliveryKey)@test>")
+        }
+        #expect(try outbox.settle(connection, results: results).sent == 2)
+        let attempts = try connection.query(
+            "SELECT count(*) AS n FROM seqd.delivery_attempts WHERE outcome = 'sent' AND started_at = $1", [first.claimedAt])[0]
+        #expect(try attempts.decode("n", as: Int.self) == 2)
+    }
+
+    @Test("nothing is leased while sending is paused, and a lease that expires unsent is rescued as unknown")
+    func directLeasePausedAndLost() throws {
+        _ = try SendSwitch.set(paused: true, connection)
+        let lease = DirectLease(owner: "test:senders", seconds: 30, limit: 10)
+        let held = try advancer.advanceBatch(connection, limit: 1, lease: lease)
+        #expect(held.deliveriesCreated == 1 && held.leased.isEmpty)
+        _ = try SendSwitch.set(paused: false, connection)
+        let lost = try advancer.advanceBatch(connection, limit: 10, lease: lease).leased
+        #expect(lost.count == 2)
+        // The process that held them died before sending: their leases run out like a claim's.
+        _ = try connection.query(
+            "UPDATE seqd.deliveries SET lease_expires_at = now() - interval '1 second' WHERE status = 'sending'")
+        let rescuer = DeliveryOutbox(worker: "test:rescuer", installationID: "t1", policy: DeliveryPolicy(maxAttempts: 3))
+        #expect(try rescuer.rescueExpiredLeases(connection, jitter: { 0 }) == 2)
+        let attempts = try connection.query(
+            "SELECT worker, fencing_token FROM seqd.delivery_attempts WHERE outcome = 'unknown' ORDER BY fencing_token").rows
+        #expect(try attempts.map { try $0.decode("worker", as: String.self) } == ["test:senders", "test:senders"])
+        #expect(try attempts.map { try $0.decode("fencing_token", as: Int64.self) } == lost.map(\.token).sorted())
+    }
+
     @Test("the batch size caps the claim")
     func batchLimit() throws {
         #expect(try advancer.advanceBatch(connection, limit: 2).claimed == 2)

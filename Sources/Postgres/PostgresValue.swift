@@ -109,15 +109,27 @@ extension Array: PostgresEncodable where Element: PostgresEncodable {
                 continue
             }
             literal.append(UInt8(ascii: "\""))
-            for byte in text.utf8 {
-                // Both are ASCII, so they never occur inside a multi-byte UTF-8 sequence.
-                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { literal.append(UInt8(ascii: "\\")) }
-                literal.append(byte)
-            }
+            Self.appendEscaped(text, to: &literal)
             literal.append(UInt8(ascii: "\""))
         }
         literal.append(UInt8(ascii: "}"))
         return String(decoding: literal, as: UTF8.self)
+    }
+
+    /// Appends `text` with `"` and `\` escaped (both ASCII, so they never occur inside a
+    /// multi-byte UTF-8 sequence). Runs without either are copied whole: rendered messages are
+    /// most of a batch's bytes, and a byte-by-byte append was the largest part of binding them.
+    private static func appendEscaped(_ text: String, to literal: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { bytes in
+            var start = 0
+            for index in bytes.indices where bytes[index] == UInt8(ascii: "\"") || bytes[index] == UInt8(ascii: "\\") {
+                literal.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
+                literal.append(UInt8(ascii: "\\"))
+                start = index
+            }
+            literal.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...]))
+        }
     }
 }
 

@@ -25,18 +25,18 @@ struct PostgresLayerTests {
                    $6::timestamptz AS at, $7::bytea AS bytes, $8::boolean AS flag
             """,
             [
-                String?.none, unicode, large, ["a,b", "quote\"d", "back\\slash", "{brace}", "NULL", unicode],
+                String?.none, unicode, large, ["a,b", "quote\"d", "back\\slash", "{brace}", "NULL", unicode, "\"\\\"\\"],
                 [Int64(1), Int64(-2), Int64.max], now, Data([0, 1, 254, 255]), true,
             ])[0]
         #expect(try row.decode("null_text", as: String?.self) == nil)
         #expect(try row.decode("unicode", as: String.self) == unicode)
         #expect(try row.decode("large_length", as: Int.self) == large.count)
         #expect(try row.decode("large", as: String.self) == large)
-        #expect(try row.decode("text_count", as: Int.self) == 6)
+        #expect(try row.decode("text_count", as: Int.self) == 7)
         let elements = try connection.query(
-            "SELECT unnest($1::text[]) AS element", [["a,b", "quote\"d", "back\\slash", "{brace}", "NULL", unicode]]
+            "SELECT unnest($1::text[]) AS element", [["a,b", "quote\"d", "back\\slash", "{brace}", "NULL", unicode, "\"\\\"\\"]]
         ).rows.map { try $0.decode("element", as: String.self) }
-        #expect(elements == ["a,b", "quote\"d", "back\\slash", "{brace}", "NULL", unicode])
+        #expect(elements == ["a,b", "quote\"d", "back\\slash", "{brace}", "NULL", unicode, "\"\\\"\\"])
         #expect(try row.text("numbers") == "{1,-2,9223372036854775807}")
         let at = try row.decode("at", as: Date.self)
         #expect(abs(at.timeIntervalSince(now)) < 0.000_01)

@@ -34,7 +34,7 @@ MODES = {
         adversarial_seconds=0),
     "full": dict(
         sizes=[10_000, 1_000_000], runs=3, ceiling_seconds=8, ceiling_pool=5000, clients=[1, 2, 4],
-        batches=[1, 100], due_waits=10_000, due=20_000, replicas=[1, 2, 4], lag_rate=200, lag_seconds=10,
+        batches=[1, 100], due_waits=50_000, due=20_000, replicas=[1, 2, 4], lag_rate=200, lag_seconds=10,
         first_step=30, peer_jobs=20_000, peer_batches=[10, 100], smtp_due=10_000, smtp_senders=[1, 4],
         sink_messages=20_000, deadline=600, adversarial_seconds=60),
 }

@@ -23,7 +23,7 @@ public struct Migration: Sendable {
 
 /// The ordered list of every migration this binary knows.
 public enum Migrations {
-    public static let all: [Migration] = [schema, views, privacy, senderLimits]
+    public static let all: [Migration] = [schema, views, privacy, senderLimits, suppressionCheck]
 
     /// The newest schema version this binary knows.
     public static var latestVersion: Int { all.last!.version }

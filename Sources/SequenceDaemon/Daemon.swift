@@ -76,6 +76,8 @@ public final class Daemon: @unchecked Sendable {
     /// full batch per sender, which a local transport sends in milliseconds and a remote one well
     /// inside the lease (a batch that would outlast half of it is given back).
     private let handoff: Handoff
+    /// Set by `start`, for the deliveries `stop` gives back.
+    private var installationID: String?
     private var loops: [WorkerLoop] = []
     private var connections: [ConfinedConnection] = []
     private var timer: PollTimer?
@@ -166,6 +168,7 @@ public final class Daemon: @unchecked Sendable {
     public func start() throws {
         let prepared = try prepare()
         let installation = prepared.installation
+        installationID = installation.installationID
         for index in 0..<settings.workerConcurrency {
             let name = "advance-\(index)"
             let connection = ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd \(name)"), label: "seqd.\(name)")
@@ -226,9 +229,8 @@ public final class Daemon: @unchecked Sendable {
                         round.settled.map(count)
                         return round.comeBack
                     },
-                    // A full batch's outcomes wait for the next claim; on the way out they go in
-                    // alone, and what advancers queued for the senders is given back.
-                    onExit: { try sender.finish().map(count) }))
+                    // A full batch's outcomes wait for the next claim; on the way out they go in alone.
+                    onExit: { try sender.flush().map(count) }))
         }
         let maintenanceConnection = ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd maintenance"), label: "seqd.maintenance")
         connections.append(maintenanceConnection)
@@ -294,7 +296,27 @@ public final class Daemon: @unchecked Sendable {
             unfinished = unfinished.filter { !$0.join(until: .now() + 2) }
         }
         connections.forEach { $0.close() }
+        giveBackQueued()
         logger.info("stopped\(unfinished.isEmpty ? "" : " (\(unfinished.count) loops abandoned; their leases will expire)")")
+    }
+
+    /// Deliveries leased to this process's senders and still queued when they stopped (a sender
+    /// stuck on a stalled server included) go back to `pending` now, for another daemon to send,
+    /// instead of waiting out their leases as `unknown`. An advancer that commits after this
+    /// gives its own back (`Handoff.deliver` refuses them).
+    private func giveBackQueued() {
+        let left = handoff.close()
+        guard !left.isEmpty else { return }
+        do {
+            // Closed when it goes out of scope.
+            let connection = try Connection(settings.databaseURL, options: sessionOptions("seqd stop"))
+            let outbox = DeliveryOutbox(worker: "\(identity):stop", installationID: installationID ?? "", policy: settings.policy)
+            _ = try outbox.settle(connection, results: left.map { SendResult.givenBack($0, because: "the daemon stopped before sending it") })
+            logger.info("gave back \(left.count) queued deliveries unsent")
+        } catch {
+            logger.warning(
+                "\(left.count) queued deliveries could not be given back (\(WorkerLoop.describe(error))); their leases expire within \(settings.leaseTimeout)s")
+        }
     }
 
     /// True while every loop has finished a round within `seconds`: what `/healthz` and the systemd

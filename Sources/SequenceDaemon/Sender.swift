@@ -195,17 +195,6 @@ final class Sender: @unchecked Sendable {
         return results
     }
 
-    /// On the way out: settles the batch still waiting, and gives back what advancers queued for
-    /// senders that have stopped (due again at once, for the next daemon to send).
-    func finish() throws -> SettleSummary? {
-        let settled = try flush()
-        let left = handoff.close()
-        guard !left.isEmpty else { return settled }
-        let givenBack = left.map { SendResult.givenBack($0, because: "the daemon stopped before sending it") }
-        let returned = try settling(Unsettled(results: givenBack, claimedAt: .now)) { try outbox.settle($0, results: givenBack) }
-        return settled.map { $0.adding(returned) } ?? returned
-    }
-
     /// Settles the batch still waiting for the next claim, if any (the loop calls it on exit).
     @discardableResult
     func flush() throws -> SettleSummary? {

@@ -117,6 +117,41 @@ struct SMTPDeliveryTests {
         #expect(try await scenario.seqd.run("check").status == 0)
     }
 
+    @Test("stopped while its only sender is stuck on a stalled server: the deliveries queued for it go back to pending, unsent")
+    func stopGivesBackQueued() async throws {
+        let server = try await FixtureServer.start("smtp_server.py", ["data:stall:1"])
+        defer { server.stop() }
+        let single = "name: one\nsender: { address: team@example.com }\nsteps:\n  - { key: only, type: email, subject: s, body: b }\n"
+        let contacts = (0..<30).map { "q\($0)@example.com" }
+        let scenario = try await Scenario.prepare(prefix: "smtpstop", sequence: single, name: "one", contacts: contacts)
+        // One sender, whose first message gets no reply for a minute; the advance leases all 30 to
+        // it at once, and it takes 10 (its first batch) before it stalls.
+        let daemon = DaemonProcess(
+            scenario.seqd,
+            environment: environment(port: server.port, extra: [
+                "SEQD_DELIVERY_CONCURRENCY": "1", "SEQD_DELIVERY_SMTP_TIMEOUT": "50s", "SEQD_DELIVERY_LEASE_TIMEOUT": "120s",
+                "SEQD_WORKER_SHUTDOWN_GRACE": "1s",
+            ]),
+            name: "stop-queued")
+        try daemon.start()
+        let connection = try scenario.connect()
+        try await waitUntil(timeout: .seconds(30), "all 30 to be leased") {
+            try Self.count(connection, "SELECT count(*) AS n FROM seqd.deliveries WHERE status = 'sending'") == 30
+        }
+        try await waitUntil(timeout: .seconds(30), "the stalled message's data") { try server.files(endingWith: ".eml").count == 1 }
+        daemon.send(SIGTERM)
+        #expect(try await daemon.waitForExit() == 0)
+        #expect(daemon.log.contains("gave back 20 queued deliveries unsent"), "\(daemon.log)")
+        // The stuck batch keeps its leases (its first message may have arrived); the rest wait,
+        // with their skipped attempt saying why, for the next daemon.
+        #expect(try Self.count(connection, "SELECT count(*) AS n FROM seqd.deliveries WHERE status = 'sending'") == 10)
+        #expect(try Self.count(connection, "SELECT count(*) AS n FROM seqd.deliveries WHERE status = 'pending' AND attempts = 0") == 20)
+        #expect(try Self.count(connection, """
+            SELECT count(*) AS n FROM seqd.delivery_attempts
+            WHERE outcome = 'skipped' AND reply = 'not sent: the daemon stopped before sending it'
+            """) == 20)
+    }
+
     @Test("connection dropped after DATA: the attempt is unknown and retried with the same Message-ID")
     func droppedAfterData() async throws {
         let server = try await FixtureServer.start("smtp_server.py", ["data:drop:1"])

@@ -72,9 +72,8 @@ public final class Daemon: @unchecked Sendable {
     private let deliveryWake = WakeSignal()
     private let breaker: CircuitBreaker
     private let metrics = DaemonMetrics()
-    /// Deliveries the advancers leased in their own transactions, for the senders: room for a
-    /// full batch per sender, which a local transport sends in milliseconds and a remote one well
-    /// inside the lease (a batch that would outlast half of it is given back).
+    /// Deliveries the advancers leased in their own transactions, for the senders: at most a batch
+    /// per sender, and no more than they send in a quarter of the lease at their measured pace.
     private let handoff: Handoff
     /// Set by `start`, for the deliveries `stop` gives back.
     private var installationID: String?
@@ -92,7 +91,9 @@ public final class Daemon: @unchecked Sendable {
         self.settings = settings
         self.logger = logger
         self.identity = "daemon:\(ProcessInfo.processInfo.hostName):\(getpid())"
-        self.handoff = Handoff(capacity: settings.deliveryConcurrency * settings.batchSize)
+        self.handoff = Handoff(
+            capacity: settings.deliveryConcurrency * settings.batchSize, senders: settings.deliveryConcurrency,
+            leaseSeconds: settings.leaseTimeout)
         self.breaker = CircuitBreaker(
             initialBackoff: .seconds(max(1, Int(settings.policy.backoff))), logger: logger, gauge: metrics.circuitOpen)
     }
@@ -135,7 +136,7 @@ public final class Daemon: @unchecked Sendable {
         defer { connection.close() }
         let advancer = Advancer(actor: identity, installationID: prepared.installation.installationID)
         // Advancing and sending take turns on one thread here: nothing is leased in advance.
-        let sender = try makeSender("once", connection: connection, prepared: prepared, handoff: Handoff(capacity: 0))
+        let sender = try makeSender("once", connection: connection, prepared: prepared, handoff: Handoff(capacity: 0, senders: 1, leaseSeconds: settings.leaseTimeout))
         let rescuer = DeliveryOutbox(worker: "\(identity):rescuer", installationID: prepared.installation.installationID, policy: settings.policy)
         let resumer = Resumer(actor: identity, installationID: prepared.installation.installationID)
         let wake = WakeSignal()
@@ -183,6 +184,7 @@ public final class Daemon: @unchecked Sendable {
                     let room = breaker.mode == .closed ? handoff.reserve(upTo: settings.batchSize) : 0
                     let lease = room > 0 ? DirectLease(owner: "\(identity):senders", seconds: settings.leaseTimeout, limit: room) : nil
                     let summary: AdvanceSummary
+                    let leaseStart = ContinuousClock.now  // before the transaction's now(), never after
                     do {
                         summary = try metrics.time(metrics.advanceDuration) {
                             try connection.runBlocking { try advancer.value.advanceBatch($0, limit: settings.batchSize, lease: lease) }
@@ -192,7 +194,8 @@ public final class Daemon: @unchecked Sendable {
                         throw error
                     }
                     let refused = handoff.deliver(
-                        summary.leased, reserved: room, othersPending: summary.deliveriesCreated > summary.leased.count)
+                        summary.leased, reserved: room, leaseStart: leaseStart,
+                        othersPending: summary.deliveriesCreated > summary.leased.count)
                     if !refused.isEmpty {
                         // The senders stopped while this batch committed: the rows go back to pending.
                         let results = refused.map { SendResult.givenBack($0, because: "the daemon stopped before sending it") }
@@ -243,6 +246,15 @@ public final class Daemon: @unchecked Sendable {
                 try maintenanceConnection.runBlocking { try heldTransactions.value.check($0) }
                 let rescued = try maintenanceConnection.runBlocking { try rescuer.value.rescueExpiredLeases($0, jitter: { Double.random(in: 0...1) }) }
                 let resumed = try maintenanceConnection.runBlocking { try resumer.value.resumeDue($0) }
+                // Queued for a quarter of the lease and not taken: every sender is stuck or the
+                // circuit is open. Back to pending, before the lease would make them unknown.
+                let stale = handoff.takeStale(olderThan: .seconds(settings.leaseTimeout) / 4)
+                if !stale.isEmpty {
+                    let results = stale.map { SendResult.givenBack($0, because: "no sender took it within a quarter of its lease") }
+                    _ = try maintenanceConnection.runBlocking { try rescuer.value.settle($0, results: results) }
+                    logger.warning("gave back \(stale.count) queued deliveries no sender took within a quarter of their lease")
+                    deliveryWake.wake()
+                }
                 if rescued > 0 {
                     logger.warning("\(rescued) deliveries had expired leases and are now unknown")
                     deliveryWake.wake()
@@ -302,8 +314,9 @@ public final class Daemon: @unchecked Sendable {
 
     /// Deliveries leased to this process's senders and still queued when they stopped (a sender
     /// stuck on a stalled server included) go back to `pending` now, for another daemon to send,
-    /// instead of waiting out their leases as `unknown`. An advancer that commits after this
-    /// gives its own back (`Handoff.deliver` refuses them).
+    /// instead of waiting out their leases as `unknown`. An advancer abandoned at the end of the
+    /// grace period that commits after this finds the queue closed and its connection gone: its
+    /// leases expire like any other.
     private func giveBackQueued() {
         let left = handoff.close()
         guard !left.isEmpty else { return }

@@ -118,9 +118,18 @@ final class Sender: @unchecked Sendable {
     /// a batch that was waiting for a claim, if any): there is no claim to settle them with.
     private func sendHanded(_ handed: [Handoff.Item], wake: WakeSignal) throws -> Round {
         if !handoff.isEmpty { wake.wakeOne() }
-        // The oldest's lease began when its advance committed, just before it was queued.
-        let leaseStart = handed[0].queuedAt
-        let results = sendAll(handed.map(\.delivery), leaseStartedAt: leaseStart)
+        let leaseStart = handed[0].leaseStart  // the oldest's
+        // A delivery checked by its advance and sent within a batch's time is as fresh as a
+        // claimed one (a claimed batch is sent over up to `batchSeconds` after its checks). One
+        // that waited longer is checked again, so an opt-out or pause committed meanwhile holds
+        // it back as a claim would; reading it for every batch cost 7% of the email rate.
+        let stale = ContinuousClock.now - .milliseconds(Int(batchSeconds * 1000))
+        let recheck = handed.filter { $0.leaseStart < stale }.map(\.delivery)
+        let sendable = recheck.isEmpty ? [] : try connection.runBlocking { try outbox.stillSendable($0, recheck) }
+        let heldBack = Set(recheck.map(\.id)).subtracting(sendable)
+        let results = handed.map(\.delivery).filter { heldBack.contains($0.id) }.map {
+            SendResult.givenBack($0, because: "its enrollment, address or sequence changed while it was queued")
+        } + sendAll(handed.map(\.delivery).filter { !heldBack.contains($0.id) }, leaseStartedAt: leaseStart)
         let waiting = unsettled
         unsettled = Unsettled(results: (waiting?.results ?? []) + results, claimedAt: waiting?.claimedAt ?? leaseStart)
         let settled = try flush()
@@ -146,8 +155,11 @@ final class Sender: @unchecked Sendable {
             // or advancers queued deliveries meanwhile.
             return Round(settled: settled, comeBack: claimed.moreWaiting || !handoff.isEmpty)
         }
-        // More is waiting than this batch took: another sender joins in.
-        if claimed.moreWaiting { wake.wakeOne() }
+        // More is waiting than this batch took: another sender joins in, from the database.
+        if claimed.moreWaiting {
+            handoff.wantClaim()
+            wake.wakeOne()
+        }
         let results = sendAll(claimed, leaseStartedAt: claimStarted)
         unsettled = Unsettled(results: results, claimedAt: claimStarted)
         // Only local sends are fast enough to wait for the next batch: a remote one could stall
@@ -188,6 +200,7 @@ final class Sender: @unchecked Sendable {
         // A slow batch counts at once (the next claim must shrink before leases are at risk); a
         // fast one raises the size gradually.
         secondsPerSend = secondsPerSend.map { pace > $0 ? pace : 0.7 * $0 + 0.3 * pace } ?? pace
+        if let secondsPerSend { handoff.notePace(secondsPerSend) }
         // The breaker weighs this batch before the next permit, whenever its outcomes are written.
         breaker.record(
             sent: results.count { $0.attemptOutcome == "sent" },

@@ -124,6 +124,24 @@ struct AdvancerTests {
         #expect(try attempts.map { try $0.decode("fencing_token", as: Int64.self) } == lost.map(\.token).sorted())
     }
 
+    @Test("what changes while a leased delivery is queued holds it back: a pause of its sequence, a suppression added by hand")
+    func stillSendable() throws {
+        let leased = try advancer.advanceBatch(
+            connection, limit: 10, lease: DirectLease(owner: "test:senders", seconds: 30, limit: 10)).leased
+        #expect(leased.count == 3)
+        let outbox = DeliveryOutbox(worker: "test:send", installationID: "t1", policy: DeliveryPolicy(maxAttempts: 3))
+        #expect(try outbox.stillSendable(connection, leased) == Set(leased.map(\.id)))
+        _ = try SequencePause.pause(connection, name: "two")
+        #expect(try outbox.stillSendable(connection, leased).isEmpty)
+        _ = try SequencePause.resume(connection, name: "two")
+        // In psql, as an operator might, hashed as erasure leaves it.
+        _ = try connection.query(
+            "INSERT INTO seqd.suppressions (email, reason, source) VALUES (seqd.address_hash('Ada@Example.com'), 'manual', 'psql')")
+        let sendable = try outbox.stillSendable(connection, leased)
+        #expect(sendable == Set(leased.filter { $0.toAddress != "ada@example.com" }.map(\.id)))
+        #expect(sendable.count == 2)
+    }
+
     @Test("the batch size caps the claim")
     func batchLimit() throws {
         #expect(try advancer.advanceBatch(connection, limit: 2).claimed == 2)

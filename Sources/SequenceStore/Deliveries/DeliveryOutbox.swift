@@ -167,6 +167,28 @@ public final class DeliveryOutbox {
         try connection.transaction { try claimLeasing($0, limit: limit, leaseSeconds: leaseSeconds) }
     }
 
+    /// Which of these deliveries, leased by an advance and queued in memory since, may still be
+    /// sent: what a claim would check, read again just before sending (no lock, no write). An
+    /// opt-out, a pause (of the enrollment, its sequence, or all sending) or an ended enrollment
+    /// committed while they were queued holds them back; the caller gives those back, and the
+    /// claim that meets them again cancels or holds them as it would have.
+    static let stillSendable = PreparedStatement(
+        name: "deliveries_still_sendable",
+        sql: """
+            SELECT d.id FROM seqd.deliveries d
+            JOIN seqd.enrollments e ON e.id = d.enrollment_id
+            JOIN seqd.sequences s ON s.id = e.sequence_id
+            JOIN seqd.contacts c ON c.id = d.contact_id
+            WHERE d.id = ANY($1::bigint[]) AND e.status = 'active' AND s.paused_at IS NULL
+              AND NOT \(Suppressions.isSuppressed("c.email"))
+              AND NOT EXISTS (SELECT 1 FROM seqd.settings x WHERE x.name = 'sending.paused' AND x.value = 'true')
+            """)
+
+    public func stillSendable(_ connection: Connection, _ deliveries: [ClaimedDelivery]) throws -> Set<Int64> {
+        guard !deliveries.isEmpty else { return [] }
+        return Set(try connection.query(Self.stillSendable, [deliveries.map(\.id)]).rows.map { try $0.decode("id", as: Int64.self) })
+    }
+
     /// Settles one batch and claims the next in a single transaction: a sender that keeps finding
     /// work pays one commit per batch instead of two. Both parts keep their own lock order
     /// (settled deliveries by id; claimed ones skip what is locked), so nothing new can deadlock.

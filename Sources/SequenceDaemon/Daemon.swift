@@ -136,7 +136,9 @@ public final class Daemon: @unchecked Sendable {
         defer { connection.close() }
         let advancer = Advancer(actor: identity, installationID: prepared.installation.installationID)
         // Advancing and sending take turns on one thread here: nothing is leased in advance.
-        let sender = try makeSender("once", connection: connection, prepared: prepared, handoff: Handoff(capacity: 0, senders: 1, leaseSeconds: settings.leaseTimeout))
+        let sender = try makeSender(
+            "once", connection: connection, prepared: prepared,
+            handoff: Handoff(capacity: 0, senders: 1, leaseSeconds: settings.leaseTimeout))
         let rescuer = DeliveryOutbox(worker: "\(identity):rescuer", installationID: prepared.installation.installationID, policy: settings.policy)
         let resumer = Resumer(actor: identity, installationID: prepared.installation.installationID)
         let wake = WakeSignal()
@@ -198,8 +200,9 @@ public final class Daemon: @unchecked Sendable {
                         othersPending: summary.deliveriesCreated > summary.leased.count)
                     if !refused.isEmpty {
                         // The senders stopped while this batch committed: the rows go back to pending.
-                        let results = refused.map { SendResult.givenBack($0, because: "the daemon stopped before sending it") }
-                        _ = try connection.runBlocking { try giveBack.value.settle($0, results: results) }
+                        _ = try connection.runBlocking {
+                            try giveBack.value.giveBack($0, refused, because: "the daemon stopped before sending it")
+                        }
                     }
                     metrics.claimBatchSize.record(summary.claimed)
                     guard summary.claimed > 0 else { return false }
@@ -250,8 +253,9 @@ public final class Daemon: @unchecked Sendable {
                 // circuit is open. Back to pending, before the lease would make them unknown.
                 let stale = handoff.takeStale(olderThan: .seconds(settings.leaseTimeout) / 4)
                 if !stale.isEmpty {
-                    let results = stale.map { SendResult.givenBack($0, because: "no sender took it within a quarter of its lease") }
-                    _ = try maintenanceConnection.runBlocking { try rescuer.value.settle($0, results: results) }
+                    _ = try maintenanceConnection.runBlocking {
+                        try rescuer.value.giveBack($0, stale, because: "no sender took it within a quarter of its lease")
+                    }
                     logger.warning("gave back \(stale.count) queued deliveries no sender took within a quarter of their lease")
                     deliveryWake.wake()
                 }
@@ -324,7 +328,7 @@ public final class Daemon: @unchecked Sendable {
             // Closed when it goes out of scope.
             let connection = try Connection(settings.databaseURL, options: sessionOptions("seqd stop"))
             let outbox = DeliveryOutbox(worker: "\(identity):stop", installationID: installationID ?? "", policy: settings.policy)
-            _ = try outbox.settle(connection, results: left.map { SendResult.givenBack($0, because: "the daemon stopped before sending it") })
+            try outbox.giveBack(connection, left, because: "the daemon stopped before sending it")
             logger.info("gave back \(left.count) queued deliveries unsent")
         } catch {
             logger.warning(

@@ -87,6 +87,15 @@ final class Handoff: Sendable {
         }
     }
 
+    /// Puts taken deliveries back at the front, as they were (a sender could not send them); once
+    /// closed, `stop` has given the queue back already and their leases expire instead.
+    func requeue(_ items: [Item]) {
+        state.withLock { state in
+            guard !state.closed else { return }
+            state.items.insert(contentsOf: items, at: 0)
+        }
+    }
+
     /// Takes every delivery queued since before `age` ago: no sender took it in time.
     func takeStale(olderThan age: Duration) -> [ClaimedDelivery] {
         let cutoff = ContinuousClock.now - age

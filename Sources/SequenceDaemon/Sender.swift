@@ -125,11 +125,21 @@ final class Sender: @unchecked Sendable {
         // it back as a claim would; reading it for every batch cost 7% of the email rate.
         let stale = ContinuousClock.now - .milliseconds(Int(batchSeconds * 1000))
         let recheck = handed.filter { $0.leaseStart < stale }.map(\.delivery)
-        let sendable = recheck.isEmpty ? [] : try connection.runBlocking { try outbox.stillSendable($0, recheck) }
+        let sendable: Set<Int64>
+        do {
+            sendable = recheck.isEmpty ? [] : try connection.runBlocking { try outbox.stillSendable($0, recheck) }
+        } catch {
+            // Nothing was sent: they wait in the queue again (or for the sweep), and a probe the
+            // breaker let through must not stay in flight for ever.
+            handoff.requeue(handed)
+            breaker.cancelProbe()
+            throw error
+        }
         let heldBack = Set(recheck.map(\.id)).subtracting(sendable)
-        let results = handed.map(\.delivery).filter { heldBack.contains($0.id) }.map {
+        let deliveries = handed.map(\.delivery)
+        let results = deliveries.filter { heldBack.contains($0.id) }.map {
             SendResult.givenBack($0, because: "its enrollment, address or sequence changed while it was queued")
-        } + sendAll(handed.map(\.delivery).filter { !heldBack.contains($0.id) }, leaseStartedAt: leaseStart)
+        } + sendAll(deliveries.filter { !heldBack.contains($0.id) }, leaseStartedAt: leaseStart)
         let waiting = unsettled
         unsettled = Unsettled(results: (waiting?.results ?? []) + results, claimedAt: waiting?.claimedAt ?? leaseStart)
         let settled = try flush()

@@ -255,6 +255,13 @@ public final class DeliveryOutbox {
         return try connection.transaction { try settleRecording($0, results: results) }
     }
 
+    /// Hands leased deliveries back unsent: `pending` again at once, no attempt spent, each with a
+    /// `skipped` attempt row saying why.
+    @discardableResult
+    public func giveBack(_ connection: Connection, _ deliveries: [ClaimedDelivery], because why: String) throws -> SettleSummary {
+        try settle(connection, results: deliveries.map { SendResult.givenBack($0, because: why) })
+    }
+
     /// The settle's work inside the caller's transaction.
     private func settleRecording(_ connection: Connection, results: [SendResult]) throws -> SettleSummary {
         guard !results.isEmpty else { return SettleSummary() }

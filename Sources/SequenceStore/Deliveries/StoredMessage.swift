@@ -132,8 +132,9 @@ struct OutboxRows {
             """)
 
     /// Inserts the rows; a row that exists already (same enrollment and step) is left as it is
-    /// (invariant 1). Returns how many were new, and the leased ones as their sender takes them.
-    func insert(_ connection: Postgres.Connection, lease: DirectLease? = nil, now: Date = Date()) throws -> (
+    /// (invariant 1). Returns how many were new, and the leased ones as their sender takes them
+    /// (`now`, the transaction's, is their claim time).
+    func insert(_ connection: Postgres.Connection, lease: DirectLease? = nil, now: Date) throws -> (
         created: Int, leased: [ClaimedDelivery]
     ) {
         guard !enrollmentIDs.isEmpty else { return (0, []) }
@@ -142,7 +143,7 @@ struct OutboxRows {
             [enrollmentIDs, contactIDs, stepKeys, kinds, idempotencyKeys, messages, leased, lease?.owner ?? "",
              lease?.seconds ?? 0])
         guard lease != nil, leased.contains(true) else { return (rows.count, []) }
-        let index = Dictionary(uniqueKeysWithValues: idempotencyKeys.enumerated().map { ($1, $0) })
+        let index = Dictionary(idempotencyKeys.enumerated().map { ($1, $0) }) { first, _ in first }
         var claimed = [ClaimedDelivery]()
         for row in rows.rows {
             guard let token = try row.decode("fencing_token", as: Int64?.self),

@@ -88,7 +88,7 @@ enum EnrollmentEvents {
                     enrollmentID: record.id, sequenceName: sequenceName, from: record.state.status,
                     to: machine.state.status, refusal: nil))
         }
-        _ = try outbox.insert(connection)
+        _ = try outbox.insert(connection, now: now)
         try EnrollmentWriter.write(connection, states: changed, event: event.name, actor: actor, reason: reason)
         try DeliveryOutbox.cancelPending(connection, enrollmentIDs: cancelFor)
         for reset in resets {

@@ -183,20 +183,14 @@ public final class Daemon: @unchecked Sendable {
                 WorkerLoop(name: name, wake: advanceWake, idleTimeout: idleTimeout, logger: logger) { [self] in
                     // Emails this batch writes are leased to this process's senders in the same
                     // transaction, as many as they have room for; not while the circuit is open.
-                    let room = breaker.mode == .closed ? handoff.reserve(upTo: settings.batchSize) : 0
-                    let lease = room > 0 ? DirectLease(owner: "\(identity):senders", seconds: settings.leaseTimeout, limit: room) : nil
-                    let summary: AdvanceSummary
+                    let lease = breaker.mode == .closed
+                        ? DirectLease(owner: "\(identity):senders", seconds: settings.leaseTimeout, room: handoff) : nil
                     let leaseStart = ContinuousClock.now  // before the transaction's now(), never after
-                    do {
-                        summary = try metrics.time(metrics.advanceDuration) {
-                            try connection.runBlocking { try advancer.value.advanceBatch($0, limit: settings.batchSize, lease: lease) }
-                        }
-                    } catch {
-                        handoff.release(room)
-                        throw error
+                    let summary = try metrics.time(metrics.advanceDuration) {
+                        try connection.runBlocking { try advancer.value.advanceBatch($0, limit: settings.batchSize, lease: lease) }
                     }
                     let refused = handoff.deliver(
-                        summary.leased, reserved: room, leaseStart: leaseStart,
+                        summary.leased, reserved: summary.leased.count, leaseStart: leaseStart,
                         othersPending: summary.deliveriesCreated > summary.leased.count)
                     if !refused.isEmpty {
                         // The senders stopped while this batch committed: the rows go back to pending.

@@ -7,12 +7,12 @@ import Synchronization
 /// leases it too, and the sender takes it from here.
 ///
 /// The queue is bounded by what the senders send in a quarter of the lease at their measured pace,
-/// so what waits in it is sent well inside its lease: an advancer reserves room before its
-/// transaction and leases no more than it got. What waits longer anyway (every sender stuck, or
-/// the transport's circuit open) is taken back by `takeStale` and returned to `pending`. After
-/// `close` (shutdown) nothing is accepted; whoever holds leased deliveries that no sender will
-/// take gives them back.
-final class Handoff: Sendable {
+/// so what waits in it is sent well inside its lease: an advance reserves room once it knows how
+/// many emails its batch writes, and leases no more than it got. What waits longer anyway (every
+/// sender stuck, or the transport's circuit open) is taken back by `takeStale` and returned to
+/// `pending`. After `close` (shutdown) nothing is accepted; whoever holds leased deliveries that no
+/// sender will take gives them back.
+final class Handoff: LeaseRoom {
     struct Item: Sendable {
         let delivery: ClaimedDelivery
         /// Taken before the advance transaction began, so no later than the lease's own start

@@ -59,10 +59,16 @@ struct AdvancerTests {
 
     @Test("with a direct lease, a batch writes up to its room of emails leased to the caller's senders; they settle like claimed ones")
     func directLease() throws {
+        let room = TestRoom(2)
         let summary = try advancer.advanceBatch(
-            connection, limit: 10, lease: DirectLease(owner: "test:senders", seconds: 30, limit: 2))
+            connection, limit: 10, lease: DirectLease(owner: "test:senders", seconds: 30, room: room))
         #expect(summary.deliveriesCreated == 3)
         #expect(summary.leased.count == 2)
+        // Room is asked for once the batch knows its emails, and what stays held is what was leased.
+        #expect(room.asked == [3] && room.held == 2)
+        // A batch that claims nothing asks for no room: it cannot starve one that claims the work.
+        #expect(try advancer.advanceBatch(connection, limit: 10, lease: DirectLease(owner: "test:senders", seconds: 30, room: room)).claimed == 0)
+        #expect(room.asked == [3])
         let rows = try connection.query(
             """
             SELECT d.id, d.status::text AS status, d.lease_owner, d.fencing_token,
@@ -107,7 +113,7 @@ struct AdvancerTests {
     @Test("nothing is leased while sending is paused, and a lease that expires unsent is rescued as unknown")
     func directLeasePausedAndLost() throws {
         _ = try SendSwitch.set(paused: true, connection)
-        let lease = DirectLease(owner: "test:senders", seconds: 30, limit: 10)
+        let lease = DirectLease(owner: "test:senders", seconds: 30, room: TestRoom(10))
         let held = try advancer.advanceBatch(connection, limit: 1, lease: lease)
         #expect(held.deliveriesCreated == 1 && held.leased.isEmpty)
         _ = try SendSwitch.set(paused: false, connection)
@@ -127,7 +133,7 @@ struct AdvancerTests {
     @Test("what changes while a leased delivery is queued holds it back: a pause of its sequence, a suppression added by hand")
     func stillSendable() throws {
         let leased = try advancer.advanceBatch(
-            connection, limit: 10, lease: DirectLease(owner: "test:senders", seconds: 30, limit: 10)).leased
+            connection, limit: 10, lease: DirectLease(owner: "test:senders", seconds: 30, room: TestRoom(10))).leased
         #expect(leased.count == 3)
         let outbox = DeliveryOutbox(worker: "test:send", installationID: "t1", policy: DeliveryPolicy(maxAttempts: 3))
         #expect(try outbox.stillSendable(connection, leased) == Set(leased.map(\.id)))
@@ -196,4 +202,22 @@ struct AdvancerTests {
         #expect(plan.contains("Limit"), "\(plan)")
         #expect(plan.contains("CTE due"), "\(plan)")
     }
+}
+
+/// A `LeaseRoom` of fixed size that records what it was asked for and what stays held.
+final class TestRoom: LeaseRoom, @unchecked Sendable {
+    private let size: Int
+    private(set) var asked = [Int]()
+    private(set) var held = 0
+
+    init(_ size: Int) { self.size = size }
+
+    func reserve(upTo wanted: Int) -> Int {
+        asked.append(wanted)
+        let granted = min(wanted, size - held)
+        held += granted
+        return granted
+    }
+
+    func release(_ reserved: Int) { held -= reserved }
 }

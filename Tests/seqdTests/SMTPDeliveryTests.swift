@@ -124,13 +124,14 @@ struct SMTPDeliveryTests {
         let single = "name: one\nsender: { address: team@example.com }\nsteps:\n  - { key: only, type: email, subject: s, body: b }\n"
         let contacts = (0..<30).map { "q\($0)@example.com" }
         let scenario = try await Scenario.prepare(prefix: "smtpstop", sequence: single, name: "one", contacts: contacts)
-        // One sender, whose first message gets no reply for a minute; the advance leases all 30 to
-        // it at once, and it takes 10 (its first batch) before it stalls.
+        // One sender, whose first message gets no reply for a minute; one advancer leases all 30 to
+        // it in one transaction (two could split them), and it takes 10 (its first batch) before
+        // it stalls.
         let daemon = DaemonProcess(
             scenario.seqd,
             environment: environment(port: server.port, extra: [
-                "SEQD_DELIVERY_CONCURRENCY": "1", "SEQD_DELIVERY_SMTP_TIMEOUT": "50s", "SEQD_DELIVERY_LEASE_TIMEOUT": "120s",
-                "SEQD_WORKER_SHUTDOWN_GRACE": "1s",
+                "SEQD_DELIVERY_CONCURRENCY": "1", "SEQD_WORKER_CONCURRENCY": "1", "SEQD_DELIVERY_SMTP_TIMEOUT": "50s",
+                "SEQD_DELIVERY_LEASE_TIMEOUT": "120s", "SEQD_WORKER_SHUTDOWN_GRACE": "1s",
             ]),
             name: "stop-queued")
         try daemon.start()

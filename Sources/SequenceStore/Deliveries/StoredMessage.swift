@@ -39,14 +39,24 @@ public struct DirectLease: Sendable {
     /// `lease_owner` of the leased rows.
     public let owner: String
     public let seconds: Int
-    /// How many of the batch's deliveries the senders have room for.
-    public let limit: Int
+    /// Where the senders' room comes from. The advance asks it only once it knows how many emails
+    /// its batch writes, so room never sits with a transaction that claimed nothing while another
+    /// claims the work without any.
+    public let room: any LeaseRoom
 
-    public init(owner: String, seconds: Int, limit: Int) {
+    public init(owner: String, seconds: Int, room: any LeaseRoom) {
         self.owner = owner
         self.seconds = seconds
-        self.limit = limit
+        self.room = room
     }
+}
+
+/// The senders' side of a `DirectLease`: how many more leased deliveries they can take.
+public protocol LeaseRoom: Sendable {
+    /// Up to `wanted` places, held until released or filled.
+    func reserve(upTo wanted: Int) -> Int
+    /// Gives back places reserved and not filled.
+    func release(_ reserved: Int)
 }
 
 /// Delivery rows an advance transaction writes: one per email or webhook step reached.
@@ -103,6 +113,11 @@ struct OutboxRows {
         stored += other.stored
         recipients += other.recipients
         leased += other.leased
+    }
+
+    /// How many rows `lease(upTo:)` could mark.
+    var leasable: Int {
+        kinds.indices.count { kinds[$0] == "email" && stored[$0].threadParentKey == nil }
     }
 
     /// Marks up to `limit` rows to be written leased: emails only, and not threaded ones (a

@@ -65,15 +65,31 @@ public final class Advancer {
     /// error recorded) and never blocks the batch. A cancel (shutdown), deadlock or lost
     /// connection is not the data's fault: it is thrown, so shutdown is not delayed by a redo.
     ///
-    /// With `lease`, up to `lease.limit` of the emails it writes are leased to the caller's senders
-    /// in the same transaction (`AdvanceSummary.leased`); the caller must send or give back each.
+    /// With `lease`, as many of the emails it writes as `lease.room` has room for are leased to the
+    /// caller's senders in the same transaction (`AdvanceSummary.leased`); the caller must send or
+    /// give back each. On return exactly `leased.count` places stay reserved, for the caller to
+    /// fill; on a throw none do.
     public func advanceBatch(_ connection: Connection, limit: Int, lease: DirectLease? = nil) throws -> AdvanceSummary {
+        var reserved = 0
         do {
-            return try connection.transaction { try advance($0, limit: limit, lease: lease, isolating: false) }
+            let summary = try connection.transaction { try advance($0, limit: limit, lease: lease, reserved: &reserved) }
+            // Room asked for rows that were not written leased (an existing row kept) goes back.
+            lease?.room.release(reserved - summary.leased.count)
+            return summary
         } catch let error as PostgresError where error.isAboutTheData {
+            lease?.room.release(reserved)
             // The redo keeps it simple: nothing leased, every delivery waits for a sender's claim.
-            return try connection.transaction { try advance($0, limit: limit, lease: nil, isolating: true) }
+            return try connection.transaction { try advance($0, limit: limit, lease: nil, isolating: true, reserved: &reserved) }
+        } catch {
+            lease?.room.release(reserved)
+            throw error
         }
+    }
+
+    /// A `DirectLease` with the room its batch got.
+    private struct Grant {
+        let lease: DirectLease
+        let limit: Int
     }
 
     private struct AuditKey: Hashable {
@@ -94,7 +110,9 @@ public final class Advancer {
         var senderSlot: SenderLimits.Demand?
     }
 
-    private func advance(_ connection: Connection, limit: Int, lease: DirectLease?, isolating: Bool) throws -> AdvanceSummary {
+    private func advance(
+        _ connection: Connection, limit: Int, lease: DirectLease?, isolating: Bool = false, reserved: inout Int
+    ) throws -> AdvanceSummary {
         let rows = try connection.query(Self.claim, [limit])
         var summary = AdvanceSummary()
         summary.claimed = rows.count
@@ -107,6 +125,8 @@ public final class Advancer {
             let suppressed = try row.decode("suppressed", as: Bool.self)
             plans.append(plan(record, suppressed: suppressed, now: now, connection))
         }
+        if let lease { reserved = lease.room.reserve(upTo: plans.reduce(0) { $0 + $1.outbox.leasable }) }
+        let grant = lease.flatMap { reserved > 0 ? Grant(lease: $0, limit: reserved) : nil }
         if isolating {
             try reserveSenderSlots(&plans, now: now, connection)
             for (index, plan) in plans.enumerated() {
@@ -121,10 +141,10 @@ public final class Advancer {
                 }
             }
         } else if !plans.contains(where: { $0.senderSlot != nil }) {
-            (summary.deliveriesCreated, summary.leased) = try write(plans, lease: lease, now: now, connection)
+            (summary.deliveriesCreated, summary.leased) = try write(plans, lease: grant, now: now, connection)
         } else if !roomWasLeft(for: plans) {
             try reserveSenderSlots(&plans, now: now, connection)
-            (summary.deliveriesCreated, summary.leased) = try write(plans, lease: lease, now: now, connection)
+            (summary.deliveriesCreated, summary.leased) = try write(plans, lease: grant, now: now, connection)
         } else {
             // The counter row of a sender limit stays locked from its reservation to the commit,
             // and every batch of that sender needs it: reserved after the writes, it is held for
@@ -133,14 +153,14 @@ public final class Advancer {
             // limit, the writes are undone and redone with the refused emails deferred; once a
             // day is seen short, its batches reserve first (`roomWasLeft`).
             try connection.execute("SAVEPOINT before_writes")
-            let written = try write(plans, lease: lease, now: now, connection)
+            let written = try write(plans, lease: grant, now: now, connection)
             var reserved = plans
             if try reserveSenderSlots(&reserved, now: now, connection) {
                 (summary.deliveriesCreated, summary.leased) = written
             } else {
                 try connection.execute("ROLLBACK TO SAVEPOINT before_writes")
                 try reserveSenderSlots(&plans, now: now, connection)
-                (summary.deliveriesCreated, summary.leased) = try write(plans, lease: lease, now: now, connection)
+                (summary.deliveriesCreated, summary.leased) = try write(plans, lease: grant, now: now, connection)
             }
         }
         for plan in plans {
@@ -233,12 +253,12 @@ public final class Advancer {
 
     /// Writes plans set-based: one insert for all deliveries, one update per event name.
     private func write(
-        _ plans: [Plan], lease: DirectLease?, now: Date, _ connection: Connection
+        _ plans: [Plan], lease: Grant?, now: Date, _ connection: Connection
     ) throws -> (created: Int, leased: [ClaimedDelivery]) {
         var outbox = OutboxRows()
         for plan in plans { outbox.append(plan.outbox) }
         if let lease { outbox.lease(upTo: lease.limit) }
-        let inserted = try outbox.insert(connection, lease: lease, now: now)
+        let inserted = try outbox.insert(connection, lease: lease?.lease, now: now)
         // The audit trigger takes event and reason per statement, so one update per distinct pair
         // (in the common case just `due`).
         let changed = plans.filter { $0.state != $0.record.state }

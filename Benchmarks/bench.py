@@ -31,12 +31,12 @@ MODES = {
         sizes=[1000], runs=1, ceiling_seconds=1, ceiling_transactions=10, ceiling_pool=400, clients=[1, 2, 4],
         batches=[1, 100], due_waits=100, due=100, replicas=[1, 2, 4], lag_rate=50, lag_seconds=1, first_step=2,
         peer_jobs=1000, peer_batches=[10, 100], smtp_due=50, smtp_senders=[1, 4], sink_messages=500, deadline=60,
-        adversarial_seconds=0),
+        adversarial_seconds=0, endurance=2000),
     "full": dict(
         sizes=[10_000, 1_000_000], runs=3, ceiling_seconds=8, ceiling_pool=5000, clients=[1, 2, 4],
         batches=[1, 100], due_waits=50_000, due=20_000, replicas=[1, 2, 4], lag_rate=200, lag_seconds=10,
         first_step=30, peer_jobs=20_000, peer_batches=[10, 100], smtp_due=10_000, smtp_senders=[1, 4],
-        sink_messages=20_000, deadline=600, adversarial_seconds=60),
+        sink_messages=20_000, deadline=600, adversarial_seconds=60, endurance=1_000_000),
 }
 
 
@@ -250,10 +250,11 @@ class Bench:
         return processes
 
     @staticmethod
-    def peak_rss_mib(process) -> float:
+    def memory_mib(process, field: str = "VmHWM") -> float:
+        """A memory figure of /proc/<pid>/status: VmHWM (peak RSS) or VmRSS (now)."""
         try:
             for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
         except OSError:
             pass
@@ -353,7 +354,7 @@ class Bench:
             self.add_due(db, due, sequence, step, -(due + 60_000), 1, "work")
             self.wait_for(db, f"SELECT {due} - ({self.LEFT[kind]})", due, processes, self.mode["deadline"])
             phase("work")
-            rss = max(self.peak_rss_mib(p) for p in processes)
+            rss = max(self.memory_mib(p) for p in processes)
             problems = self.stop_daemons(processes)
             phase("stop")
             counted, seconds = self.row(db, self.RATE[kind])
@@ -433,6 +434,46 @@ class Bench:
                 FROM l""")
             self.record(cell, rep=rep, value=float(p99), p50_ms=float(p50), p99_ms=float(p99),
                         advanced_p50_ms=float(a50), advanced_p99_ms=float(a99), samples=count)
+        except Exception as error:
+            self.stop_daemons(processes)
+            self.fail(cell, "failed", str(error))
+        finally:
+            self.drop(db)
+
+    def endurance(self, template: str, rep: int) -> None:
+        """The daemon's memory over a long run: one replica (null transport) works through
+        `endurance` due emails, each an advance and a send, while its VmRSS is read every second.
+        Flat means the figure at the end is within 10% of the one read once a tenth was done (the
+        start-up and the first batches fill the allocator's arenas and the caches; what grows after
+        that would grow without bound)."""
+        count = self.mode["endurance"]
+        cell = "seqd.rss_endurance"
+        db = self.clone(template, "endure")
+        processes = []
+        try:
+            self.add_due(db, count, "bench-emails", 0, -(count + 60_000), 1, "work")
+            self.quiesce(db)
+            processes = self.start_daemons(db, 1, {"SEQD_DELIVERY_TRANSPORT": "null"})
+            started = time.monotonic()
+            deadline = max(self.mode["deadline"], count / 1000)
+            samples = []  # [seconds, done, VmRSS MiB]
+            while True:
+                left = int(self.psql(db, self.LEFT["emails"]))
+                rss = self.memory_mib(processes[0], "VmRSS")
+                samples.append([round(time.monotonic() - started, 1), count - left, round(rss, 2)])
+                if left == 0:
+                    break
+                if processes[0].poll() is not None:
+                    raise RuntimeError(f"the daemon exited: {self.daemon_errors(db)}")
+                if time.monotonic() - started > deadline:
+                    raise TimeoutError(f"{count - left:,} of {count:,} done after {deadline:.0f}s")
+                time.sleep(1)
+            peak = self.memory_mib(processes[0])
+            problems = self.stop_daemons(processes)
+            warm = next(rss for _, done, rss in samples if done >= count / 10)
+            end = samples[-1][2]
+            self.record(cell, rep=rep, value=end - warm, warm_mib=warm, end_mib=end, peak_mib=peak, advances=count,
+                        seconds=samples[-1][0], samples=samples, **({"note": problems} if problems else {}))
         except Exception as error:
             self.stop_daemons(processes)
             self.fail(cell, "failed", str(error))
@@ -616,6 +657,9 @@ class Bench:
                 self.peer(rep)
             if self.wanted("smtp"):
                 self.smtp(small, rep)
+        # Once, after the repetitions: it takes minutes, and its point is the shape of one run.
+        if self.wanted("endurance"):
+            self.endurance(small, 1)
         # Once, after the repetitions: it takes minutes and its point is the ratio during / after.
         if self.wanted("adversarial") and m["adversarial_seconds"] > 0 and not self.args.no_adversarial:
             self.adversarial(small, m["sizes"][0], 1)
@@ -646,7 +690,7 @@ def main() -> None:
     parser.add_argument("--smtp-pending", default="", help="why seqd's SMTP cells are pending, if they are")
     parser.add_argument("--no-adversarial", action="store_true")
     # For reproducing or debugging part of a run; a report of a partial run lists the rest as missing.
-    parser.add_argument("--only", default="", help="comma-separated: ceilings,peer,seqd,latency,smtp,adversarial")
+    parser.add_argument("--only", default="", help="comma-separated: ceilings,peer,seqd,latency,smtp,endurance,adversarial")
     parser.add_argument("--sizes", default="", help="comma-separated enrollment counts instead of the mode's")
     parser.add_argument("--runs", type=int, default=0, help="repetitions instead of the mode's")
     args = parser.parse_args()

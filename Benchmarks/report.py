@@ -18,7 +18,7 @@ from collections import defaultdict
 
 UNITS = {"ceiling": "rows/s", "peer": "jobs/s", "waits": "advances/s", "emails_null": "emails/s",
          "emails_file": "emails/s", "lag": "ms p99", "first_step": "ms p99", "peak_rss": "MiB",
-         "sink_ceiling": "msgs/s", "smtp": "msgs/s", "adversarial": "rows/s"}
+         "sink_ceiling": "msgs/s", "smtp": "msgs/s", "adversarial": "rows/s", "rss_endurance": "MiB"}
 
 
 def expected_cells(mode: dict) -> list[str]:
@@ -32,13 +32,14 @@ def expected_cells(mode: dict) -> list[str]:
         for kind in ("waits", "emails_null", "emails_file"):
             cells += [f"seqd.{kind}.r{r}.n{size}" for r in mode["replicas"]]
         cells += [f"seqd.lag.n{size}", f"seqd.first_step.n{size}", f"seqd.peak_rss.n{size}"]
+    cells += ["seqd.rss_endurance"]
     cells += [f"smtp.sink_ceiling.s{s}" for s in mode["smtp_senders"]]
     cells += [f"smtp.seqd.s{s}" for s in mode["smtp_senders"]]
     cells += [f"adversarial.{w}.{p}.n{mode['sizes'][0]}" for w in ("ceiling", "seqd") for p in ("during", "after")]
     return cells
 
 
-def describe(cell: str) -> tuple[str, str, str]:
+def describe(cell: str, mode: dict) -> tuple[str, str, str]:
     """A short human label, the size column and the unit of a cell id."""
     parts = cell.split(".")
     size = next((p[1:] for p in parts if p.startswith("n") and p[1:].isdigit()), "")
@@ -49,6 +50,9 @@ def describe(cell: str) -> tuple[str, str, str]:
         return f"{what}, batch {parts[2][1:]}, {plural(parts[3][1:], 'client')}", size, UNITS["ceiling"]
     if parts[0] == "peer":
         return f"peer PgQueuer no-op jobs, batch {parts[2][1:]}", size, UNITS["peer"]
+    if cell == "seqd.rss_endurance":
+        return ("seqd daemon RSS growth over a long run (end - after a tenth)", f"{mode.get('endurance', 0):,}",
+                UNITS["rss_endurance"])
     if parts[0] == "seqd":
         kind = parts[1]
         if kind in ("waits", "emails_null", "emails_file"):
@@ -74,7 +78,7 @@ def summarise(runs: list[dict], mode: dict) -> dict:
         by_cell[run["cell"]].append(run)
     cells = {}
     for cell in expected_cells(mode):
-        label, size, unit = describe(cell)
+        label, size, unit = describe(cell, mode)
         entry = {"id": cell, "label": label, "size": size, "unit": unit, "value": None, "status": "missing",
                  "reason": "no run recorded it (see the run's log)", "runs": []}
         if cell.startswith("seqd.peak_rss."):
@@ -93,7 +97,8 @@ def summarise(runs: list[dict], mode: dict) -> dict:
             entry["value"] = statistics.median(entry["runs"])
             entry["status"] = "ok"
             entry.pop("reason")
-            for key in ("p50_ms", "p99_ms", "max_ms", "advanced_p50_ms", "advanced_p99_ms", "db_rows_per_s", "tps", "transactions_per_row"):
+            for key in ("p50_ms", "p99_ms", "max_ms", "advanced_p50_ms", "advanced_p99_ms", "db_rows_per_s", "tps",
+                        "transactions_per_row", "warm_mib", "end_mib", "peak_mib", "advances"):
                 values = [r[key] for r in measured if key in r]
                 if values:
                     entry[key] = statistics.median(values)
@@ -177,6 +182,11 @@ def targets(cells: dict, mode: dict) -> list[dict]:
             if a and b:
                 add(f"{kind} @ {large:,} within 15% of @ {small:,}", f"{b['value'] / a['value']:.0%}",
                     b["value"] >= 0.85 * a["value"])
+    flat = cells.get("seqd.rss_endurance", {})
+    if flat.get("value") is not None:
+        add(f"daemon RSS <= 64 MiB and flat over {flat['advances']:,} emails (end within 10% of after a tenth)",
+            f"{flat['warm_mib']:.1f} -> {flat['end_mib']:.1f} MiB, peak {flat['peak_mib']:.1f}",
+            flat["peak_mib"] <= 64 and flat["end_mib"] <= 1.1 * flat["warm_mib"])
     s4 = cells.get(f"smtp.seqd.s{max(mode['smtp_senders'])}", {})
     if s4.get("ratio_ceiling") is not None:
         add("SMTP >= 70% of the sink's ceiling with 4 senders", f"{s4['ratio_ceiling']:.0%}", s4["ratio_ceiling"] >= 0.7)
@@ -202,6 +212,8 @@ def table(cells: dict, goals: list[dict]) -> str:
         figure = number(entry["value"], entry["unit"])
         if "p50_ms" in entry:
             figure = f"{number(entry['p50_ms'], 'ms')} / {number(entry['p99_ms'], 'ms')}"
+        if "end_mib" in entry:
+            figure = f"{entry['warm_mib']:.1f} -> {entry['end_mib']:.1f} ({entry['value']:+.1f})"
         ratio_c = f"{entry['ratio_ceiling']:.2f}" if "ratio_ceiling" in entry else ""
         ratio_p = f"{entry['ratio_peer']:.2f}" if "ratio_peer" in entry else ""
         rows.append((entry["label"], entry["size"], figure, entry["unit"], ratio_c, ratio_p, str(len(entry["runs"]))))

@@ -176,6 +176,16 @@ struct PostgresLayerTests {
         #expect(error?.isQueryCanceled == true)
     }
 
+    @Test("sessions never JIT-compile: a statement whose estimate crosses jit_above_cost runs without it")
+    func noJIT() throws {
+        let connection = try Connection(url)
+        #expect(try connection.query("SHOW jit")[0].decode("jit", as: String.self) == "off")
+        try connection.execute("SET jit_above_cost = 0")
+        let plan = try connection.query("EXPLAIN (ANALYZE) SELECT sum(g) FROM generate_series(1, 1000) g").rows
+            .map { try $0.decode("QUERY PLAN", as: String.self) }.joined(separator: "\n")
+        #expect(!plan.contains("JIT"), "\(plan)")
+    }
+
     @Test("LISTEN receives a NOTIFY sent by another session, with its payload")
     func listenNotify() async throws {
         let received = Mutex<[PostgresNotification]>([])

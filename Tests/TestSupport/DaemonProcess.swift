@@ -20,6 +20,12 @@ public final class DaemonProcess: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
     }
 
+    /// A test that fails (throws) before stopping its daemon must not leave it running for the
+    /// rest of the suite: it would keep a CPU busy and its database's connections open.
+    deinit {
+        if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
     public func start() throws {
         let process = Process()
         process.executableURL = seqd.binary

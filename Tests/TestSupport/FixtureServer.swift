@@ -56,7 +56,8 @@ public final class FixtureServer: Sendable {
                 server.stop()
                 throw FixtureError(
                     description: "\(script) did not start listening on port \(port): \(output)",
-                    portTaken: !running && output.contains("Address already in use"))
+                    // "Address already in use" from http.server, "address already in use" from asyncio.
+                    portTaken: !running && output.lowercased().contains("address already in use"))
             }
             try await Task.sleep(for: .milliseconds(20))
         }

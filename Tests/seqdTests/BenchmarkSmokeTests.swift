@@ -55,6 +55,10 @@ struct BenchmarkSmokeTests {
         for id in expected where id.hasPrefix("ceiling.") || id.hasPrefix("seqd.") {
             #expect(byID[id]?["status"] as? String == "ok", "\(id): \(byID[id]?["reason"] ?? "")")
         }
+        // The endurance cell's figure is a growth (zero or negative when flat): it has its own check.
+        let endurance = try #require(byID["seqd.rss_endurance"], "cell seqd.rss_endurance is missing from the report")
+        #expect(endurance["status"] as? String == "ok", "\(endurance["reason"] ?? "")")
+        #expect((endurance["end_mib"] as? Double ?? 0) > 0 && (endurance["warm_mib"] as? Double ?? 0) > 0, "\(endurance)")
         #expect(byID["peer.pgqueuer.b10"]?["status"] as? String == "unavailable")
         #expect((report["table"] as? String ?? "").contains("ceiling (a) advance, batch 100"))
         // Not a timed assertion (a loaded machine may take several times longer); the figure is

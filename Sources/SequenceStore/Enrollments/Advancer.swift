@@ -78,6 +78,7 @@ public final class Advancer {
             return summary
         } catch let error as PostgresError where error.isAboutTheData {
             lease?.room.release(reserved)
+            reserved = 0
             // The redo keeps it simple: nothing leased, every delivery waits for a sender's claim.
             return try connection.transaction { try advance($0, limit: limit, lease: nil, isolating: true, reserved: &reserved) }
         } catch {
@@ -154,8 +155,8 @@ public final class Advancer {
             // day is seen short, its batches reserve first (`roomWasLeft`).
             try connection.execute("SAVEPOINT before_writes")
             let written = try write(plans, lease: grant, now: now, connection)
-            var reserved = plans
-            if try reserveSenderSlots(&reserved, now: now, connection) {
+            var withSlots = plans
+            if try reserveSenderSlots(&withSlots, now: now, connection) {
                 (summary.deliveriesCreated, summary.leased) = written
             } else {
                 try connection.execute("ROLLBACK TO SAVEPOINT before_writes")

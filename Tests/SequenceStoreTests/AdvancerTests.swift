@@ -60,14 +60,14 @@ struct AdvancerTests {
     @Test("with a direct lease, a batch writes up to its room of emails leased to the caller's senders; they settle like claimed ones")
     func directLease() throws {
         let room = TestRoom(2)
-        let summary = try advancer.advanceBatch(
-            connection, limit: 10, lease: DirectLease(owner: "test:senders", seconds: 30, room: room))
+        let lease = DirectLease(owner: "test:senders", seconds: 30, room: room)
+        let summary = try advancer.advanceBatch(connection, limit: 10, lease: lease)
         #expect(summary.deliveriesCreated == 3)
         #expect(summary.leased.count == 2)
         // Room is asked for once the batch knows its emails, and what stays held is what was leased.
         #expect(room.asked == [3] && room.held == 2)
         // A batch that claims nothing asks for no room: it cannot starve one that claims the work.
-        #expect(try advancer.advanceBatch(connection, limit: 10, lease: DirectLease(owner: "test:senders", seconds: 30, room: room)).claimed == 0)
+        #expect(try advancer.advanceBatch(connection, limit: 10, lease: lease).claimed == 0)
         #expect(room.asked == [3])
         let rows = try connection.query(
             """

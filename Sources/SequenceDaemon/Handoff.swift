@@ -50,7 +50,7 @@ final class Handoff: LeaseRoom {
         state.withLock { state in
             guard !state.closed else { return 0 }
             let paced = state.secondsPerSend.map { Double(senders * leaseSeconds) / 4 / max($0, 1e-6) }
-            let limit = min(capacity, Int(min(paced ?? Double(capacity), Double(capacity))))
+            let limit = paced.map { Int(min($0, Double(capacity))) } ?? capacity
             let room = max(0, min(wanted, limit - state.items.count - state.reserved))
             state.reserved += room
             return room

@@ -56,6 +56,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
@@ -76,6 +77,8 @@ let package = Package(
                 "SequenceDaemon", "SequenceHTTP", "SequenceStore", "SeqdConfig", "Postgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .target(name: "TestSupport", dependencies: ["Postgres", "SequenceStore"], path: "Tests/TestSupport"),
@@ -84,6 +87,9 @@ let package = Package(
         .testTarget(name: "SequenceStoreTests", dependencies: ["SequenceStore", "SequenceEngine", "TestSupport"]),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "TestSupport"]),
         .testTarget(name: "SeqdConfigTests", dependencies: ["SeqdConfig"]),
+        .testTarget(
+            name: "SequenceDaemonTests",
+            dependencies: ["SequenceDaemon", "SequenceStore", "SequenceEngine", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "SequenceHTTPTests",
             dependencies: [

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import relay
+
 HERE = Path(__file__).resolve().parent
 
 # Sizes are total enrollments in the database; the work of a cell is added on top of them (not due
@@ -52,6 +54,8 @@ class Bench:
             self.mode["sizes"] = [int(n) for n in args.sizes.split(",")]
         if args.runs:
             self.mode["runs"] = args.runs
+        # The relay and crash cells (issue 15) live in relay.py; the report reads their sessions here.
+        self.mode["relay_sessions"] = relay.settings(self)["sessions"]
         self.only = set(args.only.split(",")) if args.only else None
         self.socket_dir = args.socket_dir
         self.seqd = args.seqd
@@ -294,14 +298,14 @@ class Bench:
                 raise RuntimeError(f"a daemon exited: {self.daemon_errors(db)}")
             time.sleep(0.1)
 
-    def wait_ready(self, db: str, processes: list, senders: int = 4) -> None:
-        # Ready when every replica has all its sessions (2 advancing, the senders, maintenance and
-        # LISTEN, the defaults of worker.concurrency and delivery.concurrency): a wake-up from
-        # `enroll` then reaches them all and nobody is still connecting.
+    def wait_ready(self, db: str, processes: list) -> None:
+        # Ready when every replica has all its database sessions (2 advancing, the default of
+        # worker.concurrency, then claim, settle, maintenance and LISTEN; the transport sessions
+        # hold none): a wake-up from `enroll` then reaches them all and nobody is still connecting.
         self.wait_for(
             db, f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND application_name ~ "
-                "'^seqd (advance-|send-|maintenance|listen)'",
-            (2 + senders + 2) * len(processes), processes, 30)
+                "'^seqd (advance-|claim|settle|maintenance|listen)'",
+            (2 + 4) * len(processes), processes, 30)
 
     # What a throughput cell still has to do, read through the partial indexes the daemon itself
     # claims from, so that polling every 0.1 s costs the server next to nothing while the daemon
@@ -348,7 +352,7 @@ class Bench:
             self.quiesce(db)
             phase("clone")
             processes = self.start_daemons(db, replicas, extra)
-            self.wait_ready(db, processes, int(extra.get("SEQD_DELIVERY_CONCURRENCY", 4)))
+            self.wait_ready(db, processes)
             phase("start")
             commits = self.commits(db)
             self.add_due(db, due, sequence, step, -(due + 60_000), 1, "work")
@@ -659,6 +663,10 @@ class Bench:
                 self.peer(rep)
             if self.wanted("smtp"):
                 self.smtp(small, rep)
+            if self.wanted("relay"):
+                relay.relay(self, small, rep)
+            if self.wanted("crash"):
+                relay.crash(self, small, rep)
         # Once, after the repetitions: it takes minutes, and its point is the shape of one run.
         if self.wanted("endurance"):
             self.endurance(small, 1)
@@ -696,7 +704,7 @@ def main() -> None:
     parser.add_argument("--smtp-pending", default="", help="why seqd's SMTP cells are pending, if they are")
     parser.add_argument("--no-adversarial", action="store_true")
     # For reproducing or debugging part of a run; a report of a partial run lists the rest as missing.
-    parser.add_argument("--only", default="", help="comma-separated: ceilings,peer,seqd,latency,smtp,endurance,adversarial")
+    parser.add_argument("--only", default="", help="comma-separated: ceilings,peer,seqd,latency,smtp,relay,crash,endurance,adversarial")
     parser.add_argument("--sizes", default="", help="comma-separated enrollment counts instead of the mode's")
     parser.add_argument("--runs", type=int, default=0, help="repetitions instead of the mode's")
     args = parser.parse_args()

@@ -18,7 +18,8 @@ from collections import defaultdict
 
 UNITS = {"ceiling": "rows/s", "peer": "jobs/s", "waits": "advances/s", "emails_null": "emails/s",
          "emails_file": "emails/s", "lag": "ms p99", "first_step": "ms p99", "peak_rss": "MiB",
-         "sink_ceiling": "msgs/s", "smtp": "msgs/s", "adversarial": "rows/s", "rss_endurance": "MiB"}
+         "sink_ceiling": "msgs/s", "smtp": "msgs/s", "adversarial": "rows/s", "rss_endurance": "MiB",
+         "relay": "msgs/s", "crash": "twice/kill"}
 
 
 def expected_cells(mode: dict) -> list[str]:
@@ -36,6 +37,8 @@ def expected_cells(mode: dict) -> list[str]:
         cells += ["seqd.rss_endurance"]
     cells += [f"smtp.sink_ceiling.s{s}" for s in mode["smtp_senders"]]
     cells += [f"smtp.seqd.s{s}" for s in mode["smtp_senders"]]
+    if "relay_sessions" in mode:  # runs before issue 15 do not list the relay and crash cells as missing
+        cells += [f"relay.seqd.s{s}" for s in mode["relay_sessions"]] + ["crash.smtp.kill"]
     cells += [f"adversarial.{w}.{p}.n{mode['sizes'][0]}" for w in ("ceiling", "seqd") for p in ("during", "after")]
     return cells
 
@@ -67,6 +70,12 @@ def describe(cell: str, mode: dict) -> tuple[str, str, str]:
         if parts[1] == "sink_ceiling":
             return f"smtp-sink ceiling (smtp-source), {plural(parts[2][1:], 'session')}", size, UNITS["sink_ceiling"]
         return f"seqd smtp -> smtp-sink, {plural(parts[2][1:], 'sender')}", size, UNITS["smtp"]
+    if parts[0] == "relay":
+        return (f"seqd smtp -> smtp-sink -w 1 (1 msg/s a session), {plural(parts[2][1:], 'session')}; x ceiling = x relay limit",
+                "", UNITS["relay"])
+    if cell == "crash.smtp.kill":
+        return ("SIGKILL every 2 s, 3 replicas x 2 sessions, 20 ms relay: messages on the wire twice per kill", "",
+                UNITS["crash"])
     if parts[0] == "adversarial":
         who = "ceiling (a) b100 c2" if parts[1] == "ceiling" else "seqd wait steps, 1 replica"
         return f"held REPEATABLE READ: {who}, {parts[2]}", size, UNITS["adversarial"]
@@ -99,7 +108,8 @@ def summarise(runs: list[dict], mode: dict) -> dict:
             entry["status"] = "ok"
             entry.pop("reason")
             for key in ("p50_ms", "p99_ms", "max_ms", "advanced_p50_ms", "advanced_p99_ms", "db_rows_per_s", "tps",
-                        "transactions_per_row", "warm_mib", "warm_done", "end_mib", "peak_mib", "advances"):
+                        "transactions_per_row", "warm_mib", "warm_done", "end_mib", "peak_mib", "advances",
+                        "relay_limit", "peak_connections", "kills", "twice", "bound_per_kill"):
                 values = [r[key] for r in measured if key in r]
                 if values:
                     entry[key] = statistics.median(values)
@@ -128,6 +138,9 @@ def summarise(runs: list[dict], mode: dict) -> dict:
             entry["peer"] = peer
         elif parts[0] == "smtp" and parts[1] == "seqd":
             ceiling = cells.get(f"smtp.sink_ceiling.{parts[2]}", {}).get("value")
+            entry["ceiling"] = ceiling
+        elif parts[0] == "relay":
+            ceiling = entry.get("relay_limit")
             entry["ceiling"] = ceiling
         elif parts[0] == "adversarial":
             size = parts[3]
@@ -190,6 +203,17 @@ def targets(cells: dict, mode: dict) -> list[dict]:
         add(f"daemon RSS <= 64 MiB and flat over {flat['advances']:,} emails (end within 10% of after a tenth)",
             f"{flat['warm_mib']:.1f} -> {flat['end_mib']:.1f} MiB, peak {flat['peak_mib']:.1f}",
             flat["peak_mib"] <= 64 and flat["end_mib"] <= 1.1 * flat["warm_mib"])
+    for sessions in mode.get("relay_sessions", []):
+        relay = cells.get(f"relay.seqd.s{sessions}", {})
+        if sessions >= 64 and relay.get("ratio_ceiling") is not None:
+            add(f"relay, {sessions} sessions: >= 0.9 of the relay's limit with <= 10 database connections",
+                f"{relay['ratio_ceiling']:.2f}, {relay.get('peak_connections', 0):.0f} connections",
+                relay["ratio_ceiling"] >= 0.9 and relay.get("peak_connections", 99) <= 10)
+    crash = cells.get("crash.smtp.kill", {})
+    if crash.get("value") is not None:
+        add("crash: <= 2 messages on the wire twice per kill on average, never more than the sessions in flight",
+            f"{crash['value']:.2f} per kill ({crash.get('twice', 0):.0f} after {crash.get('kills', 0):.0f} kills)",
+            crash["value"] <= 2 and crash.get("twice", 0) <= crash.get("kills", 0) * crash.get("bound_per_kill", 0))
     s4 = cells.get(f"smtp.seqd.s{max(mode['smtp_senders'])}", {})
     if s4.get("ratio_ceiling") is not None:
         add("SMTP >= 70% of the sink's ceiling with 4 senders", f"{s4['ratio_ceiling']:.0%}", s4["ratio_ceiling"] >= 0.7)
@@ -215,6 +239,8 @@ def table(cells: dict, goals: list[dict]) -> str:
         figure = number(entry["value"], entry["unit"])
         if "p50_ms" in entry:
             figure = f"{number(entry['p50_ms'], 'ms')} / {number(entry['p99_ms'], 'ms')}"
+        if entry["id"] == "crash.smtp.kill":
+            figure = f"{entry['value']:.2f}"
         if "end_mib" in entry:
             figure = f"{entry['warm_mib']:.1f} -> {entry['end_mib']:.1f} ({entry['value']:+.1f})"
         ratio_c = f"{entry['ratio_ceiling']:.2f}" if "ratio_ceiling" in entry else ""

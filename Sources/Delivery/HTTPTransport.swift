@@ -273,7 +273,9 @@ enum HTTPClassifier {
             switch status {
             case 200..<300:
                 return .sent(providerID: providerID(response.body))
-            case 408, 429, 500..<600:
+            case 429:
+                return .throttled(reason: reason, retryAfter: response.retryAfter.flatMap { retryAfterDuration($0, now: now) })
+            case 408, 500..<600:
                 return .temporaryFailure(
                     reason: reason, retryAfter: response.retryAfter.flatMap { retryAfterDuration($0, now: now) })
             case 401, 403, 404:

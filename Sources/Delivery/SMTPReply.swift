@@ -209,6 +209,9 @@ enum SMTPClassifier {
     /// A 4xx/5xx reply to the command of `stage`.
     static func outcome(rejection reply: SMTPReply, at stage: SMTPStage) -> TransportOutcome {
         let reason = "SMTP \(stage.rawValue) rejected: \(reply.text)"
+        // A relay that says "slow down" says it of every message, at whatever stage: nothing is
+        // the message's fault, and the sender's rate must drop rather than the circuit open.
+        if stage != .startTLS, isThrottling(reply) { return .throttled(reason: reason, retryAfter: nil) }
         switch stage {
         case .greeting, .hello, .startTLS, .auth, .mail:
             // Nothing about this message was looked at yet: every other message would meet the
@@ -219,6 +222,16 @@ enum SMTPClassifier {
             if reply.code / 100 == 4 { return .temporaryFailure(reason: reason, retryAfter: nil) }
             return .permanentFailure(reason: reason, isBounce: false)
         }
+    }
+
+    /// A reply that asks the client to slow down rather than refusing this message: 421 (the
+    /// service closes the channel; "too many connections", "try again later"), 454 4.7.0
+    /// (Amazon SES's "Throttling failure: Maximum sending rate exceeded"), or any 4xx whose text
+    /// says it throttles. (The caller leaves out STARTTLS, whose 454 4.7.0 means "TLS not available".)
+    static func isThrottling(_ reply: SMTPReply) -> Bool {
+        guard reply.code / 100 == 4 else { return false }
+        if reply.code == 421 || (reply.code == 454 && reply.enhancedStatus == "4.7.0") { return true }
+        return reply.text.lowercased().contains("throttl")
     }
 
     /// A permanent reply about the recipient itself (design §6): RCPT 550/551/553, or enhanced

@@ -51,10 +51,13 @@ public final class SMTPTransport: MailTransport {
     ///     and any stretch of the upload without progress. Rounded up to whole seconds for the waits
     ///     libcurl only takes in seconds.
     ///   - heloName: The name sent with EHLO; nil for this host's name.
+    ///   - messagesPerConnection: Messages one connection carries before the next message opens a
+    ///     new one (`delivery.smtp.messages_per_connection`), so a relay's per-connection limits and
+    ///     load balancing see fresh connections now and then.
     /// - Throws: `TransportConfigurationError` for an unusable URL, HELO name or libcurl build.
     public init(
         url: String, username: String?, password: String?, starttls: StartTLS? = nil,
-        timeout: TimeInterval, heloName: String? = nil
+        timeout: TimeInterval, heloName: String? = nil, messagesPerConnection: Int = 100
     ) throws {
         func invalid(_ reason: String) -> TransportConfigurationError {
             TransportConfigurationError(transport: "smtp", reason: reason)
@@ -68,6 +71,7 @@ public final class SMTPTransport: MailTransport {
         }
         guard password == nil || username != nil else { throw invalid("a password needs a username") }
         guard timeout > 0 else { throw invalid("the timeout must be positive") }
+        guard messagesPerConnection > 0 else { throw invalid("messages_per_connection must be at least 1") }
         if let heloName {
             guard !heloName.isEmpty, heloName.unicodeScalars.allSatisfy({ $0.isASCII && Self.isHeloCharacter($0) })
             else { throw invalid("the HELO name '\(heloName)' is not a host name or address literal") }
@@ -80,7 +84,8 @@ public final class SMTPTransport: MailTransport {
         self.url = url
         self.startTLS = policy
         let settings = SMTPSession.Settings(
-            url: effectiveURL, username: username, password: password, startTLS: policy, timeout: timeout)
+            url: effectiveURL, username: username, password: password, startTLS: policy, timeout: timeout,
+            messagesPerConnection: messagesPerConnection)
         do {
             session = Mutex(try SMTPSession(settings))
         } catch {
@@ -120,6 +125,7 @@ final class SMTPSession {
         var password: String?
         var startTLS: SMTPTransport.StartTLS
         var timeout: TimeInterval
+        var messagesPerConnection: Int
     }
 
     private let handle: CurlHandle
@@ -128,9 +134,14 @@ final class SMTPSession {
     private var uploadOffset = 0
     private var exchange = SMTPExchange()
     /// Set after a failure, so the next message cannot inherit a connection in an unknown state.
+    /// libcurl has no RSET between transactions; a new connection is its clean equivalent.
     private var needsFreshConnection = false
+    /// Messages accepted on the current connection, and how many it may carry.
+    private var sentOnConnection = 0
+    private let messagesPerConnection: Int
 
     init(_ settings: Settings) throws(CurlSetupError) {
+        messagesPerConnection = settings.messagesPerConnection
         handle = try CurlHandle()
         let wholeSeconds = Int(settings.timeout.rounded(.up))
         try handle.set(CURLOPT_PROTOCOLS_STR, "smtp,smtps")
@@ -162,10 +173,17 @@ final class SMTPSession {
     }
 
     func send(_ message: ComposedMessage) -> TransportOutcome {
+        if sentOnConnection >= messagesPerConnection { needsFreshConnection = true }
+        if needsFreshConnection { sentOnConnection = 0 }
         let outcome = attempt(message)
         // libcurl closes the connection itself after most failures; asking for a fresh one makes
         // sure, whatever the failure was, that the next message starts a clean SMTP session.
-        if case .sent = outcome { needsFreshConnection = false } else { needsFreshConnection = true }
+        if case .sent = outcome {
+            needsFreshConnection = false
+            sentOnConnection += 1
+        } else {
+            needsFreshConnection = true
+        }
         return outcome
     }
 

@@ -16,6 +16,10 @@ public enum TransportOutcome: Sendable, Equatable {
     /// 401/403/404, an unwritable outbox): opens the circuit breaker and spends no attempt,
     /// because no message could have left.
     case transportFault(reason: String)
+    /// The relay asked us to slow down (SMTP 421, 454 4.7.0, a "throttling" reply; HTTP 429):
+    /// nothing was accepted, no attempt is spent, the sender lowers its rate and retries later
+    /// (no sooner than `retryAfter` when the server said so).
+    case throttled(reason: String, retryAfter: Duration?)
     /// The message may or may not have been accepted (for example the connection dropped after the
     /// data was sent): the delivery becomes `unknown`.
     case ambiguous(reason: String)

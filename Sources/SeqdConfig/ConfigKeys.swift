@@ -13,6 +13,8 @@ public struct ConfigKey: Sendable {
         /// The sequence duration grammar (`90s`, `5m`), or a bare number of seconds.
         case duration
         case positiveInteger
+        /// A number above 0, fractions allowed (`0.5` messages a second).
+        case positiveNumber
         case port
         case choice([String])
         /// An absolute URL whose scheme is one of these.
@@ -49,6 +51,9 @@ public struct ConfigKey: Sendable {
             }
         case .positiveInteger:
             guard let number = Int(value), number > 0 else { return "'\(value)' is not a whole number above 0" }
+            return nil
+        case .positiveNumber:
+            guard let number = Double(value), number > 0, number.isFinite else { return "'\(value)' is not a number above 0" }
             return nil
         case .port:
             guard let port = Int(value), (1...65_535).contains(port) else {
@@ -99,8 +104,11 @@ extension ConfigKey {
             name: "delivery.transport", defaultValue: "file", kind: .choice(["file", "smtp", "http", "null"]),
             isSecret: false, help: "file, smtp, http or null"),
         ConfigKey(
-            name: "delivery.concurrency", defaultValue: "4", kind: .positiveInteger, isSecret: false,
-            help: "parallel senders per process"),
+            name: "delivery.concurrency", defaultValue: "16", kind: .positiveInteger, isSecret: false,
+            help: "concurrent transport sessions (SMTP/HTTP connections) per process; not database connections"),
+        ConfigKey(
+            name: "delivery.rate_limit", defaultValue: nil, kind: .positiveNumber, isSecret: false,
+            help: "messages per second per process, for a relay's quota; a throttling reply slows it further"),
         ConfigKey(
             name: "delivery.lease_timeout", defaultValue: "30s", kind: .duration, isSecret: false,
             help: "after which a delivery still 'sending' becomes 'unknown'"),
@@ -129,6 +137,9 @@ extension ConfigKey {
             name: "delivery.smtp.starttls", defaultValue: nil,
             kind: .choice(["required", "opportunistic", "off"]), isSecret: false,
             help: "required (default; opportunistic when the server is on loopback) or off"),
+        ConfigKey(
+            name: "delivery.smtp.messages_per_connection", defaultValue: "100", kind: .positiveInteger, isSecret: false,
+            help: "messages one SMTP connection carries before the next one opens"),
         ConfigKey(
             name: "delivery.smtp.timeout", defaultValue: "30s", kind: .duration, isSecret: false,
             help: "connect and command timeout"),

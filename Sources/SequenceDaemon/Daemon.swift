@@ -1,6 +1,7 @@
 // SequenceDaemon: the long-running side of seqd. It owns the threads and timers — advancing
-// workers, delivery senders, the lease rescuer — their wake-ups (a jittered DispatchSourceTimer plus
-// LISTEN/NOTIFY), the circuit breaker, and graceful shutdown on SIGTERM/SIGINT. Every decision is
+// workers, the claimer, the sending sessions and their settle writer, the lease rescuer — their
+// wake-ups (a jittered DispatchSourceTimer plus LISTEN/NOTIFY), the circuit breaker and the rate
+// limiter, and their lifecycle as one ServiceGroup (SIGTERM drains in order). Every decision is
 // the engine's and every statement the store's; this module only schedules them.
 import CoreMetrics
 import Delivery
@@ -9,6 +10,7 @@ import Logging
 import Postgres
 import SequenceEngine
 import SequenceStore
+import ServiceLifecycle
 import Synchronization
 
 /// Everything the daemon needs, resolved from the configuration by the executable.
@@ -18,22 +20,25 @@ public struct DaemonSettings: Sendable {
     public var batchSize: Int
     public var workerConcurrency: Int
     public var shutdownGrace: TimeInterval
+    /// Concurrent transport sessions per process (`delivery.concurrency`); not database connections.
     public var deliveryConcurrency: Int
+    /// Messages per second per process (`delivery.rate_limit`); nil for no limit.
+    public var rateLimit: Double?
     public var leaseTimeout: Int
     public var policy: DeliveryPolicy
     public var unsubscribeBaseURL: String?
     public var unsubscribeMailto: String?
     /// From the configuration; nil means the secret stored at migrate.
     public var unsubscribeSecret: String?
-    /// Builds one transport per sender thread.
+    /// Builds one transport per sending session.
     public var makeTransport: @Sendable () throws -> any MailTransport
     /// Warn when another session has held a transaction open this long (0 = never).
     public var longTransactionWarning: TimeInterval
 
     public init(
         databaseURL: String, pollInterval: TimeInterval, batchSize: Int, workerConcurrency: Int,
-        shutdownGrace: TimeInterval, deliveryConcurrency: Int, leaseTimeout: Int, policy: DeliveryPolicy,
-        unsubscribeBaseURL: String?, unsubscribeMailto: String?, unsubscribeSecret: String?,
+        shutdownGrace: TimeInterval, deliveryConcurrency: Int, rateLimit: Double? = nil, leaseTimeout: Int,
+        policy: DeliveryPolicy, unsubscribeBaseURL: String?, unsubscribeMailto: String?, unsubscribeSecret: String?,
         longTransactionWarning: TimeInterval = 30, makeTransport: @escaping @Sendable () throws -> any MailTransport
     ) {
         self.longTransactionWarning = longTransactionWarning
@@ -43,6 +48,7 @@ public struct DaemonSettings: Sendable {
         self.workerConcurrency = workerConcurrency
         self.shutdownGrace = shutdownGrace
         self.deliveryConcurrency = deliveryConcurrency
+        self.rateLimit = rateLimit
         self.leaseTimeout = leaseTimeout
         self.policy = policy
         self.unsubscribeBaseURL = unsubscribeBaseURL
@@ -50,6 +56,11 @@ public struct DaemonSettings: Sendable {
         self.unsubscribeSecret = unsubscribeSecret
         self.makeTransport = makeTransport
     }
+
+    /// Database connections one `seqd run` process holds: the advancers, the claimer, the settle
+    /// writer, the maintenance loop and LISTEN (plus the HTTP listener's, when it is on). The
+    /// sending sessions hold none, however many there are.
+    public var connectionBudget: Int { workerConcurrency + 4 }
 }
 
 /// Counters the daemon keeps while it runs (progress display, later metrics).
@@ -60,46 +71,56 @@ public final class DaemonCounters: Sendable {
     init() {}
 }
 
-/// The daemon: `start()` launches the loops, `stop()` drains them within the grace period.
-public final class Daemon: @unchecked Sendable {
-    // Safe to share: the loop arrays are written in `start()` before any other thread reads them,
-    // and `stop()` is serialised by `stopOnce`.
+/// The daemon: `services()` builds its loops as services for one `ServiceGroup` (which starts
+/// them, and on SIGTERM stops them in order within the grace period); `runOnce()` does everything
+/// due now on the calling thread.
+///
+/// Shutdown order (the reverse of `services()`): the advancers stop writing, the claimer stops
+/// claiming, each session finishes the message it is sending and waits for its outcome to commit,
+/// the queue's unsent deliveries go back to `pending`, and the settle writer drains last. So a
+/// SIGTERM puts nothing on the wire twice.
+public final class Daemon: Sendable {
     private let settings: DaemonSettings
     private let logger: Logger
     private let identity: String
     public let counters = DaemonCounters()
     private let advanceWake = WakeSignal()
-    private let deliveryWake = WakeSignal()
+    private let claimWake = WakeSignal()
+    private let sessionWake = WakeSignal()
+    private let maintenanceWake = WakeSignal()
     private let breaker: CircuitBreaker
+    private let limiter: RateLimiter
     private let metrics = DaemonMetrics()
-    /// Deliveries the advancers leased in their own transactions, for the senders: at most a batch
-    /// per sender, and no more than they send in a quarter of the lease at their measured pace.
-    private let handoff: Handoff
-    /// Set by `start`, for the deliveries `stop` gives back.
-    private var installationID: String?
-    private var loops: [WorkerLoop] = []
-    private var connections: [ConfinedConnection] = []
-    private var timer: PollTimer?
+    /// Leased deliveries waiting for a session (from the advancers' direct leases and the claimer).
+    private let queue: Handoff
+    /// Every loop, for the heartbeat that `/healthz` and the systemd watchdog read.
+    private let loops = Mutex<[WorkerLoop]>([])
     private let listener = Mutex<NotificationListener?>(nil)
     /// Set when the LISTEN connection is gone; the maintenance loop starts a new one.
     private let listenerLost = Atomic<Bool>(false)
-    private let stopOnce = Mutex(false)
     private let notifier = SystemdNotifier()
-    private var watchdog: (any DispatchSourceTimer)?
 
     public init(settings: DaemonSettings, logger: Logger) {
         self.settings = settings
         self.logger = logger
         self.identity = "daemon:\(ProcessInfo.processInfo.hostName):\(getpid())"
-        self.handoff = Handoff(
-            capacity: settings.deliveryConcurrency * settings.batchSize, senders: settings.deliveryConcurrency,
+        self.queue = Handoff(
+            capacity: settings.deliveryConcurrency * Self.queuedPerSession(settings), senders: settings.deliveryConcurrency,
             leaseSeconds: settings.leaseTimeout)
         self.breaker = CircuitBreaker(
             initialBackoff: .seconds(max(1, Int(settings.policy.backoff))), logger: logger, gauge: metrics.circuitOpen)
+        self.limiter = RateLimiter(messagesPerSecond: settings.rateLimit)
+    }
+
+    /// Queue room per session before the pace is measured: a batch for a local transport's
+    /// session, a few messages for a network one (which takes one at a time).
+    private static func queuedPerSession(_ settings: DaemonSettings) -> Int {
+        let local = (try? settings.makeTransport()).map { SendingSession.localTransports.contains($0.name) } ?? false
+        return local ? settings.batchSize : 4
     }
 
     /// What every mode needs from the database before it can work.
-    private struct Prepared {
+    private struct Prepared: Sendable {
         let installation: InstallationSettings
         let builder: MessageBuilder
     }
@@ -116,32 +137,60 @@ public final class Daemon: @unchecked Sendable {
         return Prepared(installation: installation, builder: builder)
     }
 
-    private func makeSender(
-        _ name: String, connection: ConfinedConnection, prepared: Prepared, handoff: Handoff
-    ) throws -> Sender {
-        Sender(
-            worker: "\(identity):\(name)", connection: connection, transport: try settings.makeTransport(),
-            outbox: DeliveryOutbox(
-                worker: "\(identity):\(name)", installationID: prepared.installation.installationID, policy: settings.policy),
-            builder: prepared.builder, breaker: breaker, leaseTimeout: settings.leaseTimeout,
-            batchSeconds: min(1, min(Double(settings.leaseTimeout), settings.shutdownGrace) / 4), metrics: metrics,
-            handoff: handoff, logger: logger)
+    private func outbox(_ name: String, _ prepared: Prepared) -> DeliveryOutbox {
+        DeliveryOutbox(worker: "\(identity):\(name)", installationID: prepared.installation.installationID, policy: settings.policy)
     }
 
-    /// `seqd run --once`: advances and sends everything that is due now, on this thread, until a
-    /// full pass finds nothing, then returns. Waits that end later are left for a later run.
+    /// The settle writer: every session's outcomes, in shared commits on `connection`.
+    private func makeSettleWriter(_ connection: ConfinedConnection, _ prepared: Prepared) -> GroupCommit<SendResult> {
+        let outbox = LoopOwned(outbox("settle", prepared))
+        let logger = logger
+        return GroupCommit(
+            write: { results in _ = try connection.runBlocking { try outbox.value.settle($0, results: results) } },
+            isRetryable: { ($0 as? PostgresError).map { $0.isConnectionError || $0.isTransientConflict || $0.isLockTimeout } ?? false },
+            onRetry: { error, parts, delay in
+                logger.warning(
+                    "recording \(parts) sessions' outcomes: \(WorkerLoop.describe(error)); sending paused, retrying in \(delay)s",
+                    metadata: WorkerLoop.metadata(error))
+            })
+    }
+
+    private func makeSession(_ name: String, settles: GroupCommit<SendResult>, prepared: Prepared) throws -> SendingSession {
+        SendingSession(
+            name: name, transport: try settings.makeTransport(),
+            dependencies: .init(
+                queue: queue, settles: settles, breaker: breaker, limiter: limiter, builder: prepared.builder,
+                metrics: metrics, counters: counters, claimWake: claimWake, sessionWake: sessionWake,
+                advanceWake: advanceWake, leaseTimeout: settings.leaseTimeout,
+                batchSeconds: min(1, min(Double(settings.leaseTimeout), settings.shutdownGrace) / 4),
+                batchLimit: settings.batchSize, logger: logger))
+    }
+
+    /// `seqd run --once`: advances and sends everything that is due now, on this thread (the
+    /// settle writer has a thread of its own), until a full pass finds nothing, then returns.
+    /// Waits that end later are left for a later run.
     public func runOnce() throws {
         let prepared = try prepare()
         let connection = ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd once"))
         defer { connection.close() }
+        let settles = makeSettleWriter(connection, prepared)
+        let writerDone = DispatchSemaphore(value: 0)
+        Thread {
+            settles.run()
+            writerDone.signal()
+        }.start()
+        defer {
+            settles.stop()
+            writerDone.wait()
+        }
         let advancer = Advancer(actor: identity, installationID: prepared.installation.installationID)
-        // Advancing and sending take turns on one thread here: nothing is leased in advance.
-        let sender = try makeSender(
-            "once", connection: connection, prepared: prepared,
-            handoff: Handoff(capacity: 0, senders: 1, leaseSeconds: settings.leaseTimeout))
-        let rescuer = DeliveryOutbox(worker: "\(identity):rescuer", installationID: prepared.installation.installationID, policy: settings.policy)
+        let claimer = Claimer(
+            connection: connection, outbox: outbox("once", prepared), queue: queue, breaker: breaker,
+            sessionWake: sessionWake, batchSize: settings.batchSize, leaseTimeout: settings.leaseTimeout, logger: logger)
+        let session = try makeSession("once", settles: settles, prepared: prepared)
+        let rescuer = outbox("rescuer", prepared)
         let resumer = Resumer(actor: identity, installationID: prepared.installation.installationID)
-        let wake = WakeSignal()
+        let running = WakeSignal()
         var didWork = true
         while didWork {
             didWork = false
@@ -153,175 +202,187 @@ public final class Daemon: @unchecked Sendable {
                 counters.advanced.add(summary.claimed, ordering: .relaxed)
                 didWork = true
             }
-            while true {
-                let round = try sender.sendBatch(limit: settings.batchSize, wake: wake)
-                if let summary = round.settled {
-                    counters.sent.add(summary.sent, ordering: .relaxed)
-                    didWork = true
-                }
-                guard round.comeBack else { break }
+            // Claim, send, repeat until a claim finds nothing (or the circuit opens).
+            while breaker.mode == .closed {
+                queue.wantClaim()
+                _ = try claimer.round()
+                guard !queue.isEmpty else { break }
                 didWork = true
+                while !queue.isEmpty, breaker.mode == .closed, session.round(stopping: running) {}
             }
-            if let summary = try sender.flush() { counters.sent.add(summary.sent, ordering: .relaxed) }
+        }
+        let left = queue.close()
+        if !left.isEmpty {
+            _ = try connection.runBlocking { try rescuer.giveBack($0, left, because: "the transport's circuit is open") }
         }
     }
 
-    /// Connects, checks the schema, and starts every loop. Throws when the database is not usable,
-    /// so a misconfigured daemon fails at start instead of logging forever.
-    public func start() throws {
+    /// Connects, checks the schema, and returns the daemon's services in start order, for one
+    /// `ServiceGroup` (with SIGTERM and SIGINT as its graceful shutdown signals and
+    /// `worker.shutdown_grace` as its timeout). Throws when the database is not usable, so a
+    /// misconfigured daemon fails at start instead of logging forever.
+    public func services() throws -> [any Service] {
         let prepared = try prepare()
-        let installation = prepared.installation
-        installationID = installation.installationID
-        for index in 0..<settings.workerConcurrency {
-            let name = "advance-\(index)"
-            let connection = ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd \(name)"), label: "seqd.\(name)")
-            connections.append(connection)
-            let advancer = LoopOwned(Advancer(actor: identity, installationID: installation.installationID))
-            let giveBack = LoopOwned(
-                DeliveryOutbox(worker: "\(identity):\(name)", installationID: installation.installationID, policy: settings.policy))
-            loops.append(
-                WorkerLoop(name: name, wake: advanceWake, idleTimeout: idleTimeout, logger: logger) { [self] in
-                    // Emails this batch writes are leased to this process's senders in the same
-                    // transaction, as many as they have room for; not while the circuit is open.
-                    let lease = breaker.mode == .closed
-                        ? DirectLease(owner: "\(identity):senders", seconds: settings.leaseTimeout, room: handoff) : nil
-                    let leaseStart = ContinuousClock.now  // before the transaction's now(), never after
-                    let summary = try metrics.time(metrics.advanceDuration) {
-                        try connection.runBlocking { try advancer.value.advanceBatch($0, limit: settings.batchSize, lease: lease) }
-                    }
-                    let refused = handoff.deliver(
-                        summary.leased, reserved: summary.leased.count, leaseStart: leaseStart,
-                        othersPending: summary.deliveriesCreated > summary.leased.count)
-                    if !refused.isEmpty {
-                        // The senders stopped while this batch committed: the rows go back to pending.
-                        _ = try connection.runBlocking {
-                            try giveBack.value.giveBack($0, refused, because: "the daemon stopped before sending it")
-                        }
-                    }
-                    metrics.claimBatchSize.record(summary.claimed)
-                    guard summary.claimed > 0 else { return false }
-                    counters.advanced.add(summary.claimed, ordering: .relaxed)
-                    metrics.advances.increment(by: summary.claimed)
-                    // A full batch may leave more due: another advancer joins in. This one comes
-                    // back at once either way: a step it just ran may have made the next one due
-                    // now (a zero wait), which nothing else would announce before the poll.
-                    if summary.claimed >= settings.batchSize { advanceWake.wakeOne() }
-                    if summary.deliveriesCreated > 0 { deliveryWake.wakeOne() }
-                    logger.debug("advanced \(summary.claimed): \(summary.deliveriesCreated) deliveries, \(summary.completed) completed, \(summary.failed) failed")
-                    return true
+        let installationID = prepared.installation.installationID
+        func connection(_ name: String) -> ConfinedConnection {
+            ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd \(name)"), label: "seqd.\(name)")
+        }
+
+        // The settle writer: one connection records every session's outcomes.
+        let settleConnection = connection("settle")
+        let settles = makeSettleWriter(settleConnection, prepared)
+        let writer = ThreadService(
+            name: "seqd.settle", body: { [logger] in
+                settles.run()
+                settleConnection.close()
+                logger.debug("settle writer stopped")
+            },
+            stop: { settles.stop() }, cancel: { settles.abandon() })
+
+        // The sending sessions: no connections of their own.
+        var sessionLoops: [WorkerLoop] = []
+        for index in 0..<settings.deliveryConcurrency {
+            let session = try makeSession("send-\(index)", settles: settles, prepared: prepared)
+            sessionLoops.append(
+                WorkerLoop(name: session.name, wake: sessionWake, idleTimeout: idleTimeout, logger: logger) { [sessionWake] in
+                    session.round(stopping: sessionWake)
                 })
         }
-        for index in 0..<settings.deliveryConcurrency {
-            let name = "send-\(index)"
-            let connection = ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd \(name)"), label: "seqd.\(name)")
-            connections.append(connection)
-            let sender = try makeSender(name, connection: connection, prepared: prepared, handoff: handoff)
-            let count: @Sendable (SettleSummary) -> Void = { [self] summary in
-                counters.sent.add(summary.sent, ordering: .relaxed)
-                counters.failedDeliveries.add(summary.failed + summary.bounced, ordering: .relaxed)
-                if summary.sent > 0 { advanceWake.wakeOne() }
-            }
-            loops.append(
-                WorkerLoop(
-                    name: name, wake: deliveryWake, idleTimeout: idleTimeout, logger: logger,
-                    body: { [self] in
-                        let round = try sender.sendBatch(limit: settings.batchSize, wake: deliveryWake)
-                        round.settled.map(count)
-                        return round.comeBack
-                    },
-                    // A full batch's outcomes wait for the next claim; on the way out they go in alone.
-                    onExit: { try sender.flush().map(count) }))
-        }
-        let maintenanceConnection = ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd maintenance"), label: "seqd.maintenance")
-        connections.append(maintenanceConnection)
-        let rescuer = LoopOwned(DeliveryOutbox(worker: "\(identity):rescuer", installationID: installation.installationID, policy: settings.policy))
-        let resumer = LoopOwned(Resumer(actor: identity, installationID: installation.installationID))
-        let heldTransactions = LoopOwned(HeldTransactionWatch(threshold: settings.longTransactionWarning, logger: logger))
-        let maintenanceWake = WakeSignal()
-        loops.append(
-            WorkerLoop(name: "maintenance", wake: maintenanceWake, idleTimeout: idleTimeout, logger: logger) { [self] in
-                try maintenanceConnection.runBlocking { try heldTransactions.value.check($0) }
-                let rescued = try maintenanceConnection.runBlocking { try rescuer.value.rescueExpiredLeases($0, jitter: { Double.random(in: 0...1) }) }
-                let resumed = try maintenanceConnection.runBlocking { try resumer.value.resumeDue($0) }
-                // Queued for a quarter of the lease and not taken: every sender is stuck or the
-                // circuit is open. Back to pending, before the lease would make them unknown.
-                let stale = handoff.takeStale(olderThan: .seconds(settings.leaseTimeout) / 4)
-                if !stale.isEmpty {
-                    _ = try maintenanceConnection.runBlocking {
-                        try rescuer.value.giveBack($0, stale, because: "no sender took it within a quarter of its lease")
-                    }
-                    logger.warning("gave back \(stale.count) queued deliveries no sender took within a quarter of their lease")
-                    deliveryWake.wake()
-                }
-                if rescued > 0 {
-                    logger.warning("\(rescued) deliveries had expired leases and are now unknown")
-                    deliveryWake.wake()
-                }
-                if resumed > 0 { advanceWake.wake() }
-                if listenerLost.load(ordering: .relaxed), !advanceWake.isStopped {
-                    listenerLost.store(false, ordering: .relaxed)
-                    let replacement = startListener()
-                    listener.withLock { $0 = replacement }
-                }
-                return false
-            })
+        let sessions = LoopsService(
+            name: "sessions", loops: sessionLoops, stopSignals: [sessionWake],
+            afterStop: { [self] in giveBackQueued(outbox("stop", prepared)) })
 
-        let initialListener = startListener()
-        listener.withLock { $0 = initialListener }
+        // The claimer: one connection keeps the queue fed and checked.
+        let claimConnection = connection("claim")
+        let claimer = Claimer(
+            connection: claimConnection, outbox: outbox("claim", prepared), queue: queue, breaker: breaker,
+            sessionWake: sessionWake, batchSize: settings.batchSize, leaseTimeout: settings.leaseTimeout, logger: logger)
+        let claimLoop = WorkerLoop(name: "claim", wake: claimWake, idleTimeout: idleTimeout, logger: logger) { try claimer.round() }
+        let claiming = LoopsService(
+            name: "claimer", loops: [claimLoop], stopSignals: [claimWake], onCancel: { claimConnection.cancel() },
+            afterStop: { claimConnection.close() })
+
+        // The advancers: each on its own connection.
+        var advanceLoops: [WorkerLoop] = []
+        var advanceConnections: [ConfinedConnection] = []
+        for index in 0..<settings.workerConcurrency {
+            let name = "advance-\(index)"
+            let advanceConnection = connection(name)
+            advanceConnections.append(advanceConnection)
+            let advancer = LoopOwned(Advancer(actor: identity, installationID: installationID))
+            let giveBack = LoopOwned(outbox(name, prepared))
+            advanceLoops.append(
+                WorkerLoop(name: name, wake: advanceWake, idleTimeout: idleTimeout, logger: logger) { [self] in
+                    try advanceRound(advanceConnection, advancer.value, giveBack.value)
+                })
+        }
+        let advancingConnections = advanceConnections
+        let advancing = LoopsService(
+            name: "advancers", loops: advanceLoops, stopSignals: [advanceWake],
+            onShutdown: { [self] in
+                notifier?.notify("STOPPING=1")
+                logger.info("stopping: finishing in-flight work (grace \(settings.shutdownGrace)s)")
+            },
+            onCancel: { advancingConnections.forEach { $0.cancel() } },
+            afterStop: { advancingConnections.forEach { $0.close() } })
+
+        // Maintenance: lease rescue, due resumes, held transactions, the LISTEN connection; it
+        // also owns the poll timer and the systemd notifications, for the daemon's whole life.
+        let maintenanceConnection = connection("maintenance")
+        let rescuer = LoopOwned(outbox("rescuer", prepared))
+        let resumer = LoopOwned(Resumer(actor: identity, installationID: installationID))
+        let heldTransactions = LoopOwned(HeldTransactionWatch(threshold: settings.longTransactionWarning, logger: logger))
+        let maintenanceLoop = WorkerLoop(name: "maintenance", wake: maintenanceWake, idleTimeout: idleTimeout, logger: logger) { [self] in
+            try maintenanceConnection.runBlocking { try heldTransactions.value.check($0) }
+            let rescued = try maintenanceConnection.runBlocking { try rescuer.value.rescueExpiredLeases($0, jitter: { Double.random(in: 0...1) }) }
+            let resumed = try maintenanceConnection.runBlocking { try resumer.value.resumeDue($0) }
+            if rescued > 0 {
+                logger.warning("\(rescued) deliveries had expired leases and are now unknown")
+                queue.wantClaim()
+                claimWake.wake()
+            }
+            if resumed > 0 { advanceWake.wake() }
+            if listenerLost.load(ordering: .relaxed), !advanceWake.isStopped {
+                listenerLost.store(false, ordering: .relaxed)
+                let replacement = startListener()
+                listener.withLock { $0 = replacement }
+            }
+            return false
+        }
         // The poll wakes every loop: an idle loop's round is also its heartbeat, which the systemd
         // watchdog and /healthz read (the idle timeout alone is five polls).
-        timer = PollTimer(interval: settings.pollInterval) { [advanceWake, deliveryWake] in
+        let timer = PollTimer(interval: settings.pollInterval) { [advanceWake, claimWake, sessionWake, maintenanceWake, queue] in
             advanceWake.wake()
-            deliveryWake.wake()
+            queue.wantClaim()
+            claimWake.wake()
+            sessionWake.wake()
             maintenanceWake.wake()
         }
-        stopSignals.append(maintenanceWake)
-        loops.forEach { $0.start() }
-        timer?.start()
-        startSystemdNotifications()
-        logger.info(
-            "seqd running: \(settings.workerConcurrency) advancing, \(settings.deliveryConcurrency) sending, poll every \(settings.pollInterval)s")
+        let watchdog = Mutex<(any DispatchSourceTimer)?>(nil)
+        let maintenance = LoopsService(
+            name: "maintenance", loops: [maintenanceLoop], stopSignals: [maintenanceWake],
+            beforeStart: { [self] in
+                listener.withLock { $0 = startListener() }
+                timer.start()
+                watchdog.withLock { $0 = startSystemdNotifications() }
+                logger.info(
+                    "seqd running: \(settings.workerConcurrency) advancing, \(settings.deliveryConcurrency) sending sessions, \(settings.connectionBudget) database connections, poll every \(settings.pollInterval)s")
+            },
+            onShutdown: { [self] in
+                timer.stop()
+                listener.withLock { $0 }?.stop()
+            },
+            onCancel: { maintenanceConnection.cancel() },
+            afterStop: { [logger] in
+                watchdog.withLock { $0 }?.cancel()
+                maintenanceConnection.close()
+                logger.info("stopped")
+            })
+
+        loops.withLock { $0 = advanceLoops + [claimLoop] + sessionLoops + [maintenanceLoop] }
+        return [writer, maintenance, sessions, claiming, advancing]
     }
 
-    private var stopSignals: [WakeSignal] = []
-
-    /// Stops claiming, lets in-flight transactions and sends finish within the grace period, then
-    /// cancels whatever statement is still running. Safe to call more than once.
-    public func stop() {
-        guard stopOnce.withLock({ stopped in
-            defer { stopped = true }
-            return !stopped
-        }) else { return }
-        notifier?.notify("STOPPING=1")
-        watchdog?.cancel()
-        logger.info("stopping: finishing in-flight work (grace \(settings.shutdownGrace)s)")
-        timer?.stop()
-        listener.withLock { $0 }?.stop()
-        ([advanceWake, deliveryWake] + stopSignals).forEach { $0.stop() }
-        let deadline = DispatchTime.now() + settings.shutdownGrace
-        var unfinished = loops.filter { !$0.join(until: deadline) }
-        if !unfinished.isEmpty {
-            logger.warning("grace period over: cancelling \(unfinished.count) loops' statements")
-            connections.forEach { $0.cancel() }
-            unfinished = unfinished.filter { !$0.join(until: .now() + 2) }
+    /// One advancer round. The emails its batch writes are leased to this process's sessions in
+    /// the same transaction, as many as the queue has room for; not while the circuit is open.
+    private func advanceRound(_ connection: ConfinedConnection, _ advancer: Advancer, _ giveBack: DeliveryOutbox) throws -> Bool {
+        let lease = breaker.mode == .closed
+            ? DirectLease(owner: "\(identity):sessions", seconds: settings.leaseTimeout, room: queue) : nil
+        let leaseStart = ContinuousClock.now  // before the transaction's now(), never after
+        let summary = try metrics.time(metrics.advanceDuration) {
+            try connection.runBlocking { try advancer.advanceBatch($0, limit: settings.batchSize, lease: lease) }
         }
-        connections.forEach { $0.close() }
-        giveBackQueued()
-        logger.info("stopped\(unfinished.isEmpty ? "" : " (\(unfinished.count) loops abandoned; their leases will expire)")")
+        let refused = queue.deliver(
+            summary.leased, reserved: summary.leased.count, leaseStart: leaseStart,
+            othersPending: summary.deliveriesCreated > summary.leased.count)
+        if !refused.isEmpty {
+            // The sessions stopped while this batch committed: the rows go back to pending.
+            _ = try connection.runBlocking { try giveBack.giveBack($0, refused, because: "the daemon stopped before sending it") }
+        }
+        metrics.claimBatchSize.record(summary.claimed)
+        guard summary.claimed > 0 else { return false }
+        counters.advanced.add(summary.claimed, ordering: .relaxed)
+        metrics.advances.increment(by: summary.claimed)
+        // A full batch may leave more due: another advancer joins in. This one comes back at once
+        // either way: a step it just ran may have made the next one due now (a zero wait), which
+        // nothing else would announce before the poll.
+        if summary.claimed >= settings.batchSize { advanceWake.wakeOne() }
+        if !summary.leased.isEmpty { sessionWake.wake() }
+        if summary.deliveriesCreated > summary.leased.count { claimWake.wakeOne() }
+        logger.debug("advanced \(summary.claimed): \(summary.deliveriesCreated) deliveries, \(summary.completed) completed, \(summary.failed) failed")
+        return true
     }
 
-    /// Deliveries leased to this process's senders and still queued when they stopped (a sender
-    /// stuck on a stalled server included) go back to `pending` now, for another daemon to send,
-    /// instead of waiting out their leases as `unknown`. An advancer abandoned at the end of the
-    /// grace period that commits after this finds the queue closed and its connection gone: its
-    /// leases expire like any other.
-    private func giveBackQueued() {
-        let left = handoff.close()
+    /// Deliveries still queued when the sessions stopped (a session stuck on a stalled server
+    /// included) go back to `pending` now, for another daemon to send, instead of waiting out
+    /// their leases as `unknown`. On a connection of its own, for this moment only: when the grace
+    /// period is over the settle writer is being abandoned too. An advancer that commits after
+    /// this finds the queue closed and gives its leases back itself.
+    private func giveBackQueued(_ outbox: DeliveryOutbox) {
+        let left = queue.close()
         guard !left.isEmpty else { return }
         do {
-            // Closed when it goes out of scope.
             let connection = try Connection(settings.databaseURL, options: sessionOptions("seqd stop"))
-            let outbox = DeliveryOutbox(worker: "\(identity):stop", installationID: installationID ?? "", policy: settings.policy)
             try outbox.giveBack(connection, left, because: "the daemon stopped before sending it")
             logger.info("gave back \(left.count) queued deliveries unsent")
         } catch {
@@ -333,18 +394,19 @@ public final class Daemon: @unchecked Sendable {
     /// True while every loop has finished a round within `seconds`: what `/healthz` and the systemd
     /// watchdog report. A loop blocked longer (a hung query, a stuck transport) makes it false.
     public func loopsAreTicking(within seconds: TimeInterval) -> Bool {
-        loops.allSatisfy { $0.secondsSinceLastBeat <= seconds }
+        loops.withLock { $0 }.allSatisfy { $0.secondsSinceLastBeat <= seconds }
     }
 
     /// How long a loop may go without a round before it counts as stuck: its idle wait plus the
-    /// longest statement it may run.
+    /// longest statement or send it may run.
     public var tickTolerance: TimeInterval { idleTimeout + 60 }
 
-    /// `Type=notify`: READY=1 once the database answered and the schema is supported (start() got
-    /// here), then STATUS= and — only while the loops make progress — WATCHDOG=1.
-    private func startSystemdNotifications() {
-        guard let notifier else { return }
-        notifier.notify("READY=1\nSTATUS=running: \(settings.workerConcurrency) advancing, \(settings.deliveryConcurrency) sending")
+    /// `Type=notify`: READY=1 once the database answered and the schema is supported, then
+    /// STATUS= and — only while the loops make progress — WATCHDOG=1.
+    private func startSystemdNotifications() -> (any DispatchSourceTimer)? {
+        guard let notifier else { return nil }
+        notifier.notify(
+            "READY=1\nSTATUS=running: \(settings.workerConcurrency) advancing, \(settings.deliveryConcurrency) sending sessions")
         let interval = notifier.watchdogInterval.map { $0 / 2 } ?? 10
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "seqd.watchdog"))
         timer.schedule(deadline: .now() + interval, repeating: interval)
@@ -356,20 +418,22 @@ public final class Daemon: @unchecked Sendable {
             notifier.notify(notifier.watchdogInterval != nil && ticking ? "WATCHDOG=1\n" + status : status)
         }
         timer.resume()
-        watchdog = timer
+        return timer
     }
 
-    /// NOTIFY on `seqd_wakeup` (sent by `enroll`, resume and retry) wakes the advancers at once.
-    /// A lost listener is replaced by the maintenance loop on a later tick; polling covers the gap.
+    /// NOTIFY on `seqd_wakeup` (sent by `enroll`, resume and retry) wakes the advancers and the
+    /// claimer at once. A lost listener is replaced by the maintenance loop on a later tick;
+    /// polling covers the gap.
     private func startListener() -> NotificationListener? {
         do {
             return try NotificationListener(
                 connectionString: settings.databaseURL, channels: ["seqd_wakeup"], options: sessionOptions("seqd listen")
-            ) { [weak self, advanceWake, deliveryWake, logger] event in
+            ) { [weak self, advanceWake, claimWake, queue, logger] event in
                 switch event {
                 case .notification:
                     advanceWake.wakeOne()
-                    deliveryWake.wakeOne()
+                    queue.wantClaim()
+                    claimWake.wakeOne()
                 case .connectionLost(let error):
                     logger.warning("LISTEN connection lost (\(error.message)); polling until it is back")
                     self?.listenerLost.store(true, ordering: .relaxed)

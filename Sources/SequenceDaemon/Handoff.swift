@@ -2,22 +2,26 @@ import Foundation
 import SequenceStore
 import Synchronization
 
-/// Deliveries this process's advancers wrote already leased (`DirectLease`), waiting for one of its
-/// senders. It saves each email the sender's claim transaction: the advance that writes the row
-/// leases it too, and the sender takes it from here.
+/// Deliveries leased to this process, waiting for one of its sending sessions: written already
+/// leased by its advancers (`DirectLease`, which saves each email a claim transaction) or claimed
+/// by its claimer. Sessions hold no database connection; this queue is how work reaches them.
 ///
-/// The queue is bounded by what the senders send in a quarter of the lease at their measured pace,
-/// so what waits in it is sent well inside its lease: an advance reserves room once it knows how
-/// many emails its batch writes, and leases no more than it got. What waits longer anyway (every
-/// sender stuck, or the transport's circuit open) is taken back by `takeStale` and returned to
-/// `pending`. After `close` (shutdown) nothing is accepted; whoever holds leased deliveries that no
-/// sender will take gives them back.
+/// The queue is bounded by what the sessions send in a quarter of the lease at their measured pace,
+/// so what waits in it is sent well inside its lease: an advance or a claim reserves room first
+/// and leases no more than it got. Each item remembers when its sendability (opt-out, pause, ended
+/// enrollment) was last read from the database; sessions take only items checked within
+/// `freshness`, and the claimer checks the others again (`takeUnchecked`). What waits a quarter of
+/// its lease anyway (every session stuck, or the circuit open) is taken back by `takeStale` and
+/// returned to `pending`. After `close` (shutdown) nothing is accepted; whoever holds leased
+/// deliveries that no session will take gives them back.
 final class Handoff: LeaseRoom {
     struct Item: Sendable {
         let delivery: ClaimedDelivery
-        /// Taken before the advance transaction began, so no later than the lease's own start
-        /// (its `now()`): the lease is never thought younger than it is.
+        /// Taken before the advance or claim transaction began, so no later than the lease's own
+        /// start (its `now()`): the lease is never thought younger than it is.
         let leaseStart: ContinuousClock.Instant
+        /// When the database last said it may be sent (the lease's transaction, or a recheck).
+        var checkedAt: ContinuousClock.Instant
     }
 
     private struct State {
@@ -30,18 +34,23 @@ final class Handoff: LeaseRoom {
         var lastClaim = ContinuousClock.now
         /// The senders' latest measured pace.
         var secondsPerSend: Double?
+        /// A session found items it may not send until they are checked again.
+        var recheckWanted = false
     }
 
     /// The most the queue holds, whatever the pace.
     let capacity: Int
     private let senders: Int
     private let leaseSeconds: Int
+    /// How long a check of an item's sendability stays good for a session to send it.
+    let freshness: Duration
     private let state = Mutex(State())
 
-    init(capacity: Int, senders: Int, leaseSeconds: Int) {
+    init(capacity: Int, senders: Int, leaseSeconds: Int, freshness: Duration = .seconds(1)) {
         self.capacity = capacity
         self.senders = senders
         self.leaseSeconds = leaseSeconds
+        self.freshness = freshness
     }
 
     /// Room for up to `wanted` more, held until `deliver` or `release`; 0 once closed. The queue
@@ -73,35 +82,70 @@ final class Handoff: LeaseRoom {
             state.reserved -= reserved
             if othersPending { state.claimWanted = true }
             guard !state.closed else { return deliveries }
-            state.items += deliveries.map { Item(delivery: $0, leaseStart: leaseStart) }
+            state.items += deliveries.map { Item(delivery: $0, leaseStart: leaseStart, checkedAt: leaseStart) }
             return []
         }
     }
 
-    /// Takes up to `limit` of the oldest queued deliveries.
+    /// Takes up to `limit` of the oldest queued deliveries checked within `freshness`; one checked
+    /// longer ago stays for the claimer to check again (`recheckWanted` then says so).
     func take(upTo limit: Int) -> [Item] {
-        state.withLock { state in
-            let taken = Array(state.items.prefix(limit))
-            state.items.removeFirst(taken.count)
+        let cutoff = ContinuousClock.now - freshness
+        return state.withLock { state in
+            guard !state.items.isEmpty else { return [] }
+            var taken = [Item]()
+            var rest = [Item]()
+            var unchecked = false
+            for item in state.items {
+                if taken.count < limit && item.checkedAt >= cutoff {
+                    taken.append(item)
+                } else {
+                    unchecked = unchecked || item.checkedAt < cutoff
+                    rest.append(item)
+                }
+            }
+            state.items = rest
+            if unchecked && taken.count < limit { state.recheckWanted = true }
             return taken
         }
     }
 
-    /// Puts taken deliveries back at the front, as they were (a sender could not send them); once
-    /// closed, `stop` has given the queue back already and their leases expire instead.
-    func requeue(_ items: [Item]) {
+    /// Takes the items last checked before `freshness` ago: the claimer reads their sendability
+    /// again and puts back those still sendable.
+    func takeUnchecked() -> [Item] {
+        let cutoff = ContinuousClock.now - freshness
+        return state.withLock { state in
+            state.recheckWanted = false
+            let unchecked = state.items.filter { $0.checkedAt < cutoff }
+            guard !unchecked.isEmpty else { return [] }
+            state.items.removeAll { $0.checkedAt < cutoff }
+            return unchecked
+        }
+    }
+
+    /// True when a session left items behind because their check was too old.
+    var recheckWanted: Bool { state.withLock { $0.recheckWanted } }
+
+    /// Puts items back at the front, checked at `checkedAt` (or as they were); once closed,
+    /// `stop` has given the queue back already and their leases expire instead.
+    func requeue(_ items: [Item], checkedAt: ContinuousClock.Instant? = nil) {
+        guard !items.isEmpty else { return }
         state.withLock { state in
             guard !state.closed else { return }
+            let items = checkedAt.map { at in items.map { Item(delivery: $0.delivery, leaseStart: $0.leaseStart, checkedAt: at) } } ?? items
             state.items.insert(contentsOf: items, at: 0)
         }
     }
+
+    /// How many are queued.
+    var count: Int { state.withLock { $0.items.count } }
 
     /// Takes every delivery queued since before `age` ago: no sender took it in time.
     func takeStale(olderThan age: Duration) -> [ClaimedDelivery] {
         let cutoff = ContinuousClock.now - age
         return state.withLock { state in
-            let stale = state.items.prefix { $0.leaseStart < cutoff }
-            state.items.removeFirst(stale.count)
+            let stale = state.items.filter { $0.leaseStart < cutoff }
+            state.items.removeAll { $0.leaseStart < cutoff }
             return stale.map(\.delivery)
         }
     }

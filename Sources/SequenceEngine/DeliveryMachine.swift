@@ -48,6 +48,8 @@ public struct DeliveryMachine: Sendable {
         case .permanentFailure(let reason, let isBounce, let token): permanentFailure(reason: reason, isBounce: isBounce, token: token, now: now)
         case .transportFault(let reason, let token, let jitter): transportFault(reason: reason, token: token, jitter: jitter, now: now)
         case .ambiguous(let reason, let token, let jitter): ambiguous(reason: reason, token: token, jitter: jitter, now: now)
+        case .throttled(let reason, let retryAfter, let token, let jitter):
+            throttled(reason: reason, retryAfter: retryAfter, token: token, jitter: jitter, now: now)
         case .leaseExpired(let jitter): leaseExpired(jitter: jitter, now: now)
         case .notSent(let token): notSent(token: token, now: now)
         case .retry: retry(now: now)
@@ -142,6 +144,24 @@ public struct DeliveryMachine: Sendable {
             state.nextAttemptAt = now.addingTimeInterval(policy.retryDelay(afterAttempt: 1, jitter: jitter))
             clearLease()
             return .accepted([.openCircuitBreaker(reason: reason)])
+        case .pending, .sent, .failed, .cancelled, .unknown:
+            return .stale
+        }
+    }
+
+    /// The relay asked us to slow down: back to pending after `retryAfter` (or the base backoff,
+    /// whichever is longer), no attempt spent. The message was refused before it was accepted, so
+    /// nothing was delivered; the sender's rate limiter slows down separately.
+    public mutating func throttled(reason: String, retryAfter: TimeInterval?, token: Int64, jitter: Double, now: Date) -> DeliveryOutcome {
+        switch state.status {
+        case .sending:
+            guard token == state.fencingToken else { return .stale }
+            state.status = .pending
+            state.lastError = reason
+            let delay = max(policy.retryDelay(afterAttempt: 1, jitter: jitter), retryAfter ?? 0)
+            state.nextAttemptAt = now.addingTimeInterval(min(delay, DeliveryPolicy.backoffCap))
+            clearLease()
+            return .accepted([])
         case .pending, .sent, .failed, .cancelled, .unknown:
             return .stale
         }

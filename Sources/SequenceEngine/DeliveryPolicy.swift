@@ -107,6 +107,9 @@ public enum DeliveryEvent: Sendable, Equatable {
     case transportFault(reason: String, token: Int64, jitter: Double)
     /// The outcome is not known (connection lost after the message data).
     case ambiguous(reason: String, token: Int64, jitter: Double)
+    /// The relay asked us to slow down (SMTP 421, 454 4.7.0, "Throttling failure"; HTTP 429):
+    /// pending again after `retryAfter` or the base backoff, no attempt spent.
+    case throttled(reason: String, retryAfter: TimeInterval?, token: Int64, jitter: Double)
     /// The rescuer found the lease expired while sending.
     case leaseExpired(jitter: Double)
     /// The sender gave the lease back without handing the message to the transport (its batch
@@ -128,6 +131,7 @@ public enum DeliveryEvent: Sendable, Equatable {
         case .permanentFailure: "permanent_failure"
         case .transportFault: "transport_fault"
         case .ambiguous: "ambiguous"
+        case .throttled: "throttled"
         case .leaseExpired: "lease_expired"
         case .notSent: "not_sent"
         case .retry: "retry"
@@ -135,6 +139,35 @@ public enum DeliveryEvent: Sendable, Equatable {
         case .cancel: "cancel"
         }
     }
+}
+
+/// What a delivery row carries (`seqd.deliveries.kind`).
+public enum DeliveryKind: String, Sendable, CaseIterable, Codable {
+    /// An email step's message.
+    case email
+    /// A webhook step's request.
+    case webhook
+}
+
+/// How one attempt ended, as `seqd.delivery_attempts.outcome` records it. Raw values are the
+/// column's labels (a CHECK constraint lists them).
+public enum AttemptOutcome: String, Sendable, CaseIterable, Codable {
+    /// Accepted by the next hop.
+    case sent
+    /// Refused for now; retried with backoff (an attempt spent).
+    case temporaryFailure = "temporary_failure"
+    /// Refused for good, not about the recipient.
+    case permanentFailure = "permanent_failure"
+    /// Refused for good because of the recipient: the address is suppressed.
+    case bounce
+    /// The transport itself failed (connection, TLS, AUTH, MAIL stage): no attempt spent.
+    case transportFault = "transport_fault"
+    /// The relay asked to slow down: no attempt spent, retried later.
+    case throttled
+    /// The outcome is not known (lease expired, connection lost after the data).
+    case unknown
+    /// Given back unsent (lease half used, the transport failed earlier, the daemon stopped).
+    case skipped
 }
 
 /// Side effects the driver performs with the new delivery state.

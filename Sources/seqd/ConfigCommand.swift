@@ -1,5 +1,6 @@
 import ArgumentParser
 import SeqdConfig
+import SequenceHTTP
 
 struct ConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -8,6 +9,18 @@ struct ConfigCommand: AsyncParsableCommand {
         subcommands: [Check.self])
 
     struct Check: AsyncParsableCommand {
+        /// What one `seqd run` process holds of the database's `max_connections`, in words.
+        static func connectionBudget(_ configuration: SeqdConfiguration) -> String {
+            let advancing = configuration.integer("worker.concurrency") ?? 2
+            let sessions = configuration.integer("delivery.concurrency") ?? 16
+            let http = configuration.integer("http.port") == nil ? 0 : HTTPListener.connectionBudget
+            return """
+                database connections per `seqd run` process: \(advancing + 4 + http) \
+                (\(advancing) advancing, 1 claim, 1 settle, 1 maintenance, 1 LISTEN\(http > 0 ? ", \(http) HTTP listener" : "")); \
+                the \(sessions) transport sessions hold none
+                """
+        }
+
         static let configuration = CommandConfiguration(
             abstract: "Validate the configuration and print every effective value with its source.",
             discussion: """
@@ -46,6 +59,7 @@ struct ConfigCommand: AsyncParsableCommand {
             }
             print(table.rendered)
             print("\nconfiguration is valid (file: \(configuration.filePath ?? "none"))")
+            print(Self.connectionBudget(configuration))
         }
     }
 }

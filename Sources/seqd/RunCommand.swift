@@ -2,6 +2,8 @@ import ArgumentParser
 import Delivery
 import Foundation
 import Logging
+import ServiceLifecycle
+import UnixSignals
 import Postgres
 import SeqdConfig
 import SequenceDaemon
@@ -18,8 +20,9 @@ struct RunCommand: AsyncParsableCommand {
             Any number of replicas may run against one database. SIGTERM or SIGINT stops claiming, finishes \
             in-flight work within worker.shutdown_grace and exits 0.
 
-            Connections per process: worker.concurrency (advancing) + delivery.concurrency (sending) + 2 \
-            (maintenance, LISTEN).
+            Database connections per process: worker.concurrency (advancing) + 4 (claim, settle, maintenance, \
+            LISTEN), plus the HTTP listener's when http.port is set. delivery.concurrency is the number of \
+            transport sessions (SMTP or HTTP connections), which hold no database connection.
 
             Examples:
               seqd run
@@ -47,56 +50,40 @@ struct RunCommand: AsyncParsableCommand {
         let configuration = try await global.loadConfiguration()
         let logger = LogSetup.bootstrap(configuration)
         SeqdMetrics.bootstrap()  // before the daemon creates its metrics
-        let daemon = Daemon(settings: try daemonSettings(configuration), logger: logger)
+        let settings = try daemonSettings(configuration)
+        let daemon = Daemon(settings: settings, logger: logger)
         if once {
             try await onDedicatedThread { try daemon.runOnce() }
             print("advanced \(daemon.counters.advanced.load(ordering: .relaxed)) enrollments, sent \(daemon.counters.sent.load(ordering: .relaxed)) messages")
             return
         }
-        try daemon.start()
+        // Connecting and checking the schema block: off the concurrency pool.
+        let daemonServices = try await onDedicatedThread { try daemon.services() }
         // The optional listener (http.port) runs in this process: /healthz reports whether the
         // daemon's loops are making progress.
         let listener = try await makeListener(configuration, logger: logger) {
             daemon.loopsAreTicking(within: daemon.tickTolerance)
                 ? .alive : HealthState(isAlive: false, reason: "a worker loop has made no progress")
         }
-        let stopRequested = StopRequest()
-        // A listener that cannot serve (port taken) stops the whole process: an orchestrator's
-        // probes would fail anyway, and a loud exit beats a silently half-working replica.
-        let serving = listener.map { listener in
-            Task {
-                do {
-                    try await listener.run()
-                } catch {
-                    logger.error("the HTTP listener stopped: \(error)")
-                    stopRequested.set()
-                    throw error
-                }
-            }
+        // One ServiceGroup: SIGTERM or SIGINT shuts the services down in reverse order (progress,
+        // advancers, claimer, sessions, maintenance, settle writer, listener), each finishing what
+        // it is doing; past worker.shutdown_grace the rest is cancelled. A listener that cannot
+        // serve (port taken) stops the whole process: an orchestrator's probes would fail anyway,
+        // and a loud exit beats a silently half-working replica.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let listener {
+            services.append(.init(service: ListenerService(listener: listener), failureTerminationBehavior: .gracefullyShutdownGroup))
         }
-        let signals = ShutdownSignals { signal in
-            logger.info("received signal \(signal)")
-            stopRequested.set()
-        }
-        defer { signals.cancel() }
+        services += daemonServices.map { .init(service: $0) }
         if untilFinished {
-            let monitor = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd progress"))
-            let progress = RunProgressDisplay()
-            let sequence = self.sequence
-            while !stopRequested.isSet {
-                let state = try await monitor.run { try RunProgress.load($0, sequence: sequence) }
-                progress.show(state)
-                if state.remaining == 0 { break }
-                try await Task.sleep(for: .milliseconds(300))
-            }
-            progress.finish()
-        } else {
-            while !stopRequested.isSet { try await Task.sleep(for: .milliseconds(100)) }
+            services.append(
+                .init(
+                    service: ProgressService(databaseURL: configuration.databaseURL, sequence: sequence),
+                    successTerminationBehavior: .gracefullyShutdownGroup))
         }
-        await listener?.shutdown()
-        let served = await serving?.result
-        try await onDedicatedThread { daemon.stop() }
-        if case .failure(let error) = served { throw error }
+        var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(settings.shutdownGrace)
+        try await ServiceGroup(configuration: groupConfiguration).run()
     }
 
     /// The daemon's settings from the effective configuration; refuses transports this build lacks.
@@ -108,7 +95,8 @@ struct RunCommand: AsyncParsableCommand {
             batchSize: configuration.integer("worker.batch_size") ?? 100,
             workerConcurrency: configuration.integer("worker.concurrency") ?? 2,
             shutdownGrace: Double(configuration.seconds("worker.shutdown_grace")),
-            deliveryConcurrency: configuration.integer("delivery.concurrency") ?? 4,
+            deliveryConcurrency: configuration.integer("delivery.concurrency") ?? 16,
+            rateLimit: configuration.string("delivery.rate_limit").flatMap(Double.init),
             leaseTimeout: max(1, configuration.seconds("delivery.lease_timeout")),
             policy: configuration.deliveryPolicy,
             unsubscribeBaseURL: configuration.string("unsubscribe.base_url"),
@@ -151,8 +139,14 @@ func transportFactory(_ configuration: SeqdConfiguration) throws -> @Sendable ()
         let url = try required("delivery.smtp.url")
         let (username, password) = (configuration.string("delivery.smtp.username"), configuration.string("delivery.smtp.password"))
         let starttls = configuration.string("delivery.smtp.starttls").flatMap(SMTPTransport.StartTLS.init(rawValue:))
-        _ = try SMTPTransport(url: url, username: username, password: password, starttls: starttls, timeout: timeout)
-        return { try SMTPTransport(url: url, username: username, password: password, starttls: starttls, timeout: timeout) }
+        let perConnection = configuration.integer("delivery.smtp.messages_per_connection") ?? 100
+        let make: @Sendable () throws -> any MailTransport = {
+            try SMTPTransport(
+                url: url, username: username, password: password, starttls: starttls, timeout: timeout,
+                messagesPerConnection: perConnection)
+        }
+        _ = try make()
+        return make
     case "http":
         let url = try required("delivery.http.url")
         let token = configuration.string("delivery.http.token")
@@ -168,5 +162,44 @@ func transportFactory(_ configuration: SeqdConfiguration) throws -> @Sendable ()
 func onDedicatedThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
+/// The HTTP listener as a service of `seqd run`'s group.
+struct ListenerService: Service {
+    let listener: HTTPListener
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await listener.run()
+        } onGracefulShutdown: {
+            Task { await listener.shutdown() }
+        }
+    }
+}
+
+/// `--until-finished`: shows progress until no enrollment (of the sequence) is active or paused,
+/// then returns, which shuts the group down gracefully.
+struct ProgressService: Service {
+    let databaseURL: String
+    let sequence: String?
+
+    func run() async throws {
+        let monitor = ConfinedConnection(databaseURL, options: SessionOptions(applicationName: "seqd progress"))
+        defer { monitor.close() }
+        let progress = RunProgressDisplay()
+        let sequence = self.sequence
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                guard let state = try? await monitor.run({ try RunProgress.load($0, sequence: sequence) }) else {
+                    try? await Task.sleep(for: .seconds(1))
+                    continue
+                }
+                progress.show(state)
+                if state.remaining == 0 { break }
+                try? await Task.sleep(for: .milliseconds(300))
+            }
+        }
+        progress.finish()
     }
 }

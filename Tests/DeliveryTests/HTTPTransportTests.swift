@@ -71,14 +71,14 @@ struct HTTPTransportTests {
         #expect(keys == [message.deliveryKey, message.deliveryKey])
     }
 
-    @Test("429 honours Retry-After in seconds")
+    @Test("429 is throttling and honours Retry-After in seconds")
     func tooManyRequests() async throws {
         let server = try await FixtureServer.start("http_sink.py", ["429"])
         defer { server.stop() }
 
         let outcome = await sendOffPool(try Self.transport(server), Self.message())
 
-        #expect(outcome == .temporaryFailure(
+        #expect(outcome == .throttled(
             reason: #"HTTP 429: {"error": "scripted 429", "detail": "request 1"}"#, retryAfter: .seconds(7)))
     }
 

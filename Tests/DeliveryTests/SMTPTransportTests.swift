@@ -68,6 +68,21 @@ struct SMTPTransportTests {
         #expect(String(decoding: try server.contents(server.directory + "/connections"), as: UTF8.self) == "1")
     }
 
+    @Test("messages_per_connection 2: five messages open three connections")
+    func reconnectsAfterTheConfiguredCount() async throws {
+        let server = try await FixtureServer.start("smtp_server.py", ["accept"])
+        defer { server.stop() }
+        let transport = try SMTPTransport(
+            url: "smtp://127.0.0.1:\(server.port)", username: nil, password: nil, timeout: 5, messagesPerConnection: 2)
+
+        for index in 1...5 {
+            #expect(await sendOffPool(transport, Self.message("d-\(index)-intro")).kind == "sent")
+        }
+
+        #expect(try server.files(endingWith: ".eml").count == 5)
+        #expect(String(decoding: try server.contents(server.directory + "/connections"), as: UTF8.self) == "3")
+    }
+
     @Test("451 at RCPT twice is temporary twice, then the same transport delivers on a clean session")
     func temporaryThenAccepted() async throws {
         let server = try await FixtureServer.start("smtp_server.py", ["rcpt:451 4.3.0 try later:2"])
@@ -97,6 +112,10 @@ struct SMTPTransportTests {
         ("data:451 4.3.0 try later", "temporary", "451 4.3.0 try later"),
         ("mail:452 4.3.1 insufficient storage", "fault", "452 4.3.1 insufficient storage"),
         ("mail:554 5.7.1 sender blocked", "fault", "554 5.7.1 sender blocked"),
+        ("mail:421 4.7.0 too many connections, slow down", "throttled", "421 4.7.0 too many connections, slow down"),
+        ("rcpt:454 4.7.0 Throttling failure - Maximum sending rate exceeded", "throttled",
+         "454 4.7.0 Throttling failure - Maximum sending rate exceeded"),
+        ("data:451 4.7.1 Throttling - too much mail from your IP", "throttled", "451 4.7.1 Throttling - too much mail from your IP"),
     ]
 
     @Test("each scripted rejection maps to its class", arguments: rejections)

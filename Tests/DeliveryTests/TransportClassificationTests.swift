@@ -72,6 +72,23 @@ struct TransportClassificationTests {
         #expect(SMTPClassifier.outcome(failure: .startTLSRefused, detail: "", exchange: busy).kind == "fault")
     }
 
+    @Test("slow-down replies are throttling at any stage but STARTTLS, whose 454 4.7.0 means no TLS")
+    func throttling() {
+        let throttled = [
+            Self.exchange(["421 4.7.0 mx.test too many connections"]),
+            Self.exchange(Self.hello + ["> MAIL FROM:<a@b.c>", "421 4.3.2 service shutting down"]),
+            Self.exchange(Self.hello + ["> MAIL FROM:<a@b.c>", "250 ok", "> RCPT TO:<x@y.z>", "454 4.7.0 Throttling failure: Maximum sending rate exceeded."]),
+            Self.exchange(Self.hello + ["> MAIL FROM:<a@b.c>", "250 ok", "> RCPT TO:<x@y.z>", "450 4.7.1 throttled, try later"]),
+        ]
+        for exchange in throttled {
+            #expect(SMTPClassifier.outcome(failure: .other, detail: "", exchange: exchange).kind == "throttled", "\(exchange)")
+        }
+        let noTLS = Self.exchange(Self.hello + ["> STARTTLS", "454 4.7.0 TLS not available"])
+        #expect(SMTPClassifier.outcome(failure: .startTLSRefused, detail: "", exchange: noTLS).kind == "fault")
+        let mailboxFull = Self.exchange(Self.hello + ["> MAIL FROM:<a@b.c>", "250 ok", "> RCPT TO:<x@y.z>", "452 4.2.2 mailbox full"])
+        #expect(SMTPClassifier.outcome(failure: .other, detail: "", exchange: mailboxFull).kind == "temporary")
+    }
+
     @Test("a greeting after QUIT starts a new session on a new connection")
     func newConnectionAfterQuit() {
         let exchange = Self.exchange(["> QUIT", "221 bye", "220 mx.test again", "> EHLO seqd.test", "421 4.3.2 shutting down"])

@@ -18,6 +18,7 @@ extension TransportOutcome {
         case .permanentFailure(_, let isBounce): isBounce ? "bounce" : "permanent"
         case .transportFault: "fault"
         case .ambiguous: "ambiguous"
+        case .throttled: "throttled"
         }
     }
 
@@ -25,7 +26,7 @@ extension TransportOutcome {
         switch self {
         case .sent(let providerID): providerID ?? ""
         case .temporaryFailure(let reason, _), .permanentFailure(let reason, _), .transportFault(let reason),
-             .ambiguous(let reason):
+             .ambiguous(let reason), .throttled(let reason, _):
             reason
         }
     }

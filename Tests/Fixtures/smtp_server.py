@@ -18,6 +18,8 @@ the connection closed after its first message data; `stall` gets no reply to its
 for a minute; anything else is accepted.
 With --self-signed-tls the server offers STARTTLS with a fresh self-signed certificate (made
 with the openssl command), which a verifying client must refuse.
+With --delay SECONDS the server waits that long before answering each message's data, like a
+relay that takes its time to accept (a message is on the wire, unanswered, meanwhile).
 With --auth the server advertises AUTH LOGIN/PLAIN over plain text and requires it, accepting only
 that user and password (anything else gets aiosmtpd's 535 5.7.8).
 """
@@ -43,8 +45,9 @@ def write_atomically(path, data):
 
 
 class Handler:
-    def __init__(self, directory, stage, action, times):
+    def __init__(self, directory, stage, action, times, delay=0.0):
         self.directory = directory
+        self.delay = delay
         self.stage = stage
         self.action = action
         self.remaining = times
@@ -124,6 +127,8 @@ class Handler:
         meta = {"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
                 "mail_options": envelope.mail_options}
         write_atomically(os.path.join(self.directory, name + ".json"), json.dumps(meta).encode())
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.stage == "mixed":
             reply = None
             for address in envelope.rcpt_tos:
@@ -154,11 +159,12 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dir", required=True)
     parser.add_argument("--auth")
+    parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--self-signed-tls", action="store_true")
     parser.add_argument("scenario")
     arguments = parser.parse_args()
     stage, action, times = parse_scenario(arguments.scenario)
-    handler = Handler(arguments.dir, stage, action, times)
+    handler = Handler(arguments.dir, stage, action, times, arguments.delay)
     write_atomically(os.path.join(arguments.dir, "connections"), b"0")
 
     options = {}

@@ -40,6 +40,8 @@ private let events: [DeliveryEvent] = [
     .transportFault(reason: "connection refused", token: 5, jitter: 0.5),
     .ambiguous(reason: "connection lost after DATA", token: 5, jitter: 0.5),
     .ambiguous(reason: "late", token: 4, jitter: 0.5),
+    .throttled(reason: "421 4.7.0 slow down", retryAfter: 60, token: 5, jitter: 0.5),
+    .throttled(reason: "late", retryAfter: nil, token: 4, jitter: 0.5),
     .leaseExpired(jitter: 0.5),
     .notSent(token: 5), .notSent(token: 4),
     .retry, .release, .cancel,
@@ -49,7 +51,7 @@ private let events: [DeliveryEvent] = [
 private func carriesStaleToken(_ event: DeliveryEvent) -> Bool {
     switch event {
     case .succeeded(_, let token), .temporaryFailure(_, _, let token, _), .permanentFailure(_, _, let token),
-         .transportFault(_, let token, _), .ambiguous(_, let token, _), .notSent(let token):
+         .transportFault(_, let token, _), .ambiguous(_, let token, _), .throttled(_, _, let token, _), .notSent(let token):
         token < 5
     case .claimed, .leaseExpired, .retry, .release, .cancel:
         false
@@ -59,7 +61,7 @@ private func carriesStaleToken(_ event: DeliveryEvent) -> Bool {
 /// Which events each status accepts in at least one scenario.
 private let accepted: [DeliveryStatus: Set<String>] = [
     .pending: ["claimed", "cancel"],
-    .sending: ["succeeded", "temporary_failure", "permanent_failure", "transport_fault", "ambiguous", "lease_expired", "not_sent"],
+    .sending: ["succeeded", "temporary_failure", "permanent_failure", "transport_fault", "ambiguous", "throttled", "lease_expired", "not_sent"],
     .unknown: ["claimed", "succeeded", "retry", "release", "cancel"],
     .failed: ["retry", "cancel"],
     .sent: [],
@@ -217,6 +219,18 @@ private let accepted: [DeliveryStatus: Set<String>] = [
         var subject = DeliveryMachine(policy: retrying, state: sending(leaseUntil: now + 30))
         guard case .rejected(let error) = subject.leaseExpired(jitter: 0.5, now: now) else { Issue.record("accepted"); return }
         #expect(error.description == "delivery is sending; lease expired is not allowed (lease valid until 2026-06-10T10:00:30Z)")
+    }
+
+    @Test func throttledWaitsWithoutSpendingAnAttemptEvenOnTheLastOne() {
+        var subject = DeliveryMachine(policy: retrying, state: sending(attempts: 2))
+        #expect(subject.throttled(reason: "454 4.7.0 Throttling failure", retryAfter: nil, token: 4, jitter: 0.5, now: now) == .stale)
+        #expect(subject.throttled(reason: "454 4.7.0 Throttling failure", retryAfter: nil, token: 5, jitter: 0.5, now: now) == .accepted([]))
+        #expect(subject.state.status == .pending)
+        #expect(subject.state.attempts == 2, "a throttled attempt is not the message's fault")
+        #expect(subject.state.nextAttemptAt == now + 10, "the base backoff")
+        var told = DeliveryMachine(policy: retrying, state: sending())
+        #expect(told.throttled(reason: "429", retryAfter: 90, token: 5, jitter: 0.5, now: now) == .accepted([]))
+        #expect(told.state.nextAttemptAt == now + 90, "Retry-After when it is longer")
     }
 
     @Test func ambiguousOnLastAttemptFails() {

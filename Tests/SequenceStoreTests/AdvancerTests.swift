@@ -93,7 +93,7 @@ struct AdvancerTests {
         let first = try #require(summary.leased.first)
         #expect(first.toAddress.hasSuffix("@example.com"))
         #expect(first.message.subject == "Hi \(first.toName ?? "?")")
-        #expect(first.kind == "email")
+        #expect(first.kind == .email)
         #expect(first.deliveryKey.hasSuffix("-hello"))
 
         // A sender's claim sees only the one left pending; the leased ones settle as claimed ones do.
@@ -101,7 +101,7 @@ struct AdvancerTests {
         #expect(try outbox.claim(connection, limit: 10, leaseSeconds: 30).count == 1)
         let results = summary.leased.map {
             SendResult(
-                delivery: $0, event: .succeeded(providerID: nil, token: $0.token), attemptOutcome: "sent", reply: nil,
+                delivery: $0, event: .succeeded(providerID: nil, token: $0.token), attemptOutcome: .sent, reply: nil,
                 messageID: "<\($0.deliveryKey)@test>")
         }
         #expect(try outbox.settle(connection, results: results).sent == 2)

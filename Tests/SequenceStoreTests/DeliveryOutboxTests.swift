@@ -30,7 +30,7 @@ struct DeliveryOutboxTests {
     func sent(_ claimed: some Sequence<ClaimedDelivery>) -> [SendResult] {
         claimed.map {
             SendResult(
-                delivery: $0, event: .succeeded(providerID: nil, token: $0.token), attemptOutcome: "sent", reply: nil,
+                delivery: $0, event: .succeeded(providerID: nil, token: $0.token), attemptOutcome: .sent, reply: nil,
                 messageID: "<\($0.deliveryKey)@test>")
         }
     }

@@ -20,6 +20,17 @@ struct SchemaGuardTests {
             """)
     }
 
+    @Test("the attempt outcomes the database accepts are exactly AttemptOutcome's cases")
+    func attemptOutcomesMatch() throws {
+        let definition = try connection.query(
+            """
+            SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint
+            WHERE conname = 'delivery_attempts_outcome_check' AND conrelid = 'seqd.delivery_attempts'::regclass
+            """)[0].decode("def", as: String.self)
+        let quoted = Set(definition.split(separator: "'").enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) })
+        #expect(quoted == Set(AttemptOutcome.allCases.map(\.rawValue)), "\(definition)")
+    }
+
     /// Inserts an enrollment for `email` in `status` and returns its id.
     func enroll(_ email: String, status: String = "active") throws -> Int {
         try connection.query(

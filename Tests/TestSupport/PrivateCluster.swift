@@ -88,6 +88,16 @@ public final class PrivateCluster: Sendable {
         try await pgCtl(["restart", "-m", mode.rawValue])
     }
 
+    /// Stops the server (fast) and keeps it down until `startServer`: the database is unreachable.
+    public func stopServer() async throws {
+        try await pgCtl(["stop", "-m", "fast"])
+    }
+
+    /// Starts the server `stopServer` stopped; it accepts connections when this returns.
+    public func startServer() async throws {
+        try await pgCtl(["start"])
+    }
+
     /// Stops the server (fast) and deletes the directory. Safe to call more than once.
     public func stop() async throws {
         let first = stopped.withLock { stopped in

@@ -38,7 +38,8 @@ public struct RunOutcome: Sendable, CustomStringConvertible {
     public let sent: Int
     /// Distinct (enrollment, step key) pairs among the deliveries; equals `deliveries` when no step has two rows.
     public let distinctSteps: Int
-    /// Rows of `delivery_attempts` (not counting `skipped`: claimed, then given back unsent): more
+    /// Rows of `delivery_attempts` (not counting `skipped`, claimed then given back unsent, nor
+    /// `throttled`, refused before anything was accepted): more
     /// than `sent` when a delivery was handed to the transport again.
     public let attempts: Int
     /// Deliveries with more than one attempt.
@@ -55,10 +56,10 @@ public struct RunOutcome: Sendable, CustomStringConvertible {
                    (SELECT count(*) FROM seqd.deliveries) AS deliveries,
                    (SELECT count(*) FROM seqd.deliveries WHERE status = 'sent') AS sent,
                    (SELECT count(*) FROM (SELECT DISTINCT enrollment_id, step_key FROM seqd.deliveries) d) AS distinct_steps,
-                   (SELECT count(*) FROM seqd.delivery_attempts WHERE outcome IS DISTINCT FROM 'skipped') AS attempts,
-                   (SELECT count(*) FROM (SELECT delivery_id FROM seqd.delivery_attempts WHERE outcome IS DISTINCT FROM 'skipped'
+                   (SELECT count(*) FROM seqd.delivery_attempts WHERE COALESCE(outcome, '') NOT IN ('skipped', 'throttled')) AS attempts,
+                   (SELECT count(*) FROM (SELECT delivery_id FROM seqd.delivery_attempts WHERE COALESCE(outcome, '') NOT IN ('skipped', 'throttled')
                                           GROUP BY delivery_id HAVING count(*) > 1) r) AS retried,
-                   (SELECT count(*) FROM (SELECT delivery_id FROM seqd.delivery_attempts WHERE outcome IS DISTINCT FROM 'skipped'
+                   (SELECT count(*) FROM (SELECT delivery_id FROM seqd.delivery_attempts WHERE COALESCE(outcome, '') NOT IN ('skipped', 'throttled')
                                           GROUP BY delivery_id HAVING count(*) > 1 AND NOT bool_or(outcome = 'unknown')) u) AS unexplained
             """)[0]
         return RunOutcome(

@@ -8,7 +8,7 @@ public struct ClaimedDelivery: Sendable {
     public let id: Int64
     public let enrollmentID: Int64
     public let stepKey: String
-    public let kind: String
+    public let kind: DeliveryKind
     /// The idempotency key; also names the message file and derives the Message-ID.
     public let deliveryKey: String
     public let token: Int64
@@ -19,6 +19,24 @@ public struct ClaimedDelivery: Sendable {
     public let sentKeysByStep: [String: String]
     /// The database's `now()` at the claim: the message's `Date`.
     public let claimedAt: Date
+
+    /// For the daemon's tests, which drive sessions without a database.
+    package init(
+        id: Int64, enrollmentID: Int64, stepKey: String, kind: DeliveryKind, deliveryKey: String, token: Int64,
+        message: StoredMessage, toAddress: String, toName: String?, sentKeysByStep: [String: String], claimedAt: Date
+    ) {
+        self.id = id
+        self.enrollmentID = enrollmentID
+        self.stepKey = stepKey
+        self.kind = kind
+        self.deliveryKey = deliveryKey
+        self.token = token
+        self.message = message
+        self.toAddress = toAddress
+        self.toName = toName
+        self.sentKeysByStep = sentKeysByStep
+        self.claimedAt = claimedAt
+    }
 }
 
 /// A claim's leased deliveries, and whether more were claimable than it took: the claim reads one
@@ -43,12 +61,12 @@ public struct SendResult: Sendable {
     public let delivery: ClaimedDelivery
     public let event: DeliveryEvent
     /// `delivery_attempts.outcome`.
-    public let attemptOutcome: String
+    public let attemptOutcome: AttemptOutcome
     /// The server's reply or the error text, kept on the attempt row.
     public let reply: String?
     public let messageID: String?
 
-    public init(delivery: ClaimedDelivery, event: DeliveryEvent, attemptOutcome: String, reply: String?, messageID: String?) {
+    public init(delivery: ClaimedDelivery, event: DeliveryEvent, attemptOutcome: AttemptOutcome, reply: String?, messageID: String?) {
         self.delivery = delivery
         self.event = event
         self.attemptOutcome = attemptOutcome
@@ -60,7 +78,7 @@ public struct SendResult: Sendable {
     /// `skipped` with the reason.
     public static func givenBack(_ delivery: ClaimedDelivery, because why: String) -> SendResult {
         SendResult(
-            delivery: delivery, event: .notSent(token: delivery.token), attemptOutcome: "skipped",
+            delivery: delivery, event: .notSent(token: delivery.token), attemptOutcome: .skipped,
             reply: "not sent: \(why)", messageID: nil)
     }
 }
@@ -233,7 +251,7 @@ public final class DeliveryOutbox {
             claimed.append(
                 ClaimedDelivery(
                     id: id, enrollmentID: try row.decode("enrollment_id"), stepKey: try row.decode("step_key"),
-                    kind: try row.decode("kind"), deliveryKey: try row.decode("idempotency_key"), token: token,
+                    kind: try Self.kind(row), deliveryKey: try row.decode("idempotency_key"), token: token,
                     message: try JSONDecoder().decode(StoredMessage.self, from: Data(messageJSON.utf8)),
                     toAddress: try row.decode("email"), toName: try row.decode("name", as: String?.self),
                     sentKeysByStep: sentKeys.flatMap { try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) } ?? [:],
@@ -246,6 +264,15 @@ public final class DeliveryOutbox {
                 reason: "the address is suppressed", installationID: installationID)
         }
         return ClaimedBatch(claimed, moreWaiting: rows.count > limit)
+    }
+
+    /// A row's kind; one this binary does not know is a decoding error naming it.
+    static func kind(_ row: Row) throws -> DeliveryKind {
+        let text = try row.decode("kind", as: String.self)
+        guard let kind = DeliveryKind(rawValue: text) else {
+            throw PostgresError(kind: .decoding, message: "unknown delivery kind \(text)", column: "kind")
+        }
+        return kind
     }
 
     /// Records how each send ended, in one transaction: the delivery's new state (a stale fencing
@@ -292,13 +319,13 @@ public final class DeliveryOutbox {
             if state.status == .unknown {
                 late.ids.append(result.delivery.id)
                 late.tokens.append(result.delivery.token)
-                late.outcomes.append(result.attemptOutcome)
+                late.outcomes.append(result.attemptOutcome.rawValue)
                 late.replies.append(result.reply ?? "settled after its lease had expired")
             } else {
                 attempts.ids.append(result.delivery.id)
                 attempts.tokens.append(result.delivery.token)
                 attempts.startedAt.append(result.delivery.claimedAt)
-                attempts.outcomes.append(result.attemptOutcome)
+                attempts.outcomes.append(result.attemptOutcome.rawValue)
                 attempts.replies.append(result.reply)
             }
             for action in actions {
@@ -403,25 +430,42 @@ public final class DeliveryOutbox {
         }
     }
 
-    /// Cancels the pending (and held) deliveries of ended enrollments; a delivery being sent
-    /// settles first and is never cancelled under the sender.
+    /// Cancels the pending (and held) deliveries of ended enrollments, through their machines; a
+    /// delivery being sent settles first and is never cancelled under the sender.
     static func cancelPending(_ connection: Connection, enrollmentIDs: [Int64]) throws {
         guard !enrollmentIDs.isEmpty else { return }
-        try connection.query(
-            """
-            UPDATE seqd.deliveries SET status = 'cancelled', updated_at = now()
-            WHERE enrollment_id = ANY($1::bigint[]) AND status IN ('pending', 'unknown', 'failed')
-            """, [enrollmentIDs])
+        try applyToLocked(
+            connection,
+            where: "d.enrollment_id = ANY($1::bigint[]) AND d.status IN ('pending', 'unknown', 'failed')", [enrollmentIDs]
+        ) { machine, now in machine.cancel(now: now) }
     }
 
     /// `retry` of a failed enrollment: the same delivery row, key and Message-ID, attempts reset.
     static func resetFailed(_ connection: Connection, enrollmentID: Int64, stepKey: String) throws {
-        try connection.query(
-            """
-            UPDATE seqd.deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL,
-                   updated_at = now()
-            WHERE enrollment_id = $1 AND step_key = $2 AND status IN ('failed', 'unknown')
-            """, [enrollmentID, stepKey])
+        try applyToLocked(
+            connection, where: "d.enrollment_id = $1 AND d.step_key = $2 AND d.status IN ('failed', 'unknown')",
+            [enrollmentID, stepKey]
+        ) { machine, now in machine.retry(now: now) }
+    }
+
+    /// Locks the deliveries `condition` selects (in id order, as every settle does), hands each to
+    /// its machine, and stores the states it accepted: no status is written around the machine.
+    private static func applyToLocked(
+        _ connection: Connection, where condition: String, _ parameters: [any PostgresEncodable],
+        _ event: (inout DeliveryMachine, Date) -> DeliveryOutcome
+    ) throws {
+        let rows = try connection.query(
+            "SELECT d.id, \(DeliveryRecord.stateColumns), now() AS now FROM seqd.deliveries d WHERE \(condition) ORDER BY d.id FOR UPDATE",
+            parameters)
+        guard rows.count > 0 else { return }
+        let now = try rows[0].decode("now", as: Date.self)
+        // The machine's policy decides nothing for cancel and retry.
+        var changed = [(id: Int64, state: DeliveryState)]()
+        for row in rows.rows {
+            var machine = DeliveryMachine(policy: DeliveryPolicy(), state: try DeliveryRecord.state(row))
+            if case .accepted = event(&machine, now) { changed.append((try row.decode("id"), machine.state)) }
+        }
+        try DeliveryRecord.write(connection, states: changed)
     }
 }
 

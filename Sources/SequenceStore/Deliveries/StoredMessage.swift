@@ -64,7 +64,7 @@ struct OutboxRows {
     private(set) var enrollmentIDs = [Int64]()
     private(set) var contactIDs = [Int64]()
     private(set) var stepKeys = [String]()
-    private(set) var kinds = [String]()
+    private(set) var kinds = [DeliveryKind]()
     private(set) var idempotencyKeys = [String]()
     private(set) var messages = [String]()
     /// What a leased row's sender needs without reading it back: the message and its recipient.
@@ -86,10 +86,10 @@ struct OutboxRows {
         switch request.payload {
         case .email(let email):
             message = .email(email, from: definition.sender)
-            kinds.append("email")
+            kinds.append(.email)
         case .webhook(let url):
             message = StoredMessage(fromAddress: definition.sender.address, fromName: definition.sender.name, webhookURL: url)
-            kinds.append("webhook")
+            kinds.append(.webhook)
         }
         enrollmentIDs.append(record.id)
         contactIDs.append(record.contactID)
@@ -117,14 +117,14 @@ struct OutboxRows {
 
     /// How many rows `lease(upTo:)` could mark.
     var leasable: Int {
-        kinds.indices.count { kinds[$0] == "email" && stored[$0].threadParentKey == nil }
+        kinds.indices.count { kinds[$0] == .email && stored[$0].threadParentKey == nil }
     }
 
     /// Marks up to `limit` rows to be written leased: emails only, and not threaded ones (a
     /// threaded email needs its enrollment's sent keys, which the sender's claim reads).
     mutating func lease(upTo limit: Int) {
         var left = limit
-        for index in kinds.indices where left > 0 && kinds[index] == "email" && stored[index].threadParentKey == nil {
+        for index in kinds.indices where left > 0 && kinds[index] == .email && stored[index].threadParentKey == nil {
             leased[index] = true
             left -= 1
         }
@@ -155,7 +155,7 @@ struct OutboxRows {
         guard !enrollmentIDs.isEmpty else { return (0, []) }
         let rows = try connection.query(
             Self.insertStatement,
-            [enrollmentIDs, contactIDs, stepKeys, kinds, idempotencyKeys, messages, leased, lease?.owner ?? "",
+            [enrollmentIDs, contactIDs, stepKeys, kinds.map(\.rawValue), idempotencyKeys, messages, leased, lease?.owner ?? "",
              lease?.seconds ?? 0])
         guard lease != nil, leased.contains(true) else { return (rows.count, []) }
         let index = Dictionary(idempotencyKeys.enumerated().map { ($1, $0) }) { first, _ in first }

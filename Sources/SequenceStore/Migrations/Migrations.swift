@@ -23,7 +23,7 @@ public struct Migration: Sendable {
 
 /// The ordered list of every migration this binary knows.
 public enum Migrations {
-    public static let all: [Migration] = [schema, views, privacy, senderLimits, suppressionCheck]
+    public static let all: [Migration] = [schema, views, privacy, senderLimits, suppressionCheck, throttledAttempts]
 
     /// The newest schema version this binary knows.
     public static var latestVersion: Int { all.last!.version }
@@ -31,5 +31,6 @@ public enum Migrations {
     /// The oldest schema this binary can work with. Newer schemas are accepted: migrations only
     /// add (expand), so a rolling upgrade that migrates first keeps old replicas serving. A
     /// migration that removes something old binaries use must raise this in those binaries first.
-    public static let minimumVersion = 4
+    /// 8: this binary records `throttled` attempts, which older schemas' CHECK refuses.
+    public static let minimumVersion = 8
 }

@@ -9,7 +9,7 @@ pg_stat_activity every 0.2 s).
 
 Crash cell: three replicas send through the fixture SMTP server (aiosmtpd; it keeps every message
 it received, so copies of one Message-ID can be counted) while one replica after another is
-SIGKILLed and restarted every two seconds; the figure is messages on the wire twice per kill,
+SIGKILLed and restarted every two seconds (half a second in quick mode); the figure is messages on the wire twice per kill,
 against the bound (the sessions of the killed process).
 """
 
@@ -26,8 +26,10 @@ FIXTURE_SMTP = HERE.parent / "Tests/Fixtures/smtp_server.py"
 # Per mode: the relay cells' session counts and rounds (messages = sessions x rounds), and the crash
 # cell's size, replicas and sessions per replica.
 RELAY = {
-    "quick": dict(sessions=[4, 64], delay=1, rounds=3, crash_messages=300, crash_replicas=3, crash_sessions=2),
-    "full": dict(sessions=[4, 64, 256], delay=1, rounds=10, crash_messages=5000, crash_replicas=3, crash_sessions=2),
+    "quick": dict(sessions=[4, 16], delay=1, rounds=2, crash_messages=400, crash_replicas=3, crash_sessions=2,
+                  kill_every=0.5),
+    "full": dict(sessions=[4, 64, 256], delay=1, rounds=10, crash_messages=5000, crash_replicas=3, crash_sessions=2,
+                 kill_every=2),
 }
 
 
@@ -153,7 +155,7 @@ def crash(bench, template: str, rep: int) -> None:
         while int(bench.psql(db, SENT)) < messages:
             if time.monotonic() - started > 600:
                 raise TimeoutError(f"{bench.psql(db, SENT)} of {messages} sent; {bench.daemon_errors(db)}")
-            time.sleep(2)
+            time.sleep(r["kill_every"])
             if int(bench.psql(db, SENT)) >= messages * 9 // 10:
                 continue  # the tail is left to finish undisturbed
             process = processes[victim]

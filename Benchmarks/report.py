@@ -74,7 +74,7 @@ def describe(cell: str, mode: dict) -> tuple[str, str, str]:
         return (f"seqd smtp -> smtp-sink -w 1 (1 msg/s a session), {plural(parts[2][1:], 'session')}; x ceiling = x relay limit",
                 "", UNITS["relay"])
     if cell == "crash.smtp.kill":
-        return ("SIGKILL every 2 s, 3 replicas x 2 sessions, 20 ms relay: messages on the wire twice per kill", "",
+        return ("SIGKILL every few s, 3 replicas x 2 sessions, 20 ms relay: messages on the wire twice per kill", "",
                 UNITS["crash"])
     if parts[0] == "adversarial":
         who = "ceiling (a) b100 c2" if parts[1] == "ceiling" else "seqd wait steps, 1 replica"

@@ -228,8 +228,10 @@ public final class Daemon: Sendable {
             ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd \(name)"), label: "seqd.\(name)")
         }
 
-        // The settle writer: one connection records every session's outcomes.
+        // The settle writer: one connection records every session's outcomes. Connected now, so
+        // the process holds its whole budget from the start (and a refused connection fails it).
         let settleConnection = connection("settle")
+        try settleConnection.runBlocking { _ in }
         let settles = makeSettleWriter(settleConnection, prepared)
         let writer = ThreadService(
             name: "seqd.settle", body: { [logger] in

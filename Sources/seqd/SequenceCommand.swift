@@ -69,6 +69,16 @@ struct SequenceCommand: AsyncParsableCommand {
                         issues.append(
                             .init(file: file, path: "name", message: "'\(definition.name)' is also defined by \(earlier)"))
                     }
+                    // The parser knows webhook steps, but the daemon cannot run them yet: refused
+                    // here, before anything is stored, rather than failing every enrollment later.
+                    for (index, step) in definition.steps.enumerated() {
+                        if case .webhook = step.kind {
+                            issues.append(
+                                .init(
+                                    file: file, path: "steps[\(index)].type",
+                                    message: "webhook steps are not supported by this build yet; remove the step or replace it"))
+                        }
+                    }
                     definitions.append(definition)
                 } catch {
                     issues += error.issues

@@ -9,7 +9,7 @@ import TestSupport
 /// PgQueuer is left out here (`--no-peer`): installing it from PyPI would make the suite depend
 /// on the network and cost more than the whole smoke run. Its cells must still be reported,
 /// as unavailable with that reason.
-@Suite("Benchmark harness smoke run", .timeLimit(.minutes(2)))
+@Suite("Benchmark harness smoke run", .timeLimit(.minutes(4)))
 struct BenchmarkSmokeTests {
     static let repository = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -40,6 +40,7 @@ struct BenchmarkSmokeTests {
         }
         for kind in ["waits", "emails_null", "emails_file"] { expected += [1, 2, 4].map { "seqd.\(kind).r\($0).n1000" } }
         expected += ["ceiling", "seqd"].flatMap { who in ["during", "after"].map { "adversarial.\(who).\($0).n1000" } }
+        expected += ["relay.seqd.s4", "relay.seqd.s16"]
         for id in expected {
             let cell = try #require(byID[id], "cell \(id) is missing from the report")
             let status = cell["status"] as? String ?? "?"
@@ -55,6 +56,10 @@ struct BenchmarkSmokeTests {
         for id in expected where id.hasPrefix("ceiling.") || id.hasPrefix("seqd.") {
             #expect(byID[id]?["status"] as? String == "ok", "\(id): \(byID[id]?["reason"] ?? "")")
         }
+        // The crash cell's figure (copies per kill) may well be 0; it must have killed something.
+        let crash = try #require(byID["crash.smtp.kill"], "cell crash.smtp.kill is missing from the report")
+        #expect(["ok", "unavailable"].contains(crash["status"] as? String ?? "?"), "crash: \(crash["reason"] ?? "")")
+        if crash["status"] as? String == "ok" { #expect((crash["kills"] as? Double ?? 0) >= 1, "the crash cell killed nothing") }
         // The endurance cell's figure is a growth (zero or negative when flat): it has its own check.
         let endurance = try #require(byID["seqd.rss_endurance"], "cell seqd.rss_endurance is missing from the report")
         #expect(endurance["status"] as? String == "ok", "\(endurance["reason"] ?? "")")

@@ -87,6 +87,23 @@ struct CLITests {
         #expect(try count("seqd.sequences") == 0)
     }
 
+    @Test("a webhook step is refused at apply (65, naming the step) until the daemon can run it; nothing is stored")
+    func webhookRefusedAtApply() async throws {
+        let file = try seqd.write(
+            "hook.yaml",
+            """
+            name: hooked
+            sender: { address: hello@example.com }
+            steps:
+              - { type: email, subject: Hi, body: Hi }
+              - { type: webhook, url: "https://crm.example.com/hook" }
+            """)
+        let result = try await seqd.run("sequence", "apply", file)
+        #expect(result.status == 65, "\(result)")
+        #expect(result.stderr.contains("hook.yaml: steps[1].type: webhook steps are not supported by this build yet"), "\(result)")
+        #expect(try count("seqd.sequences") == 0)
+    }
+
     @Test("a missing sequence file exits 66")
     func missingSequenceFile() async throws {
         let result = try await seqd.run("sequence", "apply", "missing.yaml")

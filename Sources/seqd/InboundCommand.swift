@@ -1,4 +1,5 @@
 import ArgumentParser
+import Delivery
 import Foundation
 import Postgres
 import SeqdConfig
@@ -13,8 +14,11 @@ struct InboundCommand: AsyncParsableCommand {
         abstract: "Apply an inbound email (reply, bounce report, auto-reply) read from FILE or stdin.",
         discussion: """
             Matches the message by In-Reply-To/References (or, for a delivery status report, the returned \
-            original's Message-ID) to seqd's deliveries, falling back to the sender's address and the sequence's \
-            sender address. A report with a 5.x.x status bounces the address; 4.x.x reports are ignored; \
+            original's Message-ID) to seqd's deliveries, only where the MAC in the Message-ID verifies. With \
+            inbound.trust_from it falls back to the sender's address and the sequence's sender address, only \
+            when an Authentication-Results header from inbound.authserv_id shows DMARC (or aligned DKIM/SPF) \
+            pass for the From domain. A report with a 5.x.x status bounces the recipient of the matched \
+            delivery when a Final-Recipient names it; 4.x.x reports are ignored; \
             auto-replies pause until the stated return date or for inbound.ooo_resume_after; anything else \
             is a reply.
 
@@ -49,11 +53,19 @@ struct InboundCommand: AsyncParsableCommand {
         }
         let configuration = try await global.loadConfiguration()
         let resumeAfter = TimeInterval(configuration.seconds("inbound.ooo_resume_after"))
+        let authservID = try configuration.trustedAuthservID()
+        let configuredSecret = configuration.string("unsubscribe.secret")
         let database = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd inbound"))
         defer { database.close() }
         let result = try await database.run { connection in
             let installation = try InstallationSettings.load(connection)
-            return try InboundMail(actor: "inbound", installationID: installation.installationID, oooResumeAfter: resumeAfter)
+            guard let secret = configuredSecret ?? installation.storedUnsubscribeSecret else {
+                throw StoreError(.notMigrated, "no unsubscribe secret: configure unsubscribe.secret or run `seqd migrate`")
+            }
+            let key = MessageID.Key(secret: secret)
+            let trust = InboundTrust(
+                verifyReference: { MessageID.verify($0, deliveryKey: $1, key: key) }, trustedAuthservID: authservID)
+            return try InboundMail(actor: "inbound", installationID: installation.installationID, oooResumeAfter: resumeAfter, trust: trust)
                 .process(message, using: connection)
         }
         var settled = true
@@ -87,11 +99,14 @@ struct InboundCommand: AsyncParsableCommand {
             if result.suppressed > 0 { summary += ", \(result.suppressed) address(es) suppressed" }
             lines.append(summary)
         case .ignored:
-            lines.append("ignored: nothing changed (deliberately; this is not a reply)")
+            lines.append("ignored: nothing changed (\(result.note ?? "deliberately; this is not a reply"))")
         case .unmatched:
             lines.append("unmatched: \(result.note ?? "nothing matched"); nothing changed")
         case .refused:
             lines.append("refused: \(result.note ?? "nothing changed")")
+        }
+        if result.ignoredRecipients > 0 {
+            lines.append("ignored: \(result.ignoredRecipients) other recipient(s) the report lists (not the recipient of the matched delivery)")
         }
         if !inFlightSettled { lines.append("warning: a send of these contacts was still in flight when the wait timed out") }
         return lines.joined(separator: "\n")

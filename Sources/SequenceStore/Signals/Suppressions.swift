@@ -58,3 +58,22 @@ enum Suppressions {
             installationID: installationID)
     }
 }
+
+/// Lifting a suppression: the owner's decision alone. The database refuses the DELETE to every
+/// other role (migration 0006), and its trigger records each removal as a `signals` row of kind
+/// `unsuppress` with the database user, the actor and the reason given.
+public enum SuppressionRemoval {
+    /// Removes the suppression of `address` (stored as the address or, after erasure, its hash).
+    /// Returns how many rows were removed (0 when it was not suppressed). Enrollments it ended stay
+    /// ended: terminal is terminal.
+    public static func remove(_ connection: Connection, address: String, reason: String, actor: String) throws -> Int {
+        try SchemaCheck.requireSupported(connection)
+        return try connection.transaction { connection in
+            try connection.query(
+                "SELECT set_config('seqd.actor', $1, true), set_config('seqd.reason', $2, true)", [actor, reason])
+            return try connection.query(
+                "DELETE FROM seqd.suppressions WHERE email IN (lower($1), seqd.address_hash($1))", [address]
+            ).affectedRows
+        }
+    }
+}

@@ -448,7 +448,14 @@ struct PartWalker {
     static func withoutQuotes(_ text: String) -> String {
         var kept = [Substring]()
         var total = 0
-        for line in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }) {
+        // Lines are found one at a time: splitting the whole text first would cost an array entry
+        // per line, 32 bytes for every byte of a part made of nothing but line ends.
+        var rest = text[...]
+        var more = true
+        while more {
+            let end = rest.firstIndex { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }
+            let line = rest[..<(end ?? rest.endIndex)]
+            if let end { rest = rest[rest.index(after: end)...] } else { more = false }
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.hasPrefix("-----Original Message-----") || trimmed.hasPrefix("________________________________")
                 || trimmed.hasPrefix("-------- Original Message --------") || trimmed.hasPrefix("-----Ursprüngliche Nachricht-----")

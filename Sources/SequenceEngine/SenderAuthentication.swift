@@ -21,6 +21,8 @@ public enum SenderAuthentication {
         let fromDomain = normalized(from[from.index(after: at)...])
         let wanted = normalized(Substring(authservID))
         guard !fromDomain.isEmpty, !wanted.isEmpty else { return nil }
+        // DMARC is the verdict made for exactly this question; aligned DKIM or SPF stand in for it.
+        var passed = Set<String>()
         for field in message.fields where field.name.caseInsensitiveCompare("Authentication-Results") == .orderedSame {
             guard field.value.utf8.count <= maxValueLength else { continue }
             let statements = withoutComments(field.value).split(separator: ";").map { $0.split(whereSeparator: \.isWhitespace) }
@@ -51,10 +53,10 @@ public enum SenderAuthentication {
                 default:
                     aligned = false
                 }
-                if aligned { return "\(method)=pass for \(fromDomain) by \(wanted)" }
+                if aligned { passed.insert(method) }
             }
         }
-        return nil
+        return ["dmarc", "dkim", "spf"].first { passed.contains($0) }.map { "\($0)=pass for \(fromDomain) by \(wanted)" }
     }
 
     /// Relaxed alignment without a public-suffix list: the same domain, or one a subdomain of the

@@ -77,7 +77,7 @@ struct APITests {
             (#"{"email": "x@example.com", "attributes": "plan"}"#, 400, "invalid_field", "attributes"),
             (#"{"email": "x@example.com", "first_name": "a\u0000b"}"#, 400, "invalid_field", "first_name"),
             (#"{"email": "not an address"}"#, 422, "invalid_field", "email"),
-            (#"{"email": "x\u0000y@example.com"}"#, 422, "invalid_field", "email"),
+            (#"{"email": "x\u0000y@example.com"}"#, 400, "invalid_field", "email"),
             (#"{"email": "x@example.com\u000d"}"#, 422, "invalid_field", "email"),
             (#"{"email": "x\u0085y@example.com"}"#, 422, "invalid_field", "email"),
             (#"{"email": "x@example.com", "time_zone": "GMT+5"}"#, 422, "invalid_field", "time_zone"),

@@ -219,17 +219,23 @@ struct InboundCommandTests {
         #expect(try status(scenario, "dee@example.org") == "replied")
     }
 
-    /// Peak RSS (KiB) of `seqd inbound FILE`, measured by python's getrusage of its only child.
-    func peakRSS(_ seqd: SeqdProcess, file: String) async throws -> (kib: Int, result: SeqdProcess.Result) {
+    /// Peak RSS (KiB) of `seqd inbound FILE` (or `seqd inbound < FILE`), measured by python's
+    /// getrusage of its only child.
+    func peakRSS(_ seqd: SeqdProcess, file: String, stdin: Bool) async throws -> (kib: Int, result: SeqdProcess.Result) {
         let script = """
             import resource, subprocess, sys
-            p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            source = sys.argv[1]
+            if sys.argv[2] == "stdin":
+                with open(source, "rb") as f:
+                    p = subprocess.run(sys.argv[3:], stdin=f, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            else:
+                p = subprocess.run(sys.argv[3:] + [source], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             sys.stderr.write(p.stderr.decode(errors="replace"))
             print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
             sys.exit(p.returncode)
             """
         let result = try await ExternalCommand.run(
-            ["python3", "-c", script, seqd.binary.path, "inbound", file], environment: ["DATABASE_URL": seqd.databaseURL], check: false)
+            ["python3", "-c", script, file, stdin ? "stdin" : "file", seqd.binary.path, "inbound"], environment: ["DATABASE_URL": seqd.databaseURL], check: false)
         return (Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1, result)
     }
 
@@ -244,14 +250,14 @@ struct InboundCommandTests {
             ("long-subject.eml", Data("From: stranger@example.net\nTo: team@example.com\nSubject: ".utf8)
                 + Data(repeating: 0x61, count: size - 60) + Data("\n\nhi\n".utf8)),
         ]
-        for (name, data) in cases {
+        for ((name, data), stdin) in zip(cases, [false, false, false]) + [(cases[0], true), (cases[1], true)] {
             let path = scenario.seqd.directory.appendingPathComponent(name).path
             try data.write(to: URL(fileURLWithPath: path))
-            let (kib, result) = try await peakRSS(scenario.seqd, file: path)
+            let (kib, result) = try await peakRSS(scenario.seqd, file: path, stdin: stdin)
             // Unmatched (exit 1): parsed, classified and looked up, nothing changed.
             #expect(result.stderr.isEmpty || !result.stderr.contains("internal error"), "\(result)")
             let ratio = Double(kib) / Double(data.count >> 10)
-            print("seqd inbound \(name) (\(data.count >> 20) MiB): peak RSS \(kib >> 10) MiB, \(String(format: "%.2f", ratio))x")
+            print("seqd inbound \(stdin ? "< " : "")\(name) (\(data.count >> 20) MiB): peak RSS \(kib >> 10) MiB, \(String(format: "%.2f", ratio))x")
             #expect(kib > 0 && ratio <= 4, "\(name): peak RSS \(kib) KiB for \(data.count >> 10) KiB (\(ratio)x)")
         }
     }

@@ -149,6 +149,13 @@ struct RolesTests {
             WHERE NOT t.tgisinternal AND t.tgrelid::regclass::text LIKE 'seqd.%' AND p.proconfig IS NULL
             """)[0].decode("n", as: Int.self)
         #expect(triggers == 0)
+        // The claims write seqd.address_hash out (it is not inlined any more); both must agree.
+        let agree = try connection.query(
+            """
+            SELECT bool_and(seqd.address_hash(a) = ('sha256:' || encode(sha256(convert_to(lower(a), 'UTF8')), 'hex'))) AS same
+            FROM unnest(ARRAY['Ada@Example.com', 'ünï@bücher.de', '']) AS a
+            """)[0].decode("same", as: Bool.self)
+        #expect(agree)
     }
 
     @Test("Deploy/README.md's install steps, run as written on a fresh database: roles, migrate as the owner, roles again, the daemon as the runtime role")

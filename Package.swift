@@ -74,14 +74,14 @@ let package = Package(
         .executableTarget(
             name: "seqd",
             dependencies: [
-                "SequenceDaemon", "SequenceHTTP", "SequenceStore", "SeqdConfig", "Postgres",
+                "SequenceDaemon", "SequenceHTTP", "SequenceStore", "SeqdConfig", "Postgres", "Delivery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "TestSupport", dependencies: ["Postgres", "SequenceStore"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Postgres", "SequenceStore", "Delivery"], path: "Tests/TestSupport"),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "SequenceEngineTests", dependencies: ["SequenceEngine"]),
         .testTarget(name: "SequenceStoreTests", dependencies: ["SequenceStore", "SequenceEngine", "TestSupport"]),

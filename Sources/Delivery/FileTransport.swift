@@ -60,6 +60,9 @@ public final class FileTransport: MailTransport {
         }
     }
 
+    /// `.eml` files are `rw-r-----`, never world-readable.
+    static let fileMode: mode_t = 0o640
+
     /// Writes the message atomically. A failure to write is a `.transportFault` (nothing was
     /// delivered, and the next attempt will meet the same directory), naming the path and errno text.
     public func send(_ message: ComposedMessage) -> TransportOutcome {
@@ -69,8 +72,16 @@ public final class FileTransport: MailTransport {
         // unique per call, so concurrent sends of the same key never share a temporary file.
         let temporaryPath = directory + "/." + fileName + ".tmp-" + UUID().uuidString
 
-        let fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        // Messages hold addresses and text meant for one person: owner read-write and group read
+        // (a mail pickup in the group) at most, whatever the process umask; fchmod makes that exact.
+        let fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, Self.fileMode)
         guard fd >= 0 else { return fault("cannot create", temporaryPath) }
+        if fchmod(fd, Self.fileMode) != 0 {
+            let outcome = fault("cannot chmod", temporaryPath)
+            close(fd)
+            unlink(temporaryPath)
+            return outcome
+        }
         if let code = Self.writeAll(message.data, to: fd) {
             let outcome = fault("cannot write", temporaryPath, code: code)
             close(fd)

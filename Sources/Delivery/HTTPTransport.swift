@@ -309,7 +309,8 @@ enum HTTPClassifier {
     static func retryAfterDuration(_ value: String, now: Date) -> Duration? {
         let value = value.trimmingCharacters(in: .whitespaces)
         if !value.isEmpty, value.allSatisfy(\.isASCIIDigit) {
-            return .seconds(Int(value) ?? Int(Int32.max))
+            // Capped long before Int's range; the delivery machine caps it again at the backoff cap.
+            return .seconds(min(Int(value.prefix(9)) ?? 86_400, 86_400))
         }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")

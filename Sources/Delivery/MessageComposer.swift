@@ -12,15 +12,20 @@
 /// deliberately absent: these are individual messages people are expected to reply to, and
 /// inbound handling treats replies carrying it as auto-replies.
 public struct MessageComposer: Sendable {
-    /// Creates a composer; it holds no state.
-    public init() {}
+    /// Signs the Message-IDs (see ``MessageID``).
+    public let messageIDKey: MessageID.Key
+
+    /// Creates a composer that signs Message-IDs with `messageIDKey`; it holds no other state.
+    public init(messageIDKey: MessageID.Key) {
+        self.messageIDKey = messageIDKey
+    }
 
     /// Composes `message`. Header inputs are neutralised (CR/LF and other controls removed), so no
     /// input can add a header or a recipient.
     public func compose(_ message: OutgoingMessage) -> ComposedMessage {
         let from = HeaderEncoding.sanitizeAddress(message.fromAddress)
         let to = HeaderEncoding.sanitizeAddress(message.toAddress)
-        let messageID = MessageID.make(deliveryKey: message.deliveryKey, senderAddress: from)
+        let messageID = MessageID.make(deliveryKey: message.deliveryKey, senderAddress: from, key: messageIDKey)
 
         var head = HeaderEncoding.field("Date", [MessageDate.format(message.date)])
         head += HeaderEncoding.field("From", mailbox(name: message.fromName, address: from, header: "From"))

@@ -171,6 +171,12 @@ extension ConfigKey {
             name: "inbound.ooo_resume_after", defaultValue: "7d", kind: .duration, isSecret: false,
             help: "how long an out-of-office reply pauses an enrollment"),
         ConfigKey(
+            name: "inbound.trust_from", defaultValue: "false", kind: .choice(["true", "false"]), isSecret: false,
+            help: "match replies without a verified Message-ID by their From address, only with DMARC pass from inbound.authserv_id"),
+        ConfigKey(
+            name: "inbound.authserv_id", defaultValue: nil, kind: .text, isSecret: false,
+            help: "authserv-id of your own MTA's Authentication-Results header; required by inbound.trust_from"),
+        ConfigKey(
             name: "retention.older_than", defaultValue: "180d", kind: .duration, isSecret: false,
             help: "seqd prune removes message bodies, attempts and events of finished work older than this"),
         ConfigKey(

@@ -62,7 +62,25 @@ public struct ResolvedValue: Sendable {
     /// The value as printed: secrets are never shown.
     public var displayValue: String {
         guard let value else { return "(unset)" }
-        return key.isSecret ? "<redacted>" : value
+        if key.isSecret { return "<redacted>" }
+        if case .url = key.kind { return Self.redactingURL(value) }
+        return value
+    }
+
+    /// A URL without what may carry a credential: the query string (an API key in
+    /// `?key=…`), the fragment and a password in the user information.
+    static func redactingURL(_ value: String) -> String {
+        var shown = value
+        if let mark = shown.firstIndex(where: { $0 == "?" || $0 == "#" }) { shown = String(shown[..<mark]) + "?<redacted>" }
+        if let scheme = shown.range(of: "://") {
+            let authorityEnd = shown[scheme.upperBound...].firstIndex { $0 == "/" || $0 == "?" } ?? shown.endIndex
+            let authority = shown[scheme.upperBound..<authorityEnd]
+            if let at = authority.lastIndex(of: "@") {
+                let user = authority[..<at].split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
+                shown.replaceSubrange(scheme.upperBound..<at, with: user + ":<redacted>")
+            }
+        }
+        return shown
     }
 }
 
@@ -117,6 +135,18 @@ public struct SeqdConfiguration: Sendable {
 
     /// A validated integer key.
     public func integer(_ name: String) -> Int? { string(name).flatMap(Int.init) }
+
+    /// `inbound.authserv_id` when `inbound.trust_from` is on (the From fallback needs it), nil when
+    /// the fallback is off.
+    public func trustedAuthservID() throws(ConfigError) -> String? {
+        guard string("inbound.trust_from") == "true" else { return nil }
+        guard let id = string("inbound.authserv_id")?.trimmingCharacters(in: .whitespaces), !id.isEmpty else {
+            throw ConfigError(
+                key: "inbound.trust_from",
+                message: "is true but inbound.authserv_id is unset: name your own MTA's authserv-id (the first word of the Authentication-Results header it adds)")
+        }
+        return id
+    }
 
     /// The libpq connection string: empty means libpq's `PG*` environment.
     public var databaseURL: String { string("database.url") ?? "" }

@@ -132,7 +132,7 @@ public final class Daemon: Sendable {
             throw StoreError(.notMigrated, "no unsubscribe secret: configure unsubscribe.secret or run `seqd migrate`")
         }
         let builder = MessageBuilder(
-            unsubscribeBaseURL: settings.unsubscribeBaseURL, unsubscribeMailto: settings.unsubscribeMailto,
+            messageIDKey: MessageID.Key(secret: secret), unsubscribeBaseURL: settings.unsubscribeBaseURL, unsubscribeMailto: settings.unsubscribeMailto,
             unsubscribeToken: { UnsubscribeToken.make(enrollmentID: $0, secret: secret) })
         return Prepared(installation: installation, builder: builder)
     }

@@ -5,12 +5,23 @@ import SequenceStore
 /// Turns a claimed delivery into the message the transport sends. Deterministic: a retry of the
 /// same delivery composes the same Message-ID and body.
 struct MessageBuilder: Sendable {
-    let composer = MessageComposer()
+    /// Signs Message-IDs with the key derived from the unsubscribe secret.
+    let composer: MessageComposer
     /// `unsubscribe.base_url` and `unsubscribe.mailto`, when configured.
     let unsubscribeBaseURL: String?
     let unsubscribeMailto: String?
     /// Makes the token for an enrollment's unsubscribe link.
     let unsubscribeToken: @Sendable (Int64) -> String
+
+    init(
+        messageIDKey: MessageID.Key, unsubscribeBaseURL: String?, unsubscribeMailto: String?,
+        unsubscribeToken: @escaping @Sendable (Int64) -> String
+    ) {
+        composer = MessageComposer(messageIDKey: messageIDKey)
+        self.unsubscribeBaseURL = unsubscribeBaseURL
+        self.unsubscribeMailto = unsubscribeMailto
+        self.unsubscribeToken = unsubscribeToken
+    }
 
     func compose(_ delivery: ClaimedDelivery) -> ComposedMessage {
         compose(
@@ -27,7 +38,7 @@ struct MessageBuilder: Sendable {
         let sender = message.fromAddress ?? ""
         var parentID: String?
         if let parentKey = message.threadParentKey, let parentDelivery = sentKeysByStep[parentKey] {
-            parentID = MessageID.make(deliveryKey: parentDelivery, senderAddress: sender)
+            parentID = MessageID.make(deliveryKey: parentDelivery, senderAddress: sender, key: composer.messageIDKey)
         }
         let url = unsubscribeBaseURL.map { base in
             (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/u/" + unsubscribeToken(enrollmentID)

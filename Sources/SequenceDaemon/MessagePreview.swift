@@ -56,7 +56,7 @@ public enum MessagePreview {
             throw StoreError(.notMigrated, "no unsubscribe secret: configure unsubscribe.secret or run `seqd migrate`")
         }
         let builder = MessageBuilder(
-            unsubscribeBaseURL: unsubscribeBaseURL, unsubscribeMailto: unsubscribeMailto,
+            messageIDKey: MessageID.Key(secret: secret), unsubscribeBaseURL: unsubscribeBaseURL, unsubscribeMailto: unsubscribeMailto,
             unsubscribeToken: { UnsubscribeToken.make(enrollmentID: $0, secret: secret) })
         // A threaded step replies to its parent: the real sent one when the contact's enrollment
         // has sent it, otherwise the parent as previewed here.

@@ -100,6 +100,13 @@ public struct ContactCSV: Sendable {
 public enum EmailAddress {
     /// Why `address` is not acceptable, or nil when it is.
     public static func problem(_ address: String) -> String? {
+        // A control character (NUL, CR, LF, DEL, C1) would be cut or reinterpreted on the way to
+        // a header or an SMTP command: refused here, before it is stored.
+        if let control = address.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
+            let shown = address.unicodeScalars.map { $0.properties.generalCategory == .control ? "\\u{\(String($0.value, radix: 16))}" : String($0) }
+                .joined()
+            return "invalid email address '\(shown)': it contains the control character U+\(String(format: "%04X", control.value))"
+        }
         let parts = address.split(separator: "@", omittingEmptySubsequences: false)
         guard address.utf8.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[0].utf8.count <= 64,
             parts[1].contains("."), !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),

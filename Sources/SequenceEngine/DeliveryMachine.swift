@@ -100,7 +100,8 @@ public struct DeliveryMachine: Sendable {
         }
     }
 
-    /// A temporary failure: retry after backoff (at least `retryAfter`) unless attempts are used up.
+    /// A temporary failure: retry after backoff (at least `retryAfter`, at most
+    /// `DeliveryPolicy.backoffCap` of it) unless attempts are used up.
     public mutating func temporaryFailure(reason: String, retryAfter: TimeInterval?, token: Int64, jitter: Double, now: Date) -> DeliveryOutcome {
         switch state.status {
         case .sending:
@@ -110,7 +111,10 @@ public struct DeliveryMachine: Sendable {
             clearLease()
             if let exhausted = failIfExhausted(reason) { return exhausted }
             state.status = .pending
-            let delay = max(policy.retryDelay(afterAttempt: state.attempts, jitter: jitter), retryAfter ?? 0)
+            // A server's Retry-After is honoured up to the backoff cap: a relay (or whoever answers in
+            // its place) must not park a delivery for years with one header.
+            let asked = min(max(retryAfter ?? 0, 0), DeliveryPolicy.backoffCap)
+            let delay = max(policy.retryDelay(afterAttempt: state.attempts, jitter: jitter), asked)
             state.nextAttemptAt = now.addingTimeInterval(delay)
             return .accepted([])
         case .pending, .sent, .failed, .cancelled, .unknown:

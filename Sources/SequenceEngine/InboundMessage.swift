@@ -55,6 +55,19 @@ public struct InboundMessage: Sendable, Equatable {
     public static let maxTextCharacters = 64 << 10
     /// MIME nesting deeper than this is not followed.
     static let maxDepth = 12
+    /// Lines past this many are not read. The line index costs 16 bytes a line, so a message of
+    /// nothing but line ends would otherwise cost 16 times its size; a 32 MiB message of
+    /// 76-character lines has about 440,000.
+    static let maxLines = 1 << 20
+    /// At most this much of one MIME part is decoded: the text is cut at `maxTextCharacters`
+    /// anyway, and a report's or returned original's header section is far smaller.
+    static let maxPartBytes = 1 << 20
+    /// A header field's value is cut here before anything reads it (`References` of a very long
+    /// thread stays whole; a 32 MiB header line does not reach a pattern).
+    static let maxFieldBytes = 64 << 10
+    /// The Subject is cut to this many characters before the auto-reply markers and the return
+    /// date patterns run over it.
+    public static let maxSubjectCharacters = 1_000
     /// At most this many MIME parts are read.
     static let maxParts = 500
 
@@ -129,7 +142,11 @@ public struct InboundMessage: Sendable, Equatable {
             report = DeliveryStatusReport.parse(status, originalMessageID: walker.originalMessageID)
         }
         return InboundMessage(
-            fields: fields, subject: first("Subject").map { MIMEDecoding.decodeEncodedWords($0).trimmingCharacters(in: .whitespaces) },
+            fields: fields,
+            subject: first("Subject").map {
+                String(MIMEDecoding.decodeEncodedWords(String($0.prefix(maxSubjectCharacters * 4))).trimmingCharacters(in: .whitespaces)
+                    .prefix(maxSubjectCharacters))
+            },
             from: from, recipients: recipients, messageID: first("Message-ID").flatMap { MIMEDecoding.messageIDs($0).first },
             inReplyTo: inReplyTo, references: references, reportType: reportType, deliveryReport: report,
             text: walker.text ?? walker.htmlText ?? "")
@@ -154,7 +171,7 @@ public struct InboundMessageError: Error, Sendable, Equatable, CustomStringConve
 public struct DeliveryStatusReport: Sendable, Equatable {
     /// One `Final-Recipient` block.
     public struct Recipient: Sendable, Equatable {
-        /// The address from `Final-Recipient: rfc822; …` (lower-cased), else `Original-Recipient`.
+        /// The address from `Final-Recipient: rfc822; …` (lower-cased); nil when there is none.
         public let address: String?
         /// `failed`, `delayed`, `delivered`, `relayed`, `expanded` (lower-cased).
         public let action: String?
@@ -211,7 +228,8 @@ public struct DeliveryStatusReport: Sendable, Equatable {
             }
             recipients.append(
                 Recipient(
-                    address: typedAddress(value("Final-Recipient")) ?? typedAddress(value("Original-Recipient")),
+                    // Only Final-Recipient: a bounce names the address the receiving MTA refused.
+                    address: typedAddress(value("Final-Recipient")),
                     action: value("Action")?.lowercased().split(separator: " ").first.map(String.init), status: status,
                     diagnostic: value("Diagnostic-Code")))
         }
@@ -226,6 +244,7 @@ struct MessageLines {
     let bytes: [UInt8]
     let ranges: [Range<Int>]
 
+    /// Indexes at most `InboundMessage.maxLines` lines; the rest of the bytes is not read.
     init(_ bytes: [UInt8]) {
         self.bytes = bytes
         var ranges = [Range<Int>]()
@@ -234,8 +253,9 @@ struct MessageLines {
             let end = index > start && bytes[index - 1] == 0x0D ? index - 1 : index
             ranges.append(start..<end)
             start = index + 1
+            if ranges.count == InboundMessage.maxLines { break }
         }
-        if start < bytes.count { ranges.append(start..<bytes.count) }
+        if start < bytes.count, ranges.count < InboundMessage.maxLines { ranges.append(start..<bytes.count) }
         self.ranges = ranges
     }
 
@@ -249,14 +269,22 @@ struct MessageLines {
 
     func string(_ index: Int) -> String { String(decoding: self[index], as: UTF8.self) }
 
-    /// The bytes of lines `range`, joined with LF.
-    func joined(_ range: Range<Int>) -> [UInt8] {
+    /// The bytes of lines `range`, joined with LF, stopping at the first line that would pass
+    /// `limit` bytes (of a first line longer than that, its first `limit` bytes).
+    func joined(_ range: Range<Int>, limit: Int = .max) -> [UInt8] {
         guard let first = range.first, let last = range.last else { return [] }
         var output = [UInt8]()
-        output.reserveCapacity(ranges[last].upperBound - ranges[first].lowerBound)
+        output.reserveCapacity(min(limit, ranges[last].upperBound - ranges[first].lowerBound))
         for index in range {
-            if index > first { output.append(0x0A) }
-            output.append(contentsOf: self[index])
+            let line = self[index]
+            if index > first {
+                guard output.count + 1 + line.count <= limit else { break }
+                output.append(0x0A)
+            } else if line.count > limit {
+                output.append(contentsOf: line.prefix(limit))
+                break
+            }
+            output.append(contentsOf: line)
         }
         return output
     }
@@ -292,7 +320,9 @@ enum HeaderSection {
                     }
                     continue
                 }
-                current!.value += lines.string(index)
+                if current!.value.utf8.count < InboundMessage.maxFieldBytes {
+                    current!.value += String(decoding: line.prefix(InboundMessage.maxFieldBytes - current!.value.utf8.count), as: UTF8.self)
+                }
                 continue
             }
             guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
@@ -315,7 +345,8 @@ enum HeaderSection {
             flush()
             current = (
                 String(decoding: nameBytes, as: UTF8.self),
-                String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingCharacters(in: .whitespaces), number
+                String(decoding: line[(colon + 1)...].prefix(InboundMessage.maxFieldBytes), as: UTF8.self)
+                    .trimmingCharacters(in: .whitespaces), number
             )
         }
         flush()
@@ -367,7 +398,8 @@ struct PartWalker {
         }
         let isAttachment = MIMEDecoding.contentType(entity.value("Content-Disposition") ?? "").type == "attachment"
         func decoded() -> [UInt8] {
-            MIMEDecoding.decodeBody(lines.joined(entity.body), transferEncoding: entity.value("Content-Transfer-Encoding"))
+            MIMEDecoding.decodeBody(
+                lines.joined(entity.body, limit: InboundMessage.maxPartBytes), transferEncoding: entity.value("Content-Transfer-Encoding"))
         }
         switch type {
         case "text/plain" where text == nil && !isAttachment:
@@ -416,7 +448,14 @@ struct PartWalker {
     static func withoutQuotes(_ text: String) -> String {
         var kept = [Substring]()
         var total = 0
-        for line in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }) {
+        // Lines are found one at a time: splitting the whole text first would cost an array entry
+        // per line, 32 bytes for every byte of a part made of nothing but line ends.
+        var rest = text[...]
+        var more = true
+        while more {
+            let end = rest.firstIndex { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }
+            let line = rest[..<(end ?? rest.endIndex)]
+            if let end { rest = rest[rest.index(after: end)...] } else { more = false }
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.hasPrefix("-----Original Message-----") || trimmed.hasPrefix("________________________________")
                 || trimmed.hasPrefix("-------- Original Message --------") || trimmed.hasPrefix("-----Ursprüngliche Nachricht-----")

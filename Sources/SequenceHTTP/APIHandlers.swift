@@ -206,24 +206,21 @@ extension Handlers {
         let reason = try body.string("reason", maxLength: 1_000)
         let target: OperatorTarget = enrollmentID.map { .enrollment($0) } ?? .contacts([email!], sequence: sequence)
         let installationID = self.installationID
-        let waitSeconds = Double(inFlightWait.components.seconds)
-        let (outcomes, settled) = try await pool.run { connection -> ([OperatorOutcome], Bool) in
-            let outcomes: [OperatorOutcome]
+        let outcomes = try await pool.run { connection -> [OperatorOutcome] in
             do {
-                outcomes = try OperatorActions(actor: Self.apiActor, source: "http", installationID: installationID)
+                return try OperatorActions(actor: Self.apiActor, source: "http", installationID: installationID)
                     .apply(event, to: target, reason: reason, using: connection)
             } catch let error as StoreError where error.kind == .notFound {
                 if enrollmentID != nil { throw APIError(.notFound, "not_found", error.description, field: "enrollment_id") }
                 throw APIError(.unprocessableContent, "unknown_sequence", error.description, field: "sequence")
             }
-            // As the CLI: commands that stop mail answer only after a send already under way has
-            // settled (invariant 3), so "stopped" means no further mail.
-            var settled = true
-            if event.waitsForInFlightSends {
-                settled = try OperatorActions.waitForInFlightSends(
-                    contacts: email.map { [$0] } ?? [], enrollmentID: enrollmentID, using: connection, timeout: waitSeconds)
-            }
-            return (outcomes, settled)
+        }
+        // As the CLI: commands that stop mail answer only after a send already under way has
+        // settled (invariant 3), so "stopped" means no further mail. The wait holds no pooled
+        // connection: three waiting requests must not block the API and one-click unsubscribes.
+        var settled = true
+        if event.waitsForInFlightSends {
+            settled = await inFlight.wait(contacts: email.map { [$0] } ?? [], enrollmentIDs: enrollmentID.map { [$0] } ?? [])
         }
         return try Self.signalResponse(type: type, outcome: outcomes[0], inFlightSettled: settled)
     }

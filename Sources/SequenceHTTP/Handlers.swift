@@ -9,26 +9,28 @@ import Synchronization
 /// What every handler shares: the connections, the secrets and the process's health.
 final class Handlers: Sendable {
     let pool: ConnectionPool
-    /// Its own connection, so a probe is never queued behind API requests (and API requests never
-    /// behind a probe whose database hangs).
-    let readiness: ConfinedConnection
+    /// Answers `/readyz` from memory; refreshed in the background on a connection of its own.
+    let readiness: ReadinessProbe
     let registry: PrometheusCollectorRegistry
     let apiToken: String?
     let unsubscribeSecret: String
     let installationID: String
     let health: @Sendable () -> HealthState
-    let inFlightWait: Duration
+    /// Waits for sends in flight after a signal, borrowing a pooled connection only per check.
+    let inFlight: InFlightWaiter
+    /// What inbound mail must prove (`POST /v1/inbound`).
+    let inboundTrust: InboundTrust
     /// `inbound.ooo_resume_after`: how long an auto-reply without a clear return date pauses.
     let oooResumeAfter: Duration
     let logger: Logger
 
-    /// How long `/readyz` waits for the database before answering 503 (probes time out too).
+    /// How long one background readiness check waits for the database (probes time out too).
     static let readinessTimeout: Duration = .seconds(5)
 
     init(
-        pool: ConnectionPool, readiness: ConfinedConnection, registry: PrometheusCollectorRegistry, apiToken: String?,
+        pool: ConnectionPool, readiness: ReadinessProbe, registry: PrometheusCollectorRegistry, apiToken: String?,
         unsubscribeSecret: String, installationID: String, health: @escaping @Sendable () -> HealthState,
-        inFlightWait: Duration, oooResumeAfter: Duration, logger: Logger
+        inFlight: InFlightWaiter, inboundTrust: InboundTrust, oooResumeAfter: Duration, logger: Logger
     ) {
         self.pool = pool
         self.readiness = readiness
@@ -37,7 +39,8 @@ final class Handlers: Sendable {
         self.unsubscribeSecret = unsubscribeSecret
         self.installationID = installationID
         self.health = health
-        self.inFlightWait = inFlightWait
+        self.inFlight = inFlight
+        self.inboundTrust = inboundTrust
         self.oooResumeAfter = oooResumeAfter
         self.logger = logger
     }
@@ -56,30 +59,27 @@ final class Handlers: Sendable {
         func notReady(_ reason: String) -> Response {
             JSONResponse.make(.serviceUnavailable, .object(["status": .string("not_ready"), "reason": .string(reason)]))
         }
-        let version: Int?
-        do {
-            let readiness = self.readiness
-            version = try await withDeadline(Self.readinessTimeout, onTimeout: { readiness.cancel() }) {
-                try await readiness.run { try SchemaCheck.appliedVersion($0) }
-            }
-        } catch is DeadlineExceeded {
-            return notReady("the database did not answer within \(Self.readinessTimeout.components.seconds) s")
-        } catch let error as PostgresError {
-            return notReady(error.isConnectionError ? "database unreachable" : "database error (SQLSTATE \(error.sqlState ?? "none"))")
-        } catch {
-            return notReady("database error")
+        // Right after start the first background check may still be running: wait for it (in
+        // memory, bounded), rather than answer "not ready" to the first probe of a healthy process.
+        var verdict = readiness.verdict
+        let deadline = ContinuousClock.now + Self.readinessTimeout
+        while verdict == .starting, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            verdict = readiness.verdict
         }
-        guard let version else { return notReady("the database has no seqd schema yet: run `seqd migrate`") }
-        guard version >= Migrations.minimumVersion else {
-            return notReady("the schema is at version \(version), this binary needs at least \(Migrations.minimumVersion): run `seqd migrate`")
+        switch verdict {
+        case .starting:
+            return notReady("the first database check has not completed yet")
+        case .notReady(let reason):
+            return notReady(reason)
+        case .ready(let version):
+            return JSONResponse.make(
+                .ok,
+                .object([
+                    "status": .string("ready"), "schema_version": .integer(Int64(version)),
+                    "minimum_schema_version": .integer(Int64(Migrations.minimumVersion)),
+                ]))
         }
-        // Newer schemas are fine: migrations only add, so replicas keep serving during a rolling upgrade.
-        return JSONResponse.make(
-            .ok,
-            .object([
-                "status": .string("ready"), "schema_version": .integer(Int64(version)),
-                "minimum_schema_version": .integer(Int64(Migrations.minimumVersion)),
-            ]))
     }
 
     func metrics(_ request: Request, _ context: BasicRequestContext) async throws -> Response {

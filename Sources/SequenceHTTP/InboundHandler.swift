@@ -15,10 +15,10 @@ extension Handlers {
         let bytes = Array(body.readableBytesView)
         let installationID = self.installationID
         let resumeAfter = TimeInterval(oooResumeAfter.components.seconds)
-        let waitSeconds = Double(inFlightWait.components.seconds)
+        let trust = inboundTrust
         // Parsing a large message is real work: it runs on the connection's thread with the rest,
         // never on the event loop.
-        let (result, settled) = try await pool.run { connection -> (InboundResult, Bool) in
+        let result = try await pool.run { connection -> InboundResult in
             let message: InboundMessage
             do {
                 message = try InboundMessage.parse(bytes)
@@ -27,13 +27,13 @@ extension Handlers {
                 if let line = error.line { extra["line"] = .integer(Int64(line)) }
                 throw APIError(.badRequest, "malformed_message", error.description, extra: extra)
             }
-            let result = try InboundMail(actor: Self.inboundActor, installationID: installationID, oooResumeAfter: resumeAfter)
+            return try InboundMail(actor: Self.inboundActor, installationID: installationID, oooResumeAfter: resumeAfter, trust: trust)
                 .process(message, using: connection)
-            // As the CLI: a reply or bounce answers only after a send already under way settled.
-            let settled = result.outcome == .applied
-                ? try InboundMail.waitForInFlightSends(result, using: connection, timeout: waitSeconds) : true
-            return (result, settled)
         }
+        // As the CLI: a reply or bounce answers only after a send already under way settled, but
+        // waiting holds no pooled connection (see InFlightWaiter).
+        let settled = result.outcome == .applied
+            ? await inFlight.wait(contacts: [], enrollmentIDs: result.enrollments.filter { $0.refused == nil }.map(\.id)) : true
         let json = Self.json(result, inFlightSettled: settled)
         switch result.outcome {
         case .applied, .ignored:
@@ -59,7 +59,8 @@ extension Handlers {
             "outcome": .string(result.outcome.rawValue), "classification": .string(result.classification),
             "detail": text(result.detail), "message_id": text(result.messageID), "matched_by": text(result.matchedBy),
             "return_date": text(result.returnDate), "resume_at": text(result.resumeAt.map(rfc3339)),
-            "suppressed": .integer(Int64(result.suppressed)), "note": text(result.note), "in_flight_settled": .bool(inFlightSettled),
+            "suppressed": .integer(Int64(result.suppressed)), "ignored_recipients": .integer(Int64(result.ignoredRecipients)),
+            "note": text(result.note), "in_flight_settled": .bool(inFlightSettled),
             "enrollments": .array(
                 result.enrollments.map { enrollment in
                     .object([

@@ -98,10 +98,11 @@ package enum OpenAPIDocument {
                 classification: { type: string, enum: [reply, out_of_office, bounce, ignored] }
                 detail: { type: [string, "null"], description: the auto-reply marker, the failed status codes, or why it was ignored }
                 message_id: { type: [string, "null"], description: the inbound message's own Message-ID }
-                matched_by: { type: [string, "null"], description: "In-Reply-To <id>, References <id>, Message-ID of the returned message <id>, or sender address and sequence sender" }
+                matched_by: { type: [string, "null"], description: "In-Reply-To <id>, References <id>, Message-ID of the returned message <id> (only ids whose MAC verifies), or sender address and sequence sender (<evidence>) with inbound.trust_from" }
                 return_date: { type: [string, "null"], format: date, description: the return date an auto-reply stated clearly }
                 resume_at: { type: [string, "null"], format: date-time, description: when the out-of-office pause ends }
                 suppressed: { type: integer, description: addresses put on the suppression list (bounces) }
+                ignored_recipients: { type: integer, description: "failed recipients a bounce report listed that are not the matched delivery's recipient (ignored)" }
                 note: { type: [string, "null"], description: why nothing was done }
                 in_flight_settled: { type: boolean }
                 enrollments:

@@ -3,12 +3,14 @@
 // `/v1` API, and one-click unsubscribe (`/u/{token}`). Handlers decide nothing: every write goes
 // through the store code the CLI uses, and every statement runs on a confined connection's own
 // thread, never on the event loop or the concurrency pool.
+import Delivery
 import Foundation
 import Hummingbird
 import Logging
 import NIOCore
 import Postgres
 import Prometheus
+import SequenceStore
 import ServiceLifecycle
 import Synchronization
 
@@ -16,8 +18,9 @@ import Synchronization
 /// requests and returns.
 ///
 /// Connection budget: `HTTPListener.connectionBudget` PostgreSQL connections per process —
-/// `apiConnections` shared by the `/v1` API and unsubscribe requests, one for `/readyz`, one for
-/// the SQL gauges. Connections open lazily, on first use.
+/// `apiConnections` shared by the `/v1` API and unsubscribe requests, one for the background
+/// readiness check behind `/readyz`, one for the SQL gauges. Connections open lazily, on first use.
+/// Idle client connections are closed after `idleTimeout`, so idle sockets cannot pile up.
 public final class HTTPListener: Sendable {
     /// Connections shared by `/v1` and `/u` requests; more requests than this wait their turn.
     public static let apiConnections = 3
@@ -29,6 +32,7 @@ public final class HTTPListener: Sendable {
     private let handlers: Handlers
     private let gaugeConnection: ConfinedConnection
     private let gaugeInterval: Duration
+    private let idleTimeout: Duration
     private let logger: Logger
     private let state = Mutex(State())
 
@@ -59,11 +63,15 @@ public final class HTTPListener: Sendable {
     ///   - inFlightWait: how long signals that stop mail wait for a send already under way
     ///     (`delivery.lease_timeout` plus a margin, as the CLI waits).
     ///   - oooResumeAfter: `inbound.ooo_resume_after`, for `POST /v1/inbound`.
+    ///   - trustedAuthservID: `inbound.authserv_id` when `inbound.trust_from` is on, else nil.
+    ///   - readinessInterval: how often the background check behind `/readyz` runs.
+    ///   - idleTimeout: how long a client connection may sit idle before the listener closes it.
     public init(
         host: String, port: Int, databaseURL: String, apiToken: String?, unsubscribeSecret: String,
         installationID: String, health: @escaping @Sendable () -> HealthState = { .alive }, logger: Logger,
         registry: PrometheusCollectorRegistry = SeqdMetrics.registry, gaugeInterval: Duration = .seconds(15),
-        inFlightWait: Duration = .seconds(35), oooResumeAfter: Duration = .seconds(7 * 86_400)
+        inFlightWait: Duration = .seconds(35), oooResumeAfter: Duration = .seconds(7 * 86_400), trustedAuthservID: String? = nil,
+        readinessInterval: Duration = .seconds(2), idleTimeout: Duration = .seconds(60)
     ) throws {
         guard (0...65_535).contains(port) else { throw SetupError(description: "http.port \(port) is not a port number (1–65535)") }
         guard !unsubscribeSecret.isEmpty else { throw SetupError(description: "the unsubscribe secret is empty") }
@@ -73,17 +81,25 @@ public final class HTTPListener: Sendable {
         self.host = host
         self.port = port
         self.gaugeInterval = gaugeInterval
+        self.idleTimeout = idleTimeout
         self.logger = logger
         let options = SessionOptions(
             applicationName: "seqd http", statementTimeoutMilliseconds: 30_000, lockTimeoutMilliseconds: 10_000,
             idleInTransactionTimeoutMilliseconds: 60_000)
+        let pool = ConnectionPool(databaseURL: databaseURL, size: Self.apiConnections, options: options)
+        let messageIDKey = MessageID.Key(secret: unsubscribeSecret)
         handlers = Handlers(
-            pool: ConnectionPool(databaseURL: databaseURL, size: Self.apiConnections, options: options),
-            readiness: ConfinedConnection(
-                databaseURL, options: SessionOptions(applicationName: "seqd http readyz", statementTimeoutMilliseconds: 5_000),
-                label: "seqd.http-readyz"),
+            pool: pool,
+            readiness: ReadinessProbe(
+                connection: ConfinedConnection(
+                    databaseURL, options: SessionOptions(applicationName: "seqd http readyz", statementTimeoutMilliseconds: 5_000),
+                    label: "seqd.http-readyz"),
+                interval: readinessInterval, timeout: Handlers.readinessTimeout, logger: logger),
             registry: registry, apiToken: apiToken, unsubscribeSecret: unsubscribeSecret, installationID: installationID,
-            health: health, inFlightWait: inFlightWait, oooResumeAfter: oooResumeAfter, logger: logger)
+            health: health, inFlight: InFlightWaiter(pool: pool, timeout: inFlightWait),
+            inboundTrust: InboundTrust(
+                verifyReference: { MessageID.verify($0, deliveryKey: $1, key: messageIDKey) }, trustedAuthservID: trustedAuthservID),
+            oooResumeAfter: oooResumeAfter, logger: logger)
         gaugeConnection = ConfinedConnection(
             databaseURL, options: SessionOptions(applicationName: "seqd http gauges", statementTimeoutMilliseconds: 10_000),
             label: "seqd.http-gauges")
@@ -102,15 +118,17 @@ public final class HTTPListener: Sendable {
                 return try await route.handle(handlers, request, context)
             }
         }
+        let idle = TimeAmount.milliseconds(Int64(idleTimeout / .milliseconds(1)))
         let application = Application(
-            router: router,
+            router: router, server: .http1(configuration: .init(idleTimeout: idle)),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { [weak self] channel in self?.bound(channel.localAddress?.port) },
             logger: logger)
         let gauges = GaugeRefresher(
             connection: gaugeConnection, interval: gaugeInterval, registry: handlers.registry, logger: logger)
         // No signal handling here: the executable owns SIGTERM and calls `shutdown()`.
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [application, gauges], logger: logger))
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: [application, gauges, handlers.readiness], logger: logger))
         let alreadyStopped = state.withLock { state in
             state.group = group
             return state.shutdownRequested
@@ -172,7 +190,7 @@ public final class HTTPListener: Sendable {
     /// Closes every connection on a thread of its own: `close()` waits for the connection's queue,
     /// which must never hold up the concurrency pool.
     private func closeConnections() async {
-        let (pool, readiness, gauges) = (handlers.pool, handlers.readiness, gaugeConnection)
+        let (pool, readiness, gauges) = (handlers.pool, handlers.readiness.connection, gaugeConnection)
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             Thread {
                 pool.close()

@@ -49,6 +49,8 @@ struct Failure {
                 (status, message) = (.unavailable, "database unreachable: \(database.message)")
             case .server where database.sqlState == "SQ001":
                 (status, message) = (.refused, database.message)
+            case .server where database.sqlState == "42501":
+                (status, message) = (.refused, "permission denied for this database role: \(database.message)")
             case .server, .decoding, .usage:
                 (status, message) = (.software, "database error: \(database)")
             }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Delivery
 import Foundation
 import Postgres
 import SeqdConfig
@@ -13,8 +14,11 @@ struct InboundCommand: AsyncParsableCommand {
         abstract: "Apply an inbound email (reply, bounce report, auto-reply) read from FILE or stdin.",
         discussion: """
             Matches the message by In-Reply-To/References (or, for a delivery status report, the returned \
-            original's Message-ID) to seqd's deliveries, falling back to the sender's address and the sequence's \
-            sender address. A report with a 5.x.x status bounces the address; 4.x.x reports are ignored; \
+            original's Message-ID) to seqd's deliveries, only where the MAC in the Message-ID verifies. With \
+            inbound.trust_from it falls back to the sender's address and the sequence's sender address, only \
+            when an Authentication-Results header from inbound.authserv_id shows DMARC (or aligned DKIM/SPF) \
+            pass for the From domain. A report with a 5.x.x status bounces the recipient of the matched \
+            delivery when a Final-Recipient names it; 4.x.x reports are ignored; \
             auto-replies pause until the stated return date or for inbound.ooo_resume_after; anything else \
             is a reply.
 
@@ -35,25 +39,35 @@ struct InboundCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let data: Data
+        // Bytes in one array the parser indexes in place: a Data handed to it would be copied,
+        // doubling what a large message costs (issue 16 bounds parsing at 4x the message).
+        let bytes: [UInt8]
         if let file {
-            data = try CommandInput.read(file)
+            bytes = try { [UInt8](try CommandInput.read(file)) }()
         } else {
-            data = await readStandardInput(limit: InboundMessage.maxSize + 1)
+            bytes = await readStandardInput(limit: InboundMessage.maxSize + 1)
         }
         let message: InboundMessage
         do {
-            message = try InboundMessage.parse(data)
+            message = try InboundMessage.parse(bytes)
         } catch {
             throw CommandFailure(status: .dataError, message: "\(file ?? "stdin"): \(error)")
         }
         let configuration = try await global.loadConfiguration()
         let resumeAfter = TimeInterval(configuration.seconds("inbound.ooo_resume_after"))
+        let authservID = try configuration.trustedAuthservID()
+        let configuredSecret = configuration.string("unsubscribe.secret")
         let database = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd inbound"))
         defer { database.close() }
         let result = try await database.run { connection in
             let installation = try InstallationSettings.load(connection)
-            return try InboundMail(actor: "inbound", installationID: installation.installationID, oooResumeAfter: resumeAfter)
+            guard let secret = configuredSecret ?? installation.storedUnsubscribeSecret else {
+                throw StoreError(.notMigrated, "no unsubscribe secret: configure unsubscribe.secret or run `seqd migrate`")
+            }
+            let key = MessageID.Key(secret: secret)
+            let trust = InboundTrust(
+                verifyReference: { MessageID.verify($0, deliveryKey: $1, key: key) }, trustedAuthservID: authservID)
+            return try InboundMail(actor: "inbound", installationID: installation.installationID, oooResumeAfter: resumeAfter, trust: trust)
                 .process(message, using: connection)
         }
         var settled = true
@@ -87,11 +101,14 @@ struct InboundCommand: AsyncParsableCommand {
             if result.suppressed > 0 { summary += ", \(result.suppressed) address(es) suppressed" }
             lines.append(summary)
         case .ignored:
-            lines.append("ignored: nothing changed (deliberately; this is not a reply)")
+            lines.append("ignored: nothing changed (\(result.note ?? "deliberately; this is not a reply"))")
         case .unmatched:
             lines.append("unmatched: \(result.note ?? "nothing matched"); nothing changed")
         case .refused:
             lines.append("refused: \(result.note ?? "nothing changed")")
+        }
+        if result.ignoredRecipients > 0 {
+            lines.append("ignored: \(result.ignoredRecipients) other recipient(s) the report lists (not the recipient of the matched delivery)")
         }
         if !inFlightSettled { lines.append("warning: a send of these contacts was still in flight when the wait timed out") }
         return lines.joined(separator: "\n")
@@ -100,16 +117,18 @@ struct InboundCommand: AsyncParsableCommand {
 
 /// Reads stdin to its end (at most `limit` bytes) on a thread of its own: a blocking `read` must
 /// not hold a thread of the concurrency pool while an MTA trickles the message in.
-private func readStandardInput(limit: Int) async -> Data {
+private func readStandardInput(limit: Int) async -> [UInt8] {
     await withCheckedContinuation { continuation in
         Thread {
-            var data = Data()
-            while data.count < limit {
-                let chunk = FileHandle.standardInput.readData(ofLength: min(1 << 16, limit - data.count))
-                if chunk.isEmpty { break }
-                data.append(chunk)
+            var bytes = [UInt8]()
+            var chunk = [UInt8](repeating: 0, count: 1 << 16)
+            while bytes.count < limit {
+                let count = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, min($0.count, limit - bytes.count)) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                bytes.append(contentsOf: chunk[0..<count])
             }
-            continuation.resume(returning: data)
+            continuation.resume(returning: bytes)
         }.start()
     }
 }

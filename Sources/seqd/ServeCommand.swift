@@ -62,7 +62,8 @@ func makeListener(
             apiToken: configuration.string("http.api_token"), unsubscribeSecret: secret,
             installationID: installation.installationID, health: health, logger: logger,
             inFlightWait: .seconds(configuration.seconds("delivery.lease_timeout") + 5),
-            oooResumeAfter: .seconds(configuration.seconds("inbound.ooo_resume_after")))
+            oooResumeAfter: .seconds(configuration.seconds("inbound.ooo_resume_after")),
+            trustedAuthservID: try configuration.trustedAuthservID())
     } catch let error as HTTPListener.SetupError {
         throw CommandFailure(status: .dataError, message: error.description)
     }

@@ -9,7 +9,7 @@ struct FileTransportTests {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let transport = try FileTransport(directory: directory)
-        let composed = MessageComposer().compose(.sample())
+        let composed = MessageComposer(messageIDKey: .testing).compose(.sample())
 
         let outcome = transport.send(composed)
 
@@ -19,15 +19,28 @@ struct FileTransportTests {
         #expect(Array(written) == composed.data)
     }
 
+    @Test("an .eml file is 0640 whatever the umask (a permissive umask included)", arguments: [0o000 as mode_t, 0o022, 0o077])
+    func notWorldReadable(mask: mode_t) throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let transport = try FileTransport(directory: directory)
+        let previous = umask(mask)
+        defer { umask(previous) }
+        #expect(transport.send(MessageComposer(messageIDKey: .testing).compose(.sample())) == .sent(providerID: directory + "/d-123-intro.eml"))
+        var info = stat()
+        #expect(stat(directory + "/d-123-intro.eml", &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o640, "mode \(String(info.st_mode & 0o777, radix: 8))")
+    }
+
     @Test("sending the same delivery again leaves exactly one identical file")
     func idempotent() throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let transport = try FileTransport(directory: directory)
-        let composed = MessageComposer().compose(.sample(html: "<p>Hi</p>"))
+        let composed = MessageComposer(messageIDKey: .testing).compose(.sample(html: "<p>Hi</p>"))
 
         for _ in 0..<3 {
-            #expect(transport.send(MessageComposer().compose(.sample(html: "<p>Hi</p>"))) == .sent(providerID: directory + "/d-123-intro.eml"))
+            #expect(transport.send(MessageComposer(messageIDKey: .testing).compose(.sample(html: "<p>Hi</p>"))) == .sent(providerID: directory + "/d-123-intro.eml"))
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["d-123-intro.eml"])
         #expect(FileManager.default.contents(atPath: directory + "/d-123-intro.eml").map(Array.init) == composed.data)
@@ -38,7 +51,7 @@ struct FileTransportTests {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let transport = try FileTransport(directory: directory)
-        let composed = MessageComposer().compose(.sample())
+        let composed = MessageComposer(messageIDKey: .testing).compose(.sample())
         // Several threads at once, as the daemon runs one transport from several sender threads.
         DispatchQueue.concurrentPerform(iterations: 8) { _ in
             #expect(transport.send(composed) == .sent(providerID: directory + "/d-123-intro.eml"))
@@ -71,7 +84,7 @@ struct FileTransportTests {
         let nested = root + "/a/b/outbox/"
         let transport = try FileTransport(directory: nested)
         #expect(transport.directory == root + "/a/b/outbox")
-        #expect(transport.send(MessageComposer().compose(.sample())) == .sent(providerID: root + "/a/b/outbox/d-123-intro.eml"))
+        #expect(transport.send(MessageComposer(messageIDKey: .testing).compose(.sample())) == .sent(providerID: root + "/a/b/outbox/d-123-intro.eml"))
         #expect(FileManager.default.fileExists(atPath: root + "/a/b/outbox/d-123-intro.eml"))
     }
 
@@ -98,7 +111,7 @@ struct FileTransportTests {
         try FileManager.default.removeItem(atPath: directory)
         #expect(FileManager.default.createFile(atPath: directory, contents: Data()))
 
-        let outcome = transport.send(MessageComposer().compose(.sample()))
+        let outcome = transport.send(MessageComposer(messageIDKey: .testing).compose(.sample()))
 
         guard case .transportFault(let reason) = outcome else {
             Issue.record("expected a transport fault, got \(outcome)")
@@ -112,7 +125,7 @@ struct FileTransportTests {
     func nullTransport() {
         let transport: any MailTransport = NullTransport()
         #expect(transport.name == "null")
-        #expect(transport.send(MessageComposer().compose(.sample())) == .sent(providerID: nil))
+        #expect(transport.send(MessageComposer(messageIDKey: .testing).compose(.sample())) == .sent(providerID: nil))
     }
 }
 

@@ -13,7 +13,7 @@ struct HTTPTransportTests {
     }
 
     static func message(_ key: String = "d-7-intro") -> ComposedMessage {
-        MessageComposer().compose(.sample(subject: "Grüße", deliveryKey: key))
+        MessageComposer(messageIDKey: .testing).compose(.sample(subject: "Grüße", deliveryKey: key))
     }
 
     /// What the sink recorded, in order.

@@ -7,7 +7,7 @@ struct HeaderEncodingTests {
     @Test("a non-ASCII subject round-trips through RFC 2047 encoded-words within the length limits")
     func nonASCIISubjectRoundTrip() throws {
         let subject = "Grüße aus Köln — 你好, Ann! 👋🏽 Ihre Bestellung ist unterwegs 🚚 und kommt bald an 🎉"
-        let composed = MessageComposer().compose(.sample(subject: subject))
+        let composed = MessageComposer(messageIDKey: .testing).compose(.sample(subject: subject))
 
         let raw = try #require(header("Subject", in: composed.data))
         #expect(decodeRFC2047(raw) == subject)
@@ -25,7 +25,7 @@ struct HeaderEncodingTests {
     @Test("a plain ASCII subject stays readable and folds only at spaces")
     func plainSubjectFolds() throws {
         let subject = Array(repeating: "word", count: 40).joined(separator: " ")
-        let composed = MessageComposer().compose(.sample(subject: subject))
+        let composed = MessageComposer(messageIDKey: .testing).compose(.sample(subject: subject))
         #expect(try #require(header("Subject", in: composed.data)) == subject)
         #expect(crlfLines(composed.data).allSatisfy { $0.utf8.count <= 78 })
     }
@@ -35,7 +35,7 @@ struct HeaderEncodingTests {
         arguments: ["looks =?UTF-8?B?like?= a word", "  padded  ", "double  space", String(repeating: "x", count: 90)]
     )
     func awkwardASCIISubjectsAreEncoded(subject: String) throws {
-        let raw = try #require(header("Subject", in: MessageComposer().compose(.sample(subject: subject)).data))
+        let raw = try #require(header("Subject", in: MessageComposer(messageIDKey: .testing).compose(.sample(subject: subject)).data))
         #expect(raw.hasPrefix("=?UTF-8?B?"))
         #expect(decodeRFC2047(raw) == subject)
     }
@@ -51,7 +51,7 @@ struct HeaderEncodingTests {
     func displayNames(name: String, expected: String) throws {
         var message = OutgoingMessage.sample()
         message.toName = name
-        let to = try #require(header("To", in: MessageComposer().compose(message).data))
+        let to = try #require(header("To", in: MessageComposer(messageIDKey: .testing).compose(message).data))
         #expect(to == expected)
     }
 
@@ -60,7 +60,7 @@ struct HeaderEncodingTests {
         var message = OutgoingMessage.sample()
         message.toName = nil
         message.fromName = ""
-        let data = MessageComposer().compose(message).data
+        let data = MessageComposer(messageIDKey: .testing).compose(message).data
         #expect(header("To", in: data) == "ann@example.org")
         #expect(header("From", in: data) == "hello@example.com")
     }
@@ -81,7 +81,7 @@ struct HeaderEncodingTests {
             listUnsubscribeURL: "https://x.test/u/1>\r\nX-Injected: yes",
             listUnsubscribeMailto: "u@x.test\rX-Injected: yes"
         )
-        let composed = MessageComposer().compose(message)
+        let composed = MessageComposer(messageIDKey: .testing).compose(message)
 
         let names = headerFields(composed.data).map(\.name)
         #expect(names == [

@@ -7,26 +7,28 @@ struct MessageComposerTests {
     @Test("the same message composes byte-identically, with or without html")
     func deterministic() {
         for html: String? in [nil, "<p>Hello</p>"] {
-            let first = MessageComposer().compose(.sample(html: html))
-            let second = MessageComposer().compose(.sample(html: html))
+            let first = MessageComposer(messageIDKey: .testing).compose(.sample(html: html))
+            let second = MessageComposer(messageIDKey: .testing).compose(.sample(html: html))
             #expect(first == second)
         }
-        let other = MessageComposer().compose(.sample(html: "<p>Hello</p>", deliveryKey: "d-124-intro"))
-        #expect(other.messageID != MessageComposer().compose(.sample()).messageID)
+        let other = MessageComposer(messageIDKey: .testing).compose(.sample(html: "<p>Hello</p>", deliveryKey: "d-124-intro"))
+        #expect(other.messageID != MessageComposer(messageIDKey: .testing).compose(.sample()).messageID)
     }
 
     @Test("a text-only message has the expected headers and body")
     func textOnly() {
-        let composed = MessageComposer().compose(.sample())
+        let composed = MessageComposer(messageIDKey: .testing).compose(.sample())
         #expect(composed.envelopeFrom == "hello@example.com")
         #expect(composed.envelopeTo == "ann@example.org")
-        #expect(composed.messageID == "<seqd.d-123-intro@example.com>")
+        let id = MessageID.make(deliveryKey: "d-123-intro", senderAddress: "hello@example.com", key: .testing)
+        #expect(composed.messageID == id)
+        #expect(id.hasPrefix("<seqd.d-123-intro.") && id.hasSuffix("@example.com>"))
         #expect(String(decoding: composed.data, as: UTF8.self) == """
             Date: Tue, 01 Jul 2025 09:30:00 +0000\r
             From: Example Team <hello@example.com>\r
             To: Ann Example <ann@example.org>\r
             Subject: Welcome aboard\r
-            Message-ID: <seqd.d-123-intro@example.com>\r
+            Message-ID: \(id)\r
             List-Unsubscribe: <https://seqd.example.com/u/tok123>,\r
              <mailto:unsubscribe@example.com>\r
             List-Unsubscribe-Post: List-Unsubscribe=One-Click\r
@@ -46,7 +48,7 @@ struct MessageComposerTests {
         var message = OutgoingMessage.sample()
         message.inReplyTo = "seqd.d-122-intro@example.com"
         message.references = ["<seqd.d-121-hello@example.com>", "<seqd.d-122-intro@example.com>"]
-        let data = MessageComposer().compose(message).data
+        let data = MessageComposer(messageIDKey: .testing).compose(message).data
         #expect(header("In-Reply-To", in: data) == "<seqd.d-122-intro@example.com>")
         #expect(header("References", in: data) == "<seqd.d-121-hello@example.com> <seqd.d-122-intro@example.com>")
     }
@@ -55,19 +57,19 @@ struct MessageComposerTests {
     func unsubscribeVariants() {
         var message = OutgoingMessage.sample()
         message.listUnsubscribeURL = nil
-        var data = MessageComposer().compose(message).data
+        var data = MessageComposer(messageIDKey: .testing).compose(message).data
         #expect(header("List-Unsubscribe", in: data) == "<mailto:unsubscribe@example.com>")
         #expect(header("List-Unsubscribe-Post", in: data) == nil)
 
         message.listUnsubscribeMailto = nil
-        data = MessageComposer().compose(message).data
+        data = MessageComposer(messageIDKey: .testing).compose(message).data
         #expect(header("List-Unsubscribe", in: data) == nil)
     }
 
     @Test("html makes a multipart/alternative with the text part first, both quoted-printable")
     func multipart() throws {
         let html = "<p>Hello <b>Ann</b> — <a href=\"https://example.com/?a=1\">link</a></p>\n"
-        let composed = MessageComposer().compose(.sample(html: html))
+        let composed = MessageComposer(messageIDKey: .testing).compose(.sample(html: html))
         let contentType = try #require(header("Content-Type", in: composed.data))
         let boundary = MessageComposer.boundary(forDeliveryKey: "d-123-intro")
         #expect(contentType == "multipart/alternative; boundary=\"\(boundary)\"")
@@ -97,7 +99,7 @@ struct MessageComposerTests {
             text: String(repeating: "x", count: 3000) + "\r\n.dot line\rlone CR\n",
             html: html
         )
-        let data = MessageComposer().compose(message).data
+        let data = MessageComposer(messageIDKey: .testing).compose(message).data
         var lineStart = 0
         var inHeader = true
         for (index, byte) in data.enumerated() {

@@ -110,3 +110,8 @@ extension OutgoingMessage {
         )
     }
 }
+
+extension MessageID.Key {
+    /// A fixed key, so composed messages are the same in every test run.
+    static let testing = MessageID.Key(secret: "test-secret")
+}

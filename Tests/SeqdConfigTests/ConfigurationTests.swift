@@ -82,6 +82,32 @@ struct ConfigurationTests {
         #expect(unreadable?.description == "configuration key http.api_token (from environment SEQD_HTTP_API_TOKEN_FILE): cannot read the secret file /nonexistent/token")
     }
 
+    @Test("config check shows URLs without their query string, fragment or password")
+    func urlsRedacted() async throws {
+        let configuration = try await load(
+            environment: [
+                "SEQD_DELIVERY_HTTP_URL": "https://api.mail.example/v3/send?key=sk_live_123&region=eu",
+                "SEQD_UNSUBSCRIBE_BASE_URL": "https://user:hunter2@seqd.example.com/base#frag",
+            ],
+            configFile: try file("{}\n"))
+        let http = try #require(configuration.resolved.first { $0.key.name == "delivery.http.url" })
+        #expect(http.displayValue == "https://api.mail.example/v3/send?<redacted>")
+        #expect(http.value?.contains("sk_live_123") == true, "the value itself is unchanged")
+        let base = try #require(configuration.resolved.first { $0.key.name == "unsubscribe.base_url" })
+        #expect(base.displayValue == "https://user:<redacted>@seqd.example.com/base?<redacted>")
+        #expect(!base.displayValue.contains("hunter2"))
+    }
+
+    @Test("inbound.trust_from needs inbound.authserv_id")
+    func trustFromNeedsAuthservID() async throws {
+        let off = try await load(configFile: try file("{}\n"))
+        #expect(try off.trustedAuthservID() == nil)
+        let on = try await load(environment: ["SEQD_INBOUND_TRUST_FROM": "true", "SEQD_INBOUND_AUTHSERV_ID": "mx.example.com"], configFile: try file("{}\n"))
+        #expect(try on.trustedAuthservID() == "mx.example.com")
+        let missing = try await load(environment: ["SEQD_INBOUND_TRUST_FROM": "true"], configFile: try file("{}\n"))
+        #expect(throws: ConfigError.self) { try missing.trustedAuthservID() }
+    }
+
     @Test("an invalid value names the key, where it came from, and what is allowed")
     func invalidValues() async throws {
         let fromEnvironment = await #expect(throws: ConfigError.self) {

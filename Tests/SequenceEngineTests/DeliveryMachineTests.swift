@@ -137,6 +137,21 @@ private let accepted: [DeliveryStatus: Set<String>] = [
         #expect(subject.claimed(owner: "w", token: 6, leaseUntil: now + 90, now: now + 60) == .accepted([.send(token: 6)]))
     }
 
+    @Test("a server's Retry-After is honoured up to the backoff cap, never beyond (a year-long header parks nothing)")
+    func retryAfterIsCapped() {
+        for (asked, expected) in [(120.0, 120.0), (86_400.0 * 365, DeliveryPolicy.backoffCap), (-5.0, nil)] {
+            var subject = DeliveryMachine(policy: retrying, state: sending(token: 7, leaseUntil: now + 30))
+            #expect(subject.temporaryFailure(reason: "429", retryAfter: asked, token: 7, jitter: 0, now: now) == .accepted([]))
+            let delay = (subject.state.nextAttemptAt ?? now).timeIntervalSince(now)
+            if let expected {
+                #expect(delay == max(expected, retrying.retryDelay(afterAttempt: 1, jitter: 0)), "Retry-After \(asked)")
+            } else {
+                #expect(delay == retrying.retryDelay(afterAttempt: 1, jitter: 0))
+            }
+            #expect(delay <= DeliveryPolicy.backoffCap)
+        }
+    }
+
     @Test func temporaryFailuresBackOffThenFail() {
         var subject = DeliveryMachine(policy: retrying, state: .new)
         var clock = now

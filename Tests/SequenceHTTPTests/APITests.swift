@@ -77,6 +77,9 @@ struct APITests {
             (#"{"email": "x@example.com", "attributes": "plan"}"#, 400, "invalid_field", "attributes"),
             (#"{"email": "x@example.com", "first_name": "a\u0000b"}"#, 400, "invalid_field", "first_name"),
             (#"{"email": "not an address"}"#, 422, "invalid_field", "email"),
+            (#"{"email": "x\u0000y@example.com"}"#, 400, "invalid_field", "email"),
+            (#"{"email": "x@example.com\u000d"}"#, 422, "invalid_field", "email"),
+            (#"{"email": "x\u0085y@example.com"}"#, 422, "invalid_field", "email"),
             (#"{"email": "x@example.com", "time_zone": "GMT+5"}"#, 422, "invalid_field", "time_zone"),
         ]
         for (body, status, code, field) in cases {
@@ -274,14 +277,14 @@ struct APITests {
 
     @Test("POST /v1/inbound: reply, bounce, ignored report (200); malformed 400 with the line; unmatched 422; finished 409")
     func inbound() async throws {
-        let harness = try await Harness.start(prefix: "inbound")
+        let harness = try await Harness.start(prefix: "inbound", trustedAuthservID: "mx.example.com")
         let ada = try await harness.enroll("ada@example.org")
         let bob = try await harness.enroll("bob@example.org")
         let connection = try harness.connect()
         // Queue the first emails and record the Message-IDs the sender would (the composer derives
         // them from the delivery key).
         _ = try Advancer(actor: "test", installationID: harness.installationID).advanceBatch(connection, limit: 10)
-        try connection.query("UPDATE seqd.deliveries SET message_id = '<seqd.' || idempotency_key || '@example.com>'")
+        try InboundFixtures.recordMessageIDs(connection)
         let bobID: String = try connection.query(
             "SELECT message_id FROM seqd.deliveries WHERE enrollment_id = $1", [bob])[0].decode("message_id")
         func post(_ text: String) async throws -> Harness.Reply {
@@ -291,11 +294,29 @@ struct APITests {
             try connection.query("SELECT status::text AS s FROM seqd.enrollments WHERE id = $1", [id])[0].decode("s")
         }
 
-        let reply = try await post("From: Ada <ada@example.org>\nTo: team@example.com\nSubject: Re: Hi\n\nThanks!\n")
+        // Issue 16: a From alone proves nothing; a guessed Message-ID neither; a forged report
+        // bounces only the matched delivery's recipient.
+        let fromOnly = try await post("From: Ada <ada@example.org>\nTo: team@example.com\nSubject: Re: Hi\n\nThanks!\n")
+        #expect(fromOnly.status == 422, "\(fromOnly)")
+        let bobKey: String = try connection.query("SELECT idempotency_key FROM seqd.deliveries WHERE enrollment_id = $1", [bob])[0]
+            .decode("idempotency_key")
+        let guessed = try await post("From: mallory@evil.example\nTo: team@example.com\nIn-Reply-To: <seqd.\(bobKey)@example.com>\n\nstop\n")
+        #expect(guessed.status == 422, "\(guessed)")
+        let victims = (0..<100).map { "Final-Recipient: rfc822; victim\($0)@example.net\nAction: failed\nStatus: 5.1.1\n" }.joined(separator: "\n")
+        let forged = try await post(
+            "From: MAILER-DAEMON@mx.evil.example\nContent-Type: multipart/report; report-type=delivery-status; boundary=R\n\n--R\nContent-Type: message/delivery-status\n\n\(victims)\n--R\nContent-Type: text/rfc822-headers\n\nMessage-ID: \(bobID)\n--R--\n")
+        #expect(forged.status == 200, "\(forged)")
+        #expect(forged.json["outcome"] as? String == "ignored")
+        #expect(forged.json["ignored_recipients"] as? Int == 100)
+        #expect(try connection.query("SELECT count(*) AS n FROM seqd.suppressions")[0].decode("n", as: Int.self) == 0)
+        #expect(try status(bob) == "active")
+
+        let auth = InboundFixtures.authenticationResults(domain: "example.org")
+        let reply = try await post("\(auth)\nFrom: Ada <ada@example.org>\nTo: team@example.com\nSubject: Re: Hi\n\nThanks!\n")
         #expect(reply.status == 200, "\(reply)")
         #expect(reply.json["outcome"] as? String == "applied")
         #expect(reply.json["classification"] as? String == "reply")
-        #expect(reply.json["matched_by"] as? String == "sender address and sequence sender")
+        #expect(reply.json["matched_by"] as? String == "sender address and sequence sender (dmarc=pass for example.org by mx.example.com)")
         #expect((reply.json["enrollments"] as? [[String: Any]])?.first?["to"] as? String == "replied")
         #expect(try status(ada) == "replied")
         let signal = try connection.query("SELECT kind, source FROM seqd.signals WHERE enrollment_id = $1", [ada])
@@ -303,7 +324,7 @@ struct APITests {
         let actor = try connection.query("SELECT actor FROM seqd.enrollment_events WHERE enrollment_id = $1 AND to_status = 'replied'", [ada])
         #expect(try actor[0].decode("actor", as: String.self) == "http:inbound")
 
-        let again = try await post("From: ada@example.org\nTo: team@example.com\n\nAnd another thing\n")
+        let again = try await post("\(auth)\nFrom: ada@example.org\nTo: team@example.com\n\nAnd another thing\n")
         #expect(again.status == 409, "\(again)")
         #expect(again.json["error"] as? String == "refused")
         #expect(again.json["status"] as? String == "replied")

@@ -40,7 +40,8 @@ final class Harness: Sendable {
     static func start(
         prefix: String, databaseURL: String? = nil, apiToken: String? = Harness.token,
         health: @escaping @Sendable () -> HealthState = { .alive }, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-        gaugeInterval: Duration = .milliseconds(100), inFlightWait: Duration = .seconds(5)
+        gaugeInterval: Duration = .milliseconds(100), inFlightWait: Duration = .seconds(5), trustedAuthservID: String? = nil,
+        readinessInterval: Duration = .milliseconds(200), idleTimeout: Duration = .seconds(60)
     ) async throws -> Harness {
         let url: String
         var secret = "test-unsubscribe-secret"
@@ -59,7 +60,8 @@ final class Harness: Sendable {
         let listener = try HTTPListener(
             host: "127.0.0.1", port: 0, databaseURL: url, apiToken: apiToken, unsubscribeSecret: secret,
             installationID: installationID, health: health, logger: logs.logger, registry: registry,
-            gaugeInterval: gaugeInterval, inFlightWait: inFlightWait)
+            gaugeInterval: gaugeInterval, inFlightWait: inFlightWait, trustedAuthservID: trustedAuthservID,
+            readinessInterval: readinessInterval, idleTimeout: idleTimeout)
         let serving = Task { try await listener.run() }
         guard let port = await listener.boundPort() else {
             try await serving.value

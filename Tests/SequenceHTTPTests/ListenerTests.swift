@@ -48,6 +48,68 @@ struct ListenerTests {
         }
     }
 
+    @Test("the listener closes a client connection that stays idle past idleTimeout")
+    func idleConnectionsClosed() async throws {
+        let harness = try await Harness.start(prefix: "idle", idleTimeout: .milliseconds(500))
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(descriptor >= 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(harness.port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(connected == 0)
+        // Send nothing; a read returns 0 (EOF) once the server closed the connection, or times out.
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let started = ContinuousClock.now
+        var byte: UInt8 = 0
+        let read = recv(descriptor, &byte, 1, 0)
+        let waited = ContinuousClock.now - started
+        #expect(read == 0, "the server should have closed the idle connection (recv returned \(read), errno \(errno))")
+        #expect(waited < .seconds(4), "closed after \(waited)")
+        try await harness.stop()
+    }
+
+    @Test("requests waiting for a send in flight hold no pooled connection: the API answers meanwhile; waiting has its own bound")
+    func waitingHoldsNoConnection() async throws {
+        let harness = try await Harness.start(prefix: "inflightwait", inFlightWait: .seconds(4))
+        var enrollments = [Int64]()
+        for index in 0..<5 { enrollments.append(try await harness.enroll("p\(index)@example.com")) }
+        let connection = try harness.connect()
+        _ = try Advancer(actor: "test", installationID: harness.installationID).advanceBatch(connection, limit: 10)
+        // Every contact has a send under way, with a lease well past the wait.
+        let claimed = try DeliveryOutbox(worker: "test", installationID: harness.installationID, policy: DeliveryPolicy())
+            .claim(connection, limit: 10, leaseSeconds: 120)
+        #expect(claimed.count == 5)
+        let started = ContinuousClock.now
+        // More waiting signals than the API has connections (3).
+        let waiting = enrollments.map { id in
+            Task { try await harness.request(.POST, "/v1/signals", json: #"{"type": "pause", "enrollment_id": \#(id)}"#) }
+        }
+        try await waitUntil("the pauses to be committed") {
+            try connection.query("SELECT count(*) AS n FROM seqd.enrollments WHERE status = 'paused'")[0].decode("n", as: Int.self) == 5
+        }
+        // Meanwhile the API and one-click unsubscribes still get a connection at once.
+        let created = try await harness.request(.POST, "/v1/contacts", json: #"{"email": "meanwhile@example.com"}"#)
+        #expect(created.status == 200 || created.status == 201, "\(created)")
+        let token = UnsubscribeToken.make(enrollmentID: enrollments[0], secret: harness.secret)
+        let page = try await harness.request(.GET, "/u/\(token)", token: nil)
+        #expect(page.status == 200, "\(page)")
+        #expect(ContinuousClock.now - started < .seconds(3), "answered while five requests were waiting")
+        for task in waiting {
+            let reply = try await task.value
+            #expect(reply.status == 200, "\(reply)")
+            #expect(reply.json["in_flight_settled"] as? Bool == false, "\(reply)")
+        }
+        let elapsed = ContinuousClock.now - started
+        #expect(elapsed >= .seconds(4) && elapsed < .seconds(10), "the wait is bounded by inFlightWait: \(elapsed)")
+        try await harness.stop()
+    }
+
     @Test("shutdown before run makes run return at once")
     func shutdownFirst() async throws {
         let listener = try HTTPListener(

@@ -27,10 +27,21 @@ struct ProbeTests {
         try await stuck.stop()
     }
 
+    /// `/readyz` once the background check has answered at least once.
+    static func settledReadyz(_ harness: Harness) async throws -> Harness.Reply {
+        var reply = try await harness.request(.GET, "/readyz", token: nil)
+        let deadline = ContinuousClock.now + .seconds(15)
+        while (reply.json["reason"] as? String)?.contains("has not completed yet") == true, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            reply = try await harness.request(.GET, "/readyz", token: nil)
+        }
+        return reply
+    }
+
     @Test("/readyz is 200 on a migrated database and says which schema it found")
     func ready() async throws {
         let harness = try await Harness.start(prefix: "readyz")
-        let reply = try await harness.request(.GET, "/readyz", token: nil)
+        let reply = try await Self.settledReadyz(harness)
         #expect(reply.status == 200, "\(reply)")
         #expect(reply.json["schema_version"] as? Int == Migrations.latestVersion)
         #expect(reply.json["minimum_schema_version"] as? Int == Migrations.minimumVersion)
@@ -40,7 +51,7 @@ struct ProbeTests {
     @Test("/readyz is 503 with a reason: no schema, an old schema, an unreachable database")
     func notReady() async throws {
         let empty = try await Harness.start(prefix: "readyz", databaseURL: try await TestDatabase.shared.makeEmptyDatabase(prefix: "readyzempty"))
-        let unmigrated = try await empty.request(.GET, "/readyz", token: nil)
+        let unmigrated = try await Self.settledReadyz(empty)
         #expect(unmigrated.status == 503)
         #expect((unmigrated.json["reason"] as? String)?.contains("seqd migrate") == true, "\(unmigrated)")
         try await empty.stop()
@@ -48,17 +59,51 @@ struct ProbeTests {
         let old = try await TestDatabase.shared.makeMigratedDatabase(prefix: "readyzold")
         try Connection(old).execute("DELETE FROM seqd.schema_migrations WHERE version >= \(Migrations.minimumVersion)")
         let outdated = try await Harness.start(prefix: "readyz", databaseURL: old)
-        let reply = try await outdated.request(.GET, "/readyz", token: nil)
+        let reply = try await Self.settledReadyz(outdated)
         #expect(reply.status == 503)
         #expect((reply.json["reason"] as? String)?.contains("needs at least \(Migrations.minimumVersion)") == true, "\(reply)")
         try await outdated.stop()
 
         let gone = try await Harness.start(
             prefix: "readyz", databaseURL: "postgresql://postgres@/postgres?host=/nonexistent-seqd-socket-dir&connect_timeout=2")
-        let unreachable = try await gone.request(.GET, "/readyz", token: nil)
+        let unreachable = try await Self.settledReadyz(gone)
         #expect(unreachable.status == 503)
         #expect(unreachable.json["reason"] as? String == "database unreachable", "\(unreachable)")
         try await gone.stop()
+    }
+
+    @Test("/readyz answers from state refreshed in the background, not a query per request")
+    func readyzFromMemory() async throws {
+        // A check every 60 s: after the first, requests cannot reach the database at all.
+        let slow = try await Harness.start(prefix: "readyzmem", readinessInterval: .seconds(60))
+        #expect(try await Self.settledReadyz(slow).status == 200)
+        let connection = try slow.connect()
+        func lastReadinessQuery() throws -> Date? {
+            try connection.query(
+                """
+                SELECT max(query_start) AS t FROM pg_stat_activity
+                WHERE application_name = 'seqd http readyz' AND datname = current_database()
+                """)[0].decode("t", as: Date?.self)
+        }
+        let before = try lastReadinessQuery()
+        #expect(before != nil, "the background check has run on its own session")
+        try connection.execute("DELETE FROM seqd.schema_migrations")
+        for _ in 0..<50 { #expect(try await slow.request(.GET, "/readyz", token: nil).status == 200) }
+        // The readiness session ran no statement for any of the 50 probes.
+        #expect(try lastReadinessQuery() == before)
+        try await slow.stop()
+        // Refreshed every 200 ms, the same change shows within a second or two.
+        let fast = try await Harness.start(prefix: "readyzfast", readinessInterval: .milliseconds(200))
+        #expect(try await Self.settledReadyz(fast).status == 200)
+        try fast.connect().execute("DELETE FROM seqd.schema_migrations")
+        var status = 200
+        let deadline = ContinuousClock.now + .seconds(5)
+        while status == 200, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            status = try await fast.request(.GET, "/readyz", token: nil).status
+        }
+        #expect(status == 503, "the background check noticed the schema went away")
+        try await fast.stop()
     }
 
     @Test("/metrics: the SQL gauges follow the database, and swift-metrics counters appear")

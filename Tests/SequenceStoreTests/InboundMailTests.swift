@@ -39,10 +39,7 @@ struct InboundMailTests {
         _ = try Enroller.enroll(connection, sequence: "welcome", selection: .all, actor: "test")
         _ = try Enroller.enroll(connection, sequence: "other", selection: .emails(["ada@example.org"]), actor: "test")
         _ = try Advancer(actor: "test", installationID: "t1").advanceBatch(connection, limit: 100)
-        try connection.query(
-            """
-            UPDATE seqd.deliveries SET message_id = '<seqd.' || idempotency_key || '@example.com>'
-            """)
+        try InboundFixtures.recordMessageIDs(connection)
     }
 
     func messageID(_ email: String, sequence: String = "welcome") throws -> String {
@@ -70,9 +67,12 @@ struct InboundMailTests {
         }
     }
 
-    func process(_ text: String, resumeAfter: TimeInterval = 7 * 86_400) throws -> InboundResult {
+    func process(_ text: String, resumeAfter: TimeInterval = 7 * 86_400, authservID: String? = nil) throws -> InboundResult {
         let message = try InboundMessage.parse(Array(text.utf8))
-        return try InboundMail(actor: "inbound", installationID: "t1", oooResumeAfter: resumeAfter).process(message, using: connection)
+        return try InboundMail(
+            actor: "inbound", installationID: "t1", oooResumeAfter: resumeAfter,
+            trust: try InboundFixtures.trust(connection, authservID: authservID)
+        ).process(message, using: connection)
     }
 
     @Test("a reply matched by In-Reply-To ends the enrollment as replied, records an inbound signal, cancels the pending send")
@@ -154,14 +154,20 @@ struct InboundMailTests {
         #expect(try connection.query("SELECT count(*) AS n FROM seqd.suppressions")[0].decode("n", as: Int.self) == 0)
     }
 
-    @Test("fallback: the contact's address and the sequence's sender address as recipient (case-insensitive)")
+    @Test("fallback, when trusted: the contact's address and the sequence's sender address as recipient (case-insensitive)")
     func fallbackBySenderAddress() throws {
-        let result = try process("From: \"Dee\" <DEE@example.org>\nTo: Example <team@EXAMPLE.com>\nSubject: question\n\nHi there")
+        let auth = InboundFixtures.authenticationResults(domain: "example.org")
+        let text = "\(auth)\nFrom: \"Dee\" <DEE@example.org>\nTo: Example <team@EXAMPLE.com>\nSubject: question\n\nHi there"
+        // Off unless configured: the same message is unmatched.
+        let untrusted = try process(text)
+        #expect(untrusted.outcome == .unmatched)
+        #expect(untrusted.note?.contains("inbound.trust_from") == true)
+        let result = try process(text, authservID: "mx.example.com")
         #expect(result.outcome == .applied)
-        #expect(result.matchedBy == "sender address and sequence sender")
+        #expect(result.matchedBy == "sender address and sequence sender (dmarc=pass for example.org by mx.example.com)")
         #expect(try enrollment("dee@example.org").status == "replied")
         // Ada is enrolled in both; mail to the other sequence's sender matches only that one.
-        let other = try process("From: ada@example.org\nTo: sales@example.net\n\nHow much?")
+        let other = try process("\(auth)\nFrom: ada@example.org\nTo: sales@example.net\n\nHow much?", authservID: "mx.example.com")
         #expect(other.enrollments.map(\.sequence) == ["other"])
         #expect(try enrollment("ada@example.org").status == "active")
     }
@@ -231,7 +237,9 @@ struct InboundMailTests {
     @Test("one message matching several enrollments applies to all of them in one transaction")
     func severalEnrollments() throws {
         // Mail to both senders from ada: the fallback finds both of her live enrollments.
-        let result = try process("From: ada@example.org\nTo: team@example.com, sales@example.net\n\nPlease stop writing.")
+        let auth = InboundFixtures.authenticationResults(domain: "example.org")
+        let result = try process(
+            "\(auth)\nFrom: ada@example.org\nTo: team@example.com, sales@example.net\n\nPlease stop writing.", authservID: "mx.example.com")
         #expect(Set(result.enrollments.map(\.sequence)) == ["welcome", "other"])
         #expect(try enrollment("ada@example.org").status == "replied")
         #expect(try enrollment("ada@example.org", sequence: "other").status == "replied")
@@ -249,12 +257,95 @@ struct InboundMailTests {
             """, fileName: "company.yaml")
         try SequenceCatalog.apply(connection, [company])
         _ = try Enroller.enroll(connection, sequence: "company", selection: .emails(["ada@example.org", "bob@example.org"]), actor: "test")
-        let result = try process("From: ada@example.org\nTo: hello@example.com\n\nNot interested, nor is my team.")
+        let auth = InboundFixtures.authenticationResults(domain: "example.org")
+        // Without evidence the From proves nothing, so nobody's enrollment moves.
+        #expect(try process("From: ada@example.org\nTo: hello@example.com\n\nNot interested, nor is my team.").outcome == .unmatched)
+        #expect(try enrollment("bob@example.org", sequence: "company").status == "active")
+        let result = try process("\(auth)\nFrom: ada@example.org\nTo: hello@example.com\n\nNot interested, nor is my team.", authservID: "mx.example.com")
         #expect(result.outcome == .applied)
         let bob = try enrollment("bob@example.org", sequence: "company")
         #expect(bob.status == "stopped")
         #expect(try enrollment("ada@example.org", sequence: "company").status == "replied")
         #expect(result.enrollments.map { "\($0.id):\($0.to ?? "-"):\($0.note ?? "-")" }.last == "\(bob.id):stopped:stop_company_on_reply")
         #expect(try enrollment("bob@example.org").status == "active", "other sequences are not touched")
+    }
+
+    // MARK: Issue 16: what inbound mail must prove
+
+    @Test("a reply to a guessed Message-ID (the old form, a neighbour's key, a forged MAC) is unmatched and changes nothing")
+    func guessedMessageIDs() throws {
+        let ada = try messageID("ada@example.org")
+        let bob = try enrollment("bob@example.org")
+        let bobKey: String = try connection.query("SELECT idempotency_key FROM seqd.deliveries WHERE enrollment_id = $1", [bob.id])[0]
+            .decode("idempotency_key")
+        // The guessable pre-MAC form of bob's id, even when stored so on his delivery (sent before the upgrade).
+        let oldForm = "<seqd.\(bobKey)@example.com>"
+        let forgedMAC = ada.replacingOccurrences(of: "-e\(try enrollment("ada@example.org").id)-", with: "-e\(bob.id)-")
+        for guess in [oldForm, forgedMAC, "<seqd.\(bobKey).00000000000000000000000000000000@example.com>"] {
+            let result = try process("From: mallory@evil.example\nTo: team@example.com\nIn-Reply-To: \(guess)\nSubject: Auto: away until 2027-06-01\n\nstop")
+            #expect(result.outcome == .unmatched, "\(guess)")
+        }
+        try connection.query("UPDATE seqd.deliveries SET message_id = $1 WHERE enrollment_id = $2", [oldForm, bob.id])
+        let stored = try process("From: mallory@evil.example\nTo: team@example.com\nIn-Reply-To: \(oldForm)\n\nstop")
+        #expect(stored.outcome == .unmatched, "an id without a MAC is not honoured even when it is the one recorded")
+        #expect(try enrollment("bob@example.org").status == "active")
+        #expect(try signals().isEmpty)
+    }
+
+    @Test("a forged report listing 100 other addresses bounces only the matched delivery's recipient")
+    func forgedReportSuppressesOnlyTheMatchedRecipient() throws {
+        let id = try messageID("cy@example.org")
+        var blocks = (0..<100).map { "Final-Recipient: rfc822; victim\($0)@example.org\nAction: failed\nStatus: 5.1.1\n" }
+        blocks += ["Final-Recipient: rfc822; bob@example.org\nAction: failed\nStatus: 5.1.1\n"]
+        func report(_ blocks: [String]) -> String {
+            """
+            From: MAILER-DAEMON@mx.evil.example
+            To: team@example.com
+            Content-Type: multipart/report; report-type=delivery-status; boundary=R
+
+            --R
+            Content-Type: message/delivery-status
+
+            Reporting-MTA: dns; mx.evil.example
+
+            \(blocks.joined(separator: "\n"))
+            --R
+            Content-Type: text/rfc822-headers
+
+            Message-ID: \(id)
+            --R--
+            """
+        }
+        // Without cy among them, nobody is bounced.
+        let others = try process(report(blocks))
+        #expect(others.outcome == .ignored)
+        #expect(others.ignoredRecipients == 101)
+        #expect(try connection.query("SELECT count(*) AS n FROM seqd.suppressions")[0].decode("n", as: Int.self) == 0)
+        // With cy named too, cy alone.
+        let result = try process(report(blocks + ["Final-Recipient: rfc822; cy@example.org\nAction: failed\nStatus: 5.1.1\n"]))
+        #expect(result.outcome == .applied)
+        #expect(result.suppressed == 1)
+        #expect(result.ignoredRecipients == 101)
+        let suppressed = try connection.query("SELECT email FROM seqd.suppressions").rows.map { try $0.decode("email", as: String.self) }
+        #expect(suppressed == ["cy@example.org"])
+        #expect(try enrollment("bob@example.org").status == "active")
+        #expect(try enrollment("cy@example.org").status == "bounced")
+    }
+
+    @Test("From-only: no Authentication-Results, another authserv-id, dmarc=fail or a foreign domain's pass change nothing")
+    func fromFallbackNeedsEvidence() throws {
+        let body = "From: bob@example.org\nTo: team@example.com\n\nplease stop"
+        for header in [
+            "", InboundFixtures.authenticationResults(authservID: "mx.evil.example", domain: "example.org"),
+            InboundFixtures.authenticationResults(domain: "example.org", dmarc: "fail"),
+            InboundFixtures.authenticationResults(domain: "evil.example"),
+        ] {
+            let result = try process(header.isEmpty ? body : header + "\n" + body, authservID: "mx.example.com")
+            #expect(result.outcome == .unmatched, "\(header)")
+        }
+        #expect(try enrollment("bob@example.org").status == "active")
+        let trusted = try process(InboundFixtures.authenticationResults(domain: "example.org") + "\n" + body, authservID: "mx.example.com")
+        #expect(trusted.outcome == .applied)
+        #expect(try enrollment("bob@example.org").status == "replied")
     }
 }

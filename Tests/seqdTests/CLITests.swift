@@ -153,10 +153,26 @@ struct CLITests {
         #expect(result.status == 65 && result.stderr.contains("no 'email' column"), "\(result)")
     }
 
+    @Test("addresses with control characters are refused by contact add and contact import (65), nothing stored")
+    func controlCharacters() async throws {
+        // Cut at the first control character when sent, so refused before they are stored (issue 16).
+        for address in ["ada\u{7}@example.com", "ada@example.com\r", "a\u{1B}[31m@example.com"] {
+            let result = try await seqd.run("contact", "add", "--email", address)
+            #expect(result.status == 65 && result.stderr.contains("control character"), "\(result)")
+        }
+        #expect(try count("seqd.contacts") == 0)
+        let file = try seqd.write("controls.csv", "email\nok@example.com\n\"bad\u{1}@example.com\"\nalso\u{B}bad@example.com\n")
+        let result = try await seqd.run("contact", "import", file)
+        #expect(result.status == 65, "\(result)")
+        #expect(result.stderr.contains("controls.csv:3: invalid email address") && result.stderr.contains("controls.csv:4:"), "\(result)")
+        #expect(try count("seqd.contacts") == 1)
+    }
+
     @Test("contact add validates the address and the zone (65) and upserts")
     func contactAdd() async throws {
         var result = try await seqd.run("contact", "add", "--email", "nope")
         #expect(result.status == 65 && result.stderr.contains("invalid email address"), "\(result)")
+
         result = try await seqd.run("contact", "add", "--email", "ada@example.com", "--time-zone", "GMT+5")
         #expect(result.status == 65 && result.stderr.contains("unknown time zone"), "\(result)")
         result = try await seqd.run("contact", "add", "--email", "ada@example.com", "--attr", "Plan=pro")

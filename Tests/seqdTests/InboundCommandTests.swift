@@ -149,4 +149,116 @@ struct InboundCommandTests {
         #expect(try connection.query("SELECT count(*) AS n FROM seqd.signals")[0].decode("n", as: Int.self) == 0)
         #expect(try connection.query("SELECT count(*) AS n FROM seqd.enrollments WHERE status <> 'active'")[0].decode("n", as: Int.self) == 0)
     }
+
+    // MARK: Issue 16: what inbound mail must prove
+
+    @Test("a guessed Message-ID and a forged report change nothing beyond the matched recipient; From-only needs trusted DMARC")
+    func forgeries() async throws {
+        let (scenario, ids) = try await prepare("inbound_forged")
+        let seqd = scenario.seqd
+        let connection = try scenario.connect()
+        let keys = Dictionary(uniqueKeysWithValues: try connection.query(
+            "SELECT c.email, d.idempotency_key FROM seqd.deliveries d JOIN seqd.contacts c ON c.id = d.contact_id"
+        ).rows.map { (try $0.decode("email", as: String.self), try $0.decode("idempotency_key", as: String.self)) })
+
+        // A stranger replies to bob's id as it read before issue 16 (derivable from any email sent),
+        // and to ada's real id with bob's enrollment number put in.
+        let adaEnrollment = keys["ada@example.org"]!.split(separator: "-")[1]
+        let bobEnrollment = keys["bob@example.org"]!.split(separator: "-")[1]
+        for guess in ["<seqd.\(keys["bob@example.org"]!)@example.com>",
+                      ids["ada@example.org"]!.replacingOccurrences(of: "-\(adaEnrollment)-", with: "-\(bobEnrollment)-")] {
+            let result = try await seqd.run(
+                ["inbound"], input: Data("From: mallory@evil.example\nTo: team@example.com\nIn-Reply-To: \(guess)\n\nstop\n".utf8))
+            #expect(result.status == 1, "\(result)")
+            #expect(result.stdout.contains("unmatched: "), "\(result)")
+        }
+        #expect(try status(scenario, "bob@example.org") == "active")
+
+        // A report that returns cy's message but lists 100 other addresses and cy.
+        let victims = (0..<100).map { "Final-Recipient: rfc822; victim\($0)@example.net\nAction: failed\nStatus: 5.1.1\n" }
+        let report = """
+            From: MAILER-DAEMON@mx.evil.example
+            To: team@example.com
+            Content-Type: multipart/report; report-type=delivery-status; boundary=R
+
+            --R
+            Content-Type: message/delivery-status
+
+            Reporting-MTA: dns; mx.evil.example
+
+            \((victims + ["Final-Recipient: rfc822; cy@example.org\nAction: failed\nStatus: 5.1.1\n"]).joined(separator: "\n"))
+            --R
+            Content-Type: text/rfc822-headers
+
+            Message-ID: \(ids["cy@example.org"]!)
+            --R--
+
+            """
+        let bounced = try await seqd.run(["inbound", "--json"], input: Data(report.utf8))
+        #expect(bounced.status == 0, "\(bounced)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(bounced.stdout.utf8)) as? [String: Any])
+        #expect(json["suppressed"] as? Int == 1)
+        #expect(json["ignored_recipients"] as? Int == 100)
+        #expect(try connection.query("SELECT email FROM seqd.suppressions").rows.map { try $0.decode("email", as: String.self) } == ["cy@example.org"])
+
+        // From-only: ignored by default and without evidence; applied with trust_from and a DMARC pass from our MTA.
+        let fromOnly = "From: Dee <dee@example.org>\nTo: team@example.com\nSubject: Re: Welcome\n\nplease stop\n"
+        let trust = ["--set", "inbound.trust_from=true", "--set", "inbound.authserv_id=mx.example.com"]
+        let untrusted = try await seqd.run(["inbound"], input: Data(fromOnly.utf8))
+        #expect(untrusted.status == 1, "\(untrusted)")
+        #expect(untrusted.stdout.contains("inbound.trust_from"), "\(untrusted)")
+        let noEvidence = try await seqd.run(["inbound"] + trust, input: Data(fromOnly.utf8))
+        #expect(noEvidence.status == 1, "\(noEvidence)")
+        #expect(try status(scenario, "dee@example.org") == "active")
+        let misconfigured = try await seqd.run(["inbound", "--set", "inbound.trust_from=true"], input: Data(fromOnly.utf8))
+        #expect(misconfigured.status == 65, "\(misconfigured)")
+        let evidence = InboundFixtures.authenticationResults(domain: "example.org")
+        let applied = try await seqd.run(["inbound"] + trust, input: Data("\(evidence)\n\(fromOnly)".utf8))
+        #expect(applied.status == 0, "\(applied)")
+        #expect(applied.stdout.contains("matched by: sender address and sequence sender (dmarc=pass for example.org by mx.example.com)"), "\(applied)")
+        #expect(try status(scenario, "dee@example.org") == "replied")
+    }
+
+    /// Peak RSS (KiB) of `seqd inbound FILE` (or `seqd inbound < FILE`), measured by python's
+    /// getrusage of its only child.
+    func peakRSS(_ seqd: SeqdProcess, file: String, stdin: Bool) async throws -> (kib: Int, result: SeqdProcess.Result) {
+        let script = """
+            import resource, subprocess, sys
+            source = sys.argv[1]
+            if sys.argv[2] == "stdin":
+                with open(source, "rb") as f:
+                    p = subprocess.run(sys.argv[3:], stdin=f, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            else:
+                p = subprocess.run(sys.argv[3:] + [source], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            sys.stderr.write(p.stderr.decode(errors="replace"))
+            print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+            sys.exit(p.returncode)
+            """
+        let result = try await ExternalCommand.run(
+            ["python3", "-c", script, file, stdin ? "stdin" : "file", seqd.binary.path, "inbound"], environment: ["DATABASE_URL": seqd.databaseURL], check: false)
+        return (Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1, result)
+    }
+
+    @Test("parsing a 32 MiB message of empty lines, or of one long line, stays under 4x its size")
+    func boundedMemory() async throws {
+        let (scenario, _) = try await prepare("inbound_memory")
+        let size = 32 << 20
+        let head = "From: stranger@example.net\nTo: team@example.com\nSubject: big\n\n"
+        let cases = [
+            ("empty-lines.eml", Data(head.utf8) + Data(repeating: 0x0A, count: size - head.utf8.count)),
+            ("long-line.eml", Data(head.utf8) + Data(repeating: 0x61, count: size - head.utf8.count)),
+            ("long-subject.eml", Data("From: stranger@example.net\nTo: team@example.com\nSubject: ".utf8)
+                + Data(repeating: 0x61, count: size - 60) + Data("\n\nhi\n".utf8)),
+        ]
+        for ((name, data), stdin) in zip(cases, [false, false, false]) + [(cases[0], true), (cases[1], true)] {
+            let path = scenario.seqd.directory.appendingPathComponent(name).path
+            try data.write(to: URL(fileURLWithPath: path))
+            let (kib, result) = try await peakRSS(scenario.seqd, file: path, stdin: stdin)
+            // Unmatched (exit 1): parsed, classified and looked up, nothing changed.
+            #expect(result.stderr.isEmpty || !result.stderr.contains("internal error"), "\(result)")
+            let ratio = Double(kib) / Double(data.count >> 10)
+            print("seqd inbound \(stdin ? "< " : "")\(name) (\(data.count >> 20) MiB): peak RSS \(kib >> 10) MiB, \(String(format: "%.2f", ratio))x")
+            #expect(kib > 0 && ratio <= 4, "\(name): peak RSS \(kib) KiB for \(data.count >> 10) KiB (\(ratio)x)")
+        }
+    }
 }

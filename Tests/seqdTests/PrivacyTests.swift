@@ -71,6 +71,15 @@ struct PrivacyTests {
         #expect((enrollments?.first?["deliveries"] as? [[String: Any]])?.count == 1)
         #expect(((enrollments?.first?["events"] as? [[String: Any]])?.count ?? 0) >= 2)
 
+        // The address also sits in a delivery error and in the reasons operators typed (issue 16).
+        try connection.query("UPDATE seqd.deliveries d SET last_error = '550 5.1.1 <ADA@example.com>: unknown' FROM seqd.contacts c WHERE c.id = d.contact_id AND c.email = 'ada@example.com'")
+        try connection.query(
+            """
+            INSERT INTO seqd.enrollment_events (enrollment_id, event, from_status, to_status, from_step, to_step, actor, reason, detail)
+            SELECT e.id, 'note', e.status, e.status, e.current_step_index, e.current_step_index, 'cli:test',
+                   'ada@example.com asked by phone', '{"contact": "Ada@Example.com"}'
+            FROM seqd.enrollments e JOIN seqd.contacts c ON c.id = e.contact_id WHERE c.email = 'ada@example.com'
+            """)
         #expect(try await scenario.seqd.run("contact", "erase", "--contact", "ada@example.com").status == 64)
         let erased = try await scenario.seqd.run("contact", "erase", "--contact", "ada@example.com", "--yes")
         #expect(erased.status == 0, "\(erased)")
@@ -83,6 +92,15 @@ struct PrivacyTests {
         #expect(suppressions.first?.0.hasPrefix("sha256:") == true)
         #expect(suppressions.first?.1 == "erased")
         #expect(try connection.query("SELECT count(*) AS n FROM seqd.deliveries WHERE message IS NOT NULL")[0].decode("n", as: Int.self) == 1)
+        let mentions = try connection.query(
+            """
+            SELECT (SELECT count(*) FROM seqd.deliveries WHERE last_error ILIKE '%ada@example.com%')
+                 + (SELECT count(*) FROM seqd.enrollments WHERE last_error ILIKE '%ada@example.com%')
+                 + (SELECT count(*) FROM seqd.enrollment_events WHERE reason ILIKE '%ada@example.com%' OR detail::text ILIKE '%ada@example.com%')
+                 + (SELECT count(*) FROM seqd.signals WHERE detail::text ILIKE '%ada@example.com%') AS n
+            """)[0].decode("n", as: Int.self)
+        #expect(mentions == 0, "the address is scrubbed from errors and audit reasons")
+        #expect(try connection.query("SELECT count(*) AS n FROM seqd.enrollment_events WHERE reason LIKE 'erased-%@erased.invalid asked by phone'")[0].decode("n", as: Int.self) == 1)
         // The address comes back in a later import: it is still never mailed.
         try scenario.seqd.write("again.csv", "email\nAda@Example.com\n")
         #expect(try await scenario.seqd.run("contact", "import", "again.csv").status == 0)

@@ -43,8 +43,8 @@ public final class ContactPrivacy {
     }
 
     /// Erases the contact: live enrollments are stopped (audited), pending deliveries cancelled,
-    /// the address is replaced everywhere by `erased-<id>@erased.invalid`, names, attributes,
-    /// rendered messages and server replies are removed, and the suppression list keeps only a
+    /// the address is replaced everywhere by `erased-<id>@erased.invalid` (event reasons and
+    /// errors included), names, attributes, rendered messages and server replies are removed, and the suppression list keeps only a
     /// hash of the address so it is never mailed again. Returns the contact id.
     public func erase(_ connection: Connection, email: String) throws -> Int64 {
         try SchemaCheck.requireSupported(connection)
@@ -58,13 +58,10 @@ public final class ContactPrivacy {
             _ = try Suppressions.add(
                 connection, address: email, reason: .manual, source: "erase", actor: actor, detail: "contact erased",
                 cache: cache, installationID: installationID)
-            // Keep an earlier opt-out's or bounce's reason and time; only the address becomes a hash.
+            // The rows only the owner may rewrite (the suppression, attempt replies, signals, event
+            // reasons and errors that name the address) go through the one function granted for it.
             try connection.query(
-                """
-                UPDATE seqd.suppressions SET email = seqd.address_hash($1),
-                       reason = CASE WHEN source = 'erase' THEN 'erased' ELSE reason END
-                WHERE email = lower($1)
-                """, [email])
+                "SELECT seqd.erase_contact_history($1, $2, $3)", [id, email, "erased-\(id)@erased.invalid"])
             try connection.query(
                 """
                 UPDATE seqd.contacts SET email = 'erased-' || id || '@erased.invalid', first_name = NULL, last_name = NULL,
@@ -72,12 +69,6 @@ public final class ContactPrivacy {
                 WHERE id = $1
                 """, [id])
             try connection.query("UPDATE seqd.deliveries SET message = NULL WHERE contact_id = $1", [id])
-            try connection.query(
-                """
-                UPDATE seqd.delivery_attempts a SET reply = NULL FROM seqd.deliveries d
-                WHERE a.delivery_id = d.id AND d.contact_id = $1
-                """, [id])
-            try connection.query("UPDATE seqd.signals SET detail = NULL WHERE contact_id = $1", [id])
             return id
         }
     }

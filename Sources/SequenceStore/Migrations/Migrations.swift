@@ -23,7 +23,7 @@ public struct Migration: Sendable {
 
 /// The ordered list of every migration this binary knows.
 public enum Migrations {
-    public static let all: [Migration] = [schema, views, privacy, senderLimits, suppressionCheck, throttledAttempts]
+    public static let all: [Migration] = [schema, views, privacy, senderLimits, suppressionCheck, leastPrivilege, throttledAttempts]
 
     /// The newest schema version this binary knows.
     public static var latestVersion: Int { all.last!.version }
@@ -31,6 +31,10 @@ public enum Migrations {
     /// The oldest schema this binary can work with. Newer schemas are accepted: migrations only
     /// add (expand), so a rolling upgrade that migrates first keeps old replicas serving. A
     /// migration that removes something old binaries use must raise this in those binaries first.
-    /// 8: this binary records `throttled` attempts, which older schemas' CHECK refuses.
-    public static let minimumVersion = 8
+    ///
+    /// 6: contact erasure scrubs append-only rows through `seqd.erase_contact_history`, which
+    /// 0006 adds; before it, this binary's erasure would fail. Migrating first is the documented
+    /// upgrade order, so replicas of this binary wait (`/readyz` 503) until it has run.
+    /// 10: this binary records `throttled` attempts, which older schemas' CHECK refuses.
+    public static let minimumVersion = 10
 }

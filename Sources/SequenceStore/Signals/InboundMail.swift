@@ -59,12 +59,16 @@ public struct InboundResult: Sendable, Encodable {
     public let resumeAt: Date?
     /// Addresses put on the suppression list (bounces); counted, not named.
     public let suppressed: Int
+    /// Failed recipients a bounce report listed that are not the recipient of the delivery it
+    /// matched: reported (counted) and ignored, since a report proves nothing about them.
+    public let ignoredRecipients: Int
     public let enrollments: [Enrollment]
     /// Why nothing was done, for unmatched and refused messages.
     public let note: String?
 
     enum CodingKeys: String, CodingKey {
         case outcome, classification, detail, enrollments, suppressed, note
+        case ignoredRecipients = "ignored_recipients"
         case messageID = "message_id", matchedBy = "matched_by", returnDate = "return_date", resumeAt = "resume_at"
     }
 
@@ -79,25 +83,47 @@ public struct InboundResult: Sendable, Encodable {
         try container.encode(returnDate, forKey: .returnDate)
         try container.encode(resumeAt, forKey: .resumeAt)
         try container.encode(suppressed, forKey: .suppressed)
+        try container.encode(ignoredRecipients, forKey: .ignoredRecipients)
         try container.encode(enrollments, forKey: .enrollments)
         try container.encode(note, forKey: .note)
     }
 }
 
+/// What inbound mail must prove before it changes anything (design.md, invariant 9).
+public struct InboundTrust: Sendable {
+    /// Whether `messageID`, a msg-id the message refers to, is the one seqd minted for the delivery
+    /// with `deliveryKey`: the MAC in it verifies (`Delivery.MessageID.verify`). Delivery keys are
+    /// guessable, so a reference without a valid MAC proves nothing.
+    public let verifyReference: @Sendable (_ messageID: String, _ deliveryKey: String) -> Bool
+    /// `inbound.authserv_id` when `inbound.trust_from` is on; nil leaves the From fallback off.
+    public let trustedAuthservID: String?
+
+    public init(
+        verifyReference: @escaping @Sendable (_ messageID: String, _ deliveryKey: String) -> Bool, trustedAuthservID: String?
+    ) {
+        self.verifyReference = verifyReference
+        self.trustedAuthservID = trustedAuthservID
+    }
+}
+
 /// Applies inbound mail (design.md §7): classifies the message, matches it to enrollments by the
-/// Message-IDs it refers to — falling back to the contact's address and the sequence's sender —
-/// and applies reply, bounce or out-of-office pause through `OperatorActions` (the state machine,
-/// the audit trail and a `signals` row with source `inbound`), all in one transaction.
+/// Message-IDs it refers to — only those whose MAC verifies — or, when the operator trusts it,
+/// by the contact's address and the sequence's sender with authenticated sender evidence, and
+/// applies reply, bounce or out-of-office pause through `OperatorActions` (the state machine, the
+/// audit trail and a `signals` row with source `inbound`), all in one transaction.
 public final class InboundMail {
     private let actions: OperatorActions
     private let oooResumeAfter: TimeInterval
+    private let trust: InboundTrust
 
     /// - Parameters:
     ///   - actor: recorded in the audit trail (`inbound`, `http:inbound`).
     ///   - oooResumeAfter: `inbound.ooo_resume_after`, for auto-replies that state no return date.
-    public init(actor: String, installationID: String, oooResumeAfter: TimeInterval) {
+    ///   - trust: how references and senders are verified.
+    public init(actor: String, installationID: String, oooResumeAfter: TimeInterval, trust: InboundTrust) {
         actions = OperatorActions(actor: actor, source: "inbound", installationID: installationID)
         self.oooResumeAfter = oooResumeAfter
+        self.trust = trust
     }
 
     /// Classifies, matches and applies `message` in one transaction; unmatched and ignored mail
@@ -124,7 +150,7 @@ public final class InboundMail {
 
             guard let match = try self.match(message, bounce: classification.isBounce, connection) else {
                 result.outcome = .unmatched
-                result.note = Self.unmatchedNote(message, bounce: classification.isBounce)
+                result.note = self.unmatchedNote(message, bounce: classification.isBounce)
                 return result.finished
             }
             result.matchedBy = match.how
@@ -156,14 +182,18 @@ public final class InboundMail {
                             using: connection))
                 }
             case .bounce(let recipients):
-                // The bounced address is the report's Final-Recipient; a report that names none
-                // bounces the address the matched delivery went to.
-                var addresses = [String]()
-                for address in recipients.compactMap(\.address) + (recipients.contains { $0.address == nil } ? match.contactEmails : [])
-                where !addresses.contains(address) {
-                    addresses.append(address)
+                // A report proves at most that the message it returns bounced: only the recipient
+                // of the matched delivery is bounced, and only when a Final-Recipient names it.
+                // Anyone else it lists is counted and ignored (a forged report could list anyone).
+                let named = Self.unique(recipients.compactMap(\.address))
+                let addresses = named.filter { match.contactEmails.contains($0) }
+                result.ignoredRecipients = named.count - addresses.count
+                guard !addresses.isEmpty else {
+                    result.outcome = .ignored
+                    result.note = "no Final-Recipient of the report is the recipient of the matched delivery"
+                        + (named.isEmpty ? "" : " (\(named.count) other recipient(s) ignored)")
+                    return result.finished
                 }
-                if addresses.isEmpty { addresses = match.contactEmails }
                 for address in addresses {
                     let status = recipients.first { $0.address == address }?.status ?? result.detail ?? ""
                     result.add(
@@ -211,17 +241,20 @@ public final class InboundMail {
         if !references.isEmpty {
             let rows = try connection.query(
                 """
-                SELECT d.message_id, d.enrollment_id, e.status::text AS status, lower(c.email) AS email
+                SELECT d.message_id, d.idempotency_key, d.enrollment_id, e.status::text AS status, lower(c.email) AS email
                 FROM seqd.deliveries d
                 JOIN seqd.enrollments e ON e.id = d.enrollment_id
                 JOIN seqd.contacts c ON c.id = d.contact_id
                 WHERE d.message_id = ANY($1::text[])
                 ORDER BY d.enrollment_id
                 """, [references.map(\.messageID)])
+            // A stored id is only as good as its MAC: ids minted before Message-IDs carried one are
+            // guessable, and do not verify.
             let found = try rows.rows.map {
-                (messageID: try $0.decode("message_id", as: String.self), enrollment: try $0.decode("enrollment_id", as: Int64.self),
+                (messageID: try $0.decode("message_id", as: String.self), key: try $0.decode("idempotency_key", as: String.self),
+                 enrollment: try $0.decode("enrollment_id", as: Int64.self),
                  status: try $0.decode("status", as: String.self), email: try $0.decode("email", as: String.self))
-            }
+            }.filter { trust.verifyReference($0.messageID, $0.key) }
             // The most specific reference that is ours decides: In-Reply-To before the returned
             // original before References (newest first).
             for reference in references {
@@ -234,8 +267,11 @@ public final class InboundMail {
                     contactEmails: Self.unique(hits.map(\.email)))
             }
         }
-        // A bounce comes from a mail system, never from the contact: no fallback for it.
-        guard !bounce, let from = message.from, !message.recipients.isEmpty else { return nil }
+        // A bounce comes from a mail system, never from the contact: no fallback for it. Anyone can
+        // write any From: it counts only with the operator's MTA vouching for its domain.
+        guard !bounce, let from = message.from, !message.recipients.isEmpty, let authservID = trust.trustedAuthservID,
+            let evidence = SenderAuthentication.evidence(message, authservID: authservID)
+        else { return nil }
         let rows = try connection.query(
             """
             SELECT e.id, e.status::text AS status
@@ -248,7 +284,7 @@ public final class InboundMail {
         guard rows.count > 0 else { return nil }
         let enrollments = try rows.rows.map { (id: try $0.decode("id", as: Int64.self), status: try $0.decode("status", as: String.self)) }
         return Match(
-            kind: "sender address", how: "sender address and sequence sender",
+            kind: "sender address", how: "sender address and sequence sender (\(evidence))",
             live: enrollments.filter { Self.isLive($0.status) }.map(\.id),
             finishedStatuses: Self.unique(enrollments.filter { !Self.isLive($0.status) }.map(\.status)), contactEmails: [from])
     }
@@ -260,10 +296,17 @@ public final class InboundMail {
         return values.filter { seen.insert($0).inserted }
     }
 
-    private static func unmatchedNote(_ message: InboundMessage, bounce: Bool) -> String {
+    private func unmatchedNote(_ message: InboundMessage, bounce: Bool) -> String {
         let count = message.matchReferences.count
-        let references = count == 0 ? "it refers to no Message-ID" : "none of the \(count) Message-ID(s) it refers to is one of seqd's deliveries"
+        let references = count == 0
+            ? "it refers to no Message-ID" : "none of the \(count) Message-ID(s) it refers to is a verified one of seqd's deliveries"
         if bounce { return "\(references) (a bounce is matched only by the Message-ID of the returned message)" }
+        guard let authservID = trust.trustedAuthservID else {
+            return "\(references), and matching by sender address is off (inbound.trust_from)"
+        }
+        guard SenderAuthentication.evidence(message, authservID: authservID) != nil else {
+            return "\(references), and no Authentication-Results from \(authservID) shows its From domain passing DMARC or aligned DKIM/SPF"
+        }
         return "\(references), and its sender is no contact enrolled in a sequence sent from the address it was sent to"
     }
 
@@ -294,6 +337,7 @@ public final class InboundMail {
         var returnDate: String?
         var resumeAt: Date?
         var suppressed = 0
+        var ignoredRecipients = 0
         var enrollments = [InboundResult.Enrollment]()
         var note: String?
 
@@ -320,7 +364,8 @@ public final class InboundMail {
         var finished: InboundResult {
             InboundResult(
                 outcome: outcome, classification: classification.kind, detail: detail, messageID: messageID, matchedBy: matchedBy,
-                returnDate: returnDate, resumeAt: resumeAt, suppressed: suppressed, enrollments: enrollments, note: note)
+                returnDate: returnDate, resumeAt: resumeAt, suppressed: suppressed, ignoredRecipients: ignoredRecipients,
+                enrollments: enrollments, note: note)
         }
     }
 }

@@ -211,16 +211,24 @@ public final class OperatorActions {
     ) throws -> Bool {
         let deadline = Date(timeIntervalSinceNow: timeout)
         while true {
-            let inFlight = try connection.query(
-                """
-                SELECT count(*) AS n FROM seqd.deliveries d JOIN seqd.contacts c ON c.id = d.contact_id
-                WHERE d.status = 'sending' AND d.lease_expires_at > now()
-                  AND (lower(c.email) = ANY(SELECT lower(a) FROM unnest($1::text[]) AS a) OR d.enrollment_id = $2)
-                """, [addresses, enrollmentID])[0].decode("n", as: Int.self)
-            if inFlight == 0 { return true }
+            if try !sendsInFlight(contacts: addresses, enrollmentIDs: enrollmentID.map { [$0] } ?? [], using: connection) { return true }
             if Date() > deadline { return false }
             Thread.sleep(forTimeInterval: 0.05)
         }
+    }
+
+    /// Whether a delivery to one of `addresses` or of one of `enrollmentIDs` is being sent now
+    /// (leased and not expired). One short query, for callers that wait without holding a
+    /// connection between checks (the HTTP API).
+    public static func sendsInFlight(contacts addresses: [String], enrollmentIDs: [Int64], using connection: Connection) throws -> Bool {
+        try connection.query(
+            """
+            SELECT EXISTS (
+                SELECT 1 FROM seqd.deliveries d JOIN seqd.contacts c ON c.id = d.contact_id
+                WHERE d.status = 'sending' AND d.lease_expires_at > now()
+                  AND (lower(c.email) = ANY(SELECT lower(a) FROM unnest($1::text[]) AS a) OR d.enrollment_id = ANY($2::bigint[]))
+            ) AS busy
+            """, [addresses, enrollmentIDs])[0].decode("busy", as: Bool.self)
     }
 }
 

@@ -38,6 +38,9 @@ struct PruneCommand: AsyncParsableCommand {
         }
         let dryRun = self.dryRun
         let progress = dryRun ? nil : ChunkProgress(noun: "rows scanned (by id)")
+        let show: (@Sendable (Int64, Int64) throws -> Void)? = progress.map { display in
+            { @Sendable done, total in display.show(done: Int(done), of: Int(total)) }
+        }
         let summary: Retention.Summary
         do {
             summary = try await ConfinedConnection(
@@ -45,7 +48,7 @@ struct PruneCommand: AsyncParsableCommand {
             ).run {
                 try Retention.prune(
                     $0, olderThanSeconds: horizon, dryRun: dryRun,
-                    progress: progress.map { display in { display.show(done: Int($0), of: Int($1)) } })
+                    progress: show)
             }
         } catch {
             progress?.finish()

@@ -87,11 +87,14 @@ extension SequenceCommand {
             let (name, toVersion, dryRun) = (self.name, self.toVersion, self.dryRun)
             let report: SequenceMigrationReport
             let progress = ChunkProgress(noun: "enrollments")
+            let show: (@Sendable (Int, Int) throws -> Void)? = progress.map { display in
+                { @Sendable done, total in display.show(done: done, of: total) }
+            }
             do {
                 report = try await database.run {
                     try SequenceMigration.migrate(
                         $0, sequence: name, toVersion: toVersion, map: map, dryRun: dryRun, actor: cliActor,
-                        progress: progress.map { display in { display.show(done: $0, of: $1) } })
+                        progress: show)
                 }
             } catch let error as VersionMigrationPlan.MapError {
                 progress?.finish()

@@ -9,7 +9,7 @@ import TestSupport
 /// PgQueuer is left out here (`--no-peer`): installing it from PyPI would make the suite depend
 /// on the network and cost more than the whole smoke run. Its cells must still be reported,
 /// as unavailable with that reason.
-@Suite("Benchmark harness smoke run", .timeLimit(.minutes(3)))
+@Suite("Benchmark harness smoke run", .timeLimit(.minutes(5)))
 struct BenchmarkSmokeTests {
     static let repository = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

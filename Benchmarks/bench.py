@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import production
 import relay
 
 HERE = Path(__file__).resolve().parent
@@ -640,6 +641,10 @@ class Bench:
 
     def run(self) -> None:
         m = self.mode
+        if self.only == {"production"}:  # it makes its own database: no templates to build
+            production.run(self)
+            shutil.rmtree(self.work, ignore_errors=True)
+            return
         templates = {size: self.make_template(size) for size in m["sizes"]}
         small = templates[m["sizes"][0]]
         # Repetitions are interleaved (all cells once, then all again) so drift in the machine's load
@@ -679,6 +684,9 @@ class Bench:
                 self.fail(cell, "skipped", "quick mode or --no-adversarial: the cell holds a transaction open for 60 s")
         for template in templates.values():
             self.drop(template)
+        # Once, last: a database of its own (a million enrollments in a full run), see production.py.
+        if self.wanted("production"):
+            production.run(self)
         shutil.rmtree(self.work, ignore_errors=True)
 
 
@@ -704,7 +712,8 @@ def main() -> None:
     parser.add_argument("--smtp-pending", default="", help="why seqd's SMTP cells are pending, if they are")
     parser.add_argument("--no-adversarial", action="store_true")
     # For reproducing or debugging part of a run; a report of a partial run lists the rest as missing.
-    parser.add_argument("--only", default="", help="comma-separated: ceilings,peer,seqd,latency,smtp,relay,crash,endurance,adversarial")
+    parser.add_argument("--only", default="",
+                        help="comma-separated: ceilings,peer,seqd,latency,smtp,relay,crash,endurance,adversarial,production")
     parser.add_argument("--sizes", default="", help="comma-separated enrollment counts instead of the mode's")
     parser.add_argument("--runs", type=int, default=0, help="repetitions instead of the mode's")
     args = parser.parse_args()

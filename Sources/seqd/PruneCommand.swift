@@ -10,7 +10,8 @@ struct PruneCommand: AsyncParsableCommand {
         commandName: "prune",
         abstract: "Remove message bodies, attempt rows and audit events of finished work, and old sender daily counts, past a horizon.",
         discussion: """
-            Keeps every enrollment and delivery row, each finished enrollment's last audit event, failed \
+            Works in chunks of 5,000 deliveries, then enrollments, each its own transaction, with progress on \
+            a terminal; an interrupted run can be repeated. Keeps every enrollment and delivery row, each finished enrollment's last audit event, failed \
             deliveries' messages (so they can be retried) and the whole suppression list. Run it as the \
             owner role (the runtime role may not delete audit rows).
 
@@ -36,8 +37,24 @@ struct PruneCommand: AsyncParsableCommand {
             horizon = configuration.seconds("retention.older_than")
         }
         let dryRun = self.dryRun
-        let summary = try await ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd prune"))
-            .run { try Retention.prune($0, olderThanSeconds: horizon, dryRun: dryRun) }
+        let progress = dryRun ? nil : ChunkProgress(noun: "rows scanned (by id)")
+        let show: (@Sendable (Int64, Int64) throws -> Void)? = progress.map { display in
+            { @Sendable done, total in display.show(done: Int(done), of: Int(total)) }
+        }
+        let summary: Retention.Summary
+        do {
+            summary = try await ConfinedConnection(
+                configuration.databaseURL, options: SessionOptions(applicationName: "seqd prune")
+            ).run {
+                try Retention.prune(
+                    $0, olderThanSeconds: horizon, dryRun: dryRun,
+                    progress: show)
+            }
+        } catch {
+            progress?.finish()
+            throw error
+        }
+        progress?.finish()
         if json { return try printJSON(summary) }
         print("""
             \(dryRun ? "would remove" : "removed"): \(summary.bodiesRemoved) message bodies, \(summary.attemptsDeleted) attempt rows, \

@@ -39,3 +39,27 @@ final class StopRequest: Sendable {
     func set() { flag.store(true, ordering: .relaxed) }
     var isSet: Bool { flag.load(ordering: .relaxed) }
 }
+
+/// "migrating: 15000/100000 enrollments (15%)" redrawn in place on stderr, for commands that work
+/// through a large set in chunks. Only on a terminal (nil otherwise): a log or a pipe gets the
+/// command's summary and nothing else.
+final class ChunkProgress: Sendable {
+    private let noun: String
+    private let shown = Atomic<Bool>(false)
+
+    init?(noun: String) {
+        guard isatty(STDERR_FILENO) == 1 else { return nil }
+        self.noun = noun
+    }
+
+    func show(done: Int, of total: Int) {
+        let percent = total == 0 ? 100 : 100 * done / total
+        shown.store(true, ordering: .relaxed)
+        FileHandle.standardError.write(Data("\r\(done)/\(total) \(noun) (\(percent)%)".utf8))
+    }
+
+    /// Ends the line, so what follows starts on its own.
+    func finish() {
+        if shown.exchange(false, ordering: .relaxed) { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}

@@ -23,8 +23,11 @@ extension SequenceCommand {
                 already have a delivery for (it would never be sent). A failed enrollment whose failed delivery \
                 moves to a renamed step keeps that delivery retryable under the new key (same Message-ID).
 
-                --dry-run prints the same table and changes nothing. The real run is one transaction, recorded \
-                as a `migrate` event for each moved enrollment. Exit 0 when done, also when some were left in \
+                --dry-run prints the same table and changes nothing. The real run commits in chunks of 5,000 \
+                enrollments, each its own transaction, so the daemon keeps sending meanwhile; each moved \
+                enrollment gets one `migrate` event. On a terminal it shows its progress on stderr. If it is \
+                interrupted, run it again: what moved stays moved (counted as already on the version) and the \
+                rest moves. Exit 0 when done, also when some were left in \
                 place; 1 for an unknown sequence or version; 64 for a malformed --map or one naming a key that \
                 no other version has (old) or the target lacks (new).
 
@@ -83,13 +86,24 @@ extension SequenceCommand {
                 configuration.databaseURL, options: SessionOptions(applicationName: "seqd sequence migrate"))
             let (name, toVersion, dryRun) = (self.name, self.toVersion, self.dryRun)
             let report: SequenceMigrationReport
+            let progress = ChunkProgress(noun: "enrollments")
+            let show: (@Sendable (Int, Int) throws -> Void)? = progress.map { display in
+                { @Sendable done, total in display.show(done: done, of: total) }
+            }
             do {
                 report = try await database.run {
-                    try SequenceMigration.migrate($0, sequence: name, toVersion: toVersion, map: map, dryRun: dryRun, actor: cliActor)
+                    try SequenceMigration.migrate(
+                        $0, sequence: name, toVersion: toVersion, map: map, dryRun: dryRun, actor: cliActor,
+                        progress: show)
                 }
             } catch let error as VersionMigrationPlan.MapError {
+                progress?.finish()
                 throw CommandFailure(status: .usage, message: error.description)
+            } catch {
+                progress?.finish()
+                throw error
             }
+            progress?.finish()
             if json {
                 try printJSON(report)
             } else {

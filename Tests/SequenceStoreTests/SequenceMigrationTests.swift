@@ -2,6 +2,7 @@ import Foundation
 import Postgres
 import SequenceEngine
 import SequenceStore
+import Synchronization
 import Testing
 import TestSupport
 
@@ -178,6 +179,44 @@ struct SequenceMigrationTests {
         #expect(try connection.query(
             "SELECT status::text AS s FROM seqd.deliveries WHERE step_key = 'tips-v2'")[0].decode("s", as: String.self) == "pending")
         #expect(try InvariantCheck.run(connection, leaseGraceSeconds: 60).flatMap(\.violations).isEmpty)
+    }
+
+    @Test("in chunks of two (each its own transaction) the real run reports and moves exactly what one chunk would")
+    func chunked() throws {
+        let map = ["tips": "tips-v2", "promo": "end"]
+        let dry = try migrate(map, dryRun: true)
+        let steps = Mutex<[(Int, Int)]>([])
+        let report = try SequenceMigration.migrate(
+            connection, sequence: "onboarding", toVersion: 2, map: map, dryRun: false, actor: "cli:alice", chunkSize: 2,
+            progress: { done, total in steps.withLock { $0.append((done, total)) } })
+        #expect(steps.withLock { $0.map(\.0) } == [2, 4, 6] && steps.withLock { $0.allSatisfy { $0.1 == 6 } })
+        #expect(report.groups == dry.groups && report.moved == dry.moved)
+        #expect(report.moved == 5 && report.inFlight == 1 && report.alreadyOnTarget == 1)
+        #expect(try ["ada", "bob", "cy", "dee", "eve", "fay"].map { try state($0).index } == [0, 2, 0, 2, 5, 6])
+        #expect(try connection.query("SELECT count(*) AS n FROM seqd.enrollment_events WHERE event = 'migrate'")[0]
+            .decode("n", as: Int.self) == 5)
+        #expect(try InvariantCheck.run(connection, leaseGraceSeconds: 60).flatMap(\.violations).isEmpty)
+    }
+
+    @Test("a run interrupted after its first chunk leaves that chunk moved, and running it again moves the rest")
+    func interruptedAndRerun() throws {
+        let map = ["tips": "tips-v2", "promo": "end"]
+        struct Interrupted: Error {}
+        // Progress is reported after each commit: throwing there interrupts the run between chunks.
+        #expect(throws: Interrupted.self) {
+            _ = try SequenceMigration.migrate(
+                connection, sequence: "onboarding", toVersion: 2, map: map, dryRun: false, actor: "cli:alice",
+                chunkSize: 2, progress: { _, _ in throw Interrupted() })
+        }
+        let migrateEvents = {
+            try connection.query("SELECT count(*) AS n FROM seqd.enrollment_events WHERE event = 'migrate'")[0]
+                .decode("n", as: Int.self)
+        }
+        #expect(try migrateEvents() == 2)  // ada and bob, the first chunk
+        let rerun = try migrate(map)
+        #expect(rerun.moved == 3 && rerun.inFlight == 1 && rerun.alreadyOnTarget == 3)
+        #expect(try migrateEvents() == 5)
+        #expect(try ["ada", "bob", "cy", "dee", "eve", "fay"].map { try state($0).index } == [0, 2, 0, 2, 5, 6])
     }
 
     @Test("the real run waits for a row the daemon holds, then sees the delivery it committed and skips it")

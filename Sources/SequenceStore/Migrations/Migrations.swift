@@ -23,7 +23,10 @@ public struct Migration: Sendable {
 
 /// The ordered list of every migration this binary knows.
 public enum Migrations {
-    public static let all: [Migration] = [schema, views, privacy, senderLimits, suppressionCheck, leastPrivilege, throttledAttempts]
+    public static let all: [Migration] = [
+        schema, views, privacy, senderLimits, suppressionCheck, leastPrivilege, operationsAtSize, historyIndex,
+        dropEventsIndex, throttledAttempts,
+    ]
 
     /// The newest schema version this binary knows.
     public static var latestVersion: Int { all.last!.version }

@@ -37,7 +37,15 @@ public struct Migrator {
 
     /// Applies what is pending. `unsubscribeSecretConfigured` skips generating the stored secret.
     public func migrate(unsubscribeSecretConfigured: Bool = false) throws -> Report {
-        try connection.query("SELECT pg_advisory_lock($1)", [Self.advisoryLockKey])
+        // Polled, not waited for in one statement: a migrator blocked inside `pg_advisory_lock` is
+        // a running transaction, and `CREATE INDEX CONCURRENTLY` in the migrator holding the lock
+        // waits for every running transaction to end: a deadlock (seen with three concurrent
+        // migrates and 0008). Between polls a waiter runs no transaction.
+        while try !connection.query("SELECT pg_try_advisory_lock($1) AS locked", [Self.advisoryLockKey])[0]
+            .decode("locked", as: Bool.self)
+        {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
         defer { _ = try? connection.query("SELECT pg_advisory_unlock($1)", [Self.advisoryLockKey]) }
 
         try connection.execute(

@@ -30,14 +30,24 @@ public enum InvariantCheck {
 
     static let terminal = "('completed', 'replied', 'opted_out', 'bounced', 'stopped')"
 
+    /// True while `index` exists, is unique and valid: the database then enforces what a check
+    /// would look for, and the check need not read the table.
+    static func uniqueIndexHolds(_ index: String) -> String {
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = to_regclass('\(index)') AND i.indisunique AND i.indisvalid)"
+    }
+
     static let checks: [Check] = [
         Check(
             name: "one-delivery-per-step",
             description: "at most one delivery per enrollment and step key (invariant 1)",
+            // The unique constraint makes a duplicate impossible while its index is valid; only
+            // without it are all deliveries grouped (4.4 s at a million enrollments).
             sql: """
                 SELECT enrollment_id, min(id) AS delivery_id,
                        count(*) || ' deliveries for step ' || step_key AS problem
-                FROM seqd.deliveries GROUP BY enrollment_id, step_key HAVING count(*) > 1
+                FROM seqd.deliveries
+                WHERE NOT \(uniqueIndexHolds("seqd.deliveries_one_per_step"))
+                GROUP BY enrollment_id, step_key HAVING count(*) > 1
                 """),
         Check(
             name: "audited-state",
@@ -57,30 +67,48 @@ public enum InvariantCheck {
         Check(
             name: "contiguous-history",
             description: "every audit event starts where the previous one ended (no unaudited change between) (invariant 2)",
+            // One pass over the history index (its INCLUDE columns make it index-only) with two
+            // window functions; the event's name is read only for the rows that fail.
             sql: """
-                SELECT enrollment_id, NULL::bigint AS delivery_id,
-                       'event ' || id || ' (' || event || ') starts at ' || COALESCE(from_status::text, 'nothing') || '/'
-                       || COALESCE(from_step::text, '-') || ' but the previous ended at ' || COALESCE(prev_status::text, 'nothing')
-                       || '/' || COALESCE(prev_step::text, '-') AS problem
+                SELECT h.enrollment_id, NULL::bigint AS delivery_id,
+                       'event ' || h.id || ' (' || ev.event || ') starts at ' || COALESCE(h.from_status::text, 'nothing') || '/'
+                       || COALESCE(h.from_step::text, '-') || ' but the previous ended at ' || COALESCE(h.prev_status::text, 'nothing')
+                       || '/' || COALESCE(h.prev_step::text, '-') AS problem
                 FROM (
-                    SELECT v.*, lag(to_status) OVER w AS prev_status, lag(to_step) OVER w AS prev_step,
-                           row_number() OVER w AS n
-                    FROM seqd.enrollment_events v WINDOW w AS (PARTITION BY enrollment_id ORDER BY id)
+                    SELECT v.id, v.enrollment_id, v.from_status, v.from_step,
+                           lag(v.to_status) OVER w AS prev_status, lag(v.to_step) OVER w AS prev_step
+                    FROM seqd.enrollment_events v WINDOW w AS (PARTITION BY v.enrollment_id ORDER BY v.id)
                 ) h
-                WHERE n > 1 AND (from_status IS DISTINCT FROM prev_status OR from_step IS DISTINCT FROM prev_step)
+                JOIN seqd.enrollment_events ev ON ev.id = h.id
+                -- to_status is never NULL: a NULL previous one means the first event.
+                WHERE h.prev_status IS NOT NULL
+                  AND (h.from_status IS DISTINCT FROM h.prev_status OR h.from_step IS DISTINCT FROM h.prev_step)
                 """),
         Check(
             name: "opt-out-wins",
             description: "no delivery attempt started after its address's suppression (invariant 3)",
+            // From the suppressions to their contacts' attempts, by index: a plain address through
+            // contacts_email_key; a hashed one (an erased contact's) by hashing the contacts, which
+            // only runs when such suppressions exist. One join on `s.email IN (lower(c.email),
+            // address_hash(c.email))` hashed every contact of every attempt: 48 s at a million.
             sql: """
                 SELECT d.enrollment_id, d.id AS delivery_id,
                        'attempt ' || a.id || ' started ' || (a.started_at - s.created_at) || ' after the address was suppressed ('
                        || s.reason || ')' AS problem
-                FROM seqd.delivery_attempts a
-                JOIN seqd.deliveries d ON d.id = a.delivery_id
-                JOIN seqd.contacts c ON c.id = d.contact_id
-                JOIN seqd.suppressions s ON s.email IN (lower(c.email), seqd.address_hash(c.email))
+                FROM seqd.suppressions s
+                JOIN seqd.contacts c ON lower(c.email) = s.email
+                JOIN seqd.deliveries d ON d.contact_id = c.id
+                JOIN seqd.delivery_attempts a ON a.delivery_id = d.id
                 WHERE a.started_at > s.created_at
+                UNION ALL
+                SELECT d.enrollment_id, d.id AS delivery_id,
+                       'attempt ' || a.id || ' started ' || (a.started_at - s.created_at) || ' after the address was suppressed ('
+                       || s.reason || ')' AS problem
+                FROM seqd.suppressions s
+                JOIN seqd.contacts c ON seqd.address_hash(c.email) = s.email
+                JOIN seqd.deliveries d ON d.contact_id = c.id
+                JOIN seqd.delivery_attempts a ON a.delivery_id = d.id
+                WHERE s.email LIKE 'sha256:%' AND a.started_at > s.created_at
                 """),
         Check(
             name: "terminal-is-terminal",
@@ -109,7 +137,8 @@ public enum InvariantCheck {
             sql: """
                 SELECT min(id) AS enrollment_id, NULL::bigint AS delivery_id,
                        count(*) || ' live enrollments of contact ' || contact_id || ' in sequence ' || sequence_id AS problem
-                FROM seqd.enrollments WHERE status IN ('active', 'paused', 'failed')
+                FROM seqd.enrollments
+                WHERE status IN ('active', 'paused', 'failed') AND NOT \(uniqueIndexHolds("seqd.enrollments_one_live"))
                 GROUP BY contact_id, sequence_id HAVING count(*) > 1
                 """),
         Check(
@@ -134,6 +163,11 @@ public enum InvariantCheck {
                 WHERE d.status = 'sending' AND d.lease_expires_at < now() - make_interval(secs => $1)
                 """),
     ]
+
+    /// The query of the check named `name`, as `run` executes it (for plan tests).
+    package static func checkSQL(_ name: String) -> String? {
+        checks.first { $0.name == name }.map { $0.sql.replacingOccurrences(of: "$1", with: "60") }
+    }
 
     /// Runs every check in one read-only, repeatable-read transaction, so all see one snapshot.
     public static func run(_ connection: Connection, leaseGraceSeconds: Int, limit: Int = 100) throws -> [Result] {

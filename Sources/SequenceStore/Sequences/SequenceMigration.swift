@@ -93,28 +93,67 @@ public struct SequenceMigrationReport: Sendable, Equatable, Codable {
 /// (`seqd sequence migrate`). The decisions are the engine's (`VersionMigrationPlan`); this type
 /// reads the enrollments with their deliveries and writes the moves.
 ///
-/// A real run is one transaction. It first locks the live enrollments it will consider, in id
-/// order, FOR UPDATE: the daemon's claims skip locked rows, and a delivery settling for one of
-/// them waits for the commit. Only then does it read their deliveries (in a new statement, so it
-/// sees everything committed before the locks were granted). Moves are written set-based, one
-/// UPDATE per (from version, from step, to step) so each audit event names the step keys; the
-/// audit trigger records `migrate` with the versions. `next_run_at` and `remaining_wait` are not
-/// touched: a wait in progress continues. A dry run reads one consistent snapshot in a read-only
-/// transaction and writes nothing.
+/// A real run reads the ids of the live enrollments on other versions, then works through them in
+/// chunks of `chunkSize`, each its own transaction, so the daemon never waits long on the rows it
+/// holds (invariant 10; one transaction over 100,000 enrollments held their locks for minutes).
+/// Each chunk first locks its enrollments that are still live and elsewhere, in id order, FOR
+/// UPDATE: the daemon's claims skip locked rows, and a delivery settling for one of them waits for
+/// the commit. Only then does it read their deliveries (in a new statement, so it sees everything
+/// committed before the locks were granted). Moves are written set-based, one UPDATE per (from
+/// version, from step, to step) so each audit event names the step keys; the audit trigger records
+/// `migrate` with the versions. `next_run_at` and `remaining_wait` are not touched: a wait in
+/// progress continues. An interrupted run leaves whole chunks moved; running it again counts them
+/// as already on the target and moves the rest. A dry run reads one consistent snapshot in a
+/// read-only transaction and writes nothing.
 public enum SequenceMigration {
+    /// Enrollments moved per transaction by a real run.
+    public static let defaultChunkSize = 5_000
+
+    /// Runs or (`dryRun`) plans the migration. A real run calls `progress` after each chunk has
+    /// committed, with the enrollments considered so far and in all; an error it throws stops the
+    /// run there, with the chunks so far committed.
     public static func migrate(
         _ connection: Connection, sequence name: String, toVersion: Int, map: [String: String] = [:], dryRun: Bool,
-        actor: String
+        actor: String, chunkSize: Int = defaultChunkSize,
+        progress: (@Sendable (_ done: Int, _ total: Int) throws -> Void)? = nil
     ) throws -> SequenceMigrationReport {
         try SchemaCheck.requireSupported(connection)
         if dryRun {
             try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             defer { _ = try? connection.execute("ROLLBACK") }
-            return try run(connection, name: name, toVersion: toVersion, map: map, dryRun: true, actor: actor)
+            var run = try Run(connection, name: name, toVersion: toVersion, map: map, dryRun: true)
+            _ = try run.classify(try candidates(connection, run, ids: nil))
+            return run.finished()
         }
-        return try connection.transaction {
-            try run($0, name: name, toVersion: toVersion, map: map, dryRun: false, actor: actor)
+        var run = try Run(connection, name: name, toVersion: toVersion, map: map, dryRun: false)
+        let ids = try connection.query(
+            """
+            SELECT id FROM seqd.enrollments
+            WHERE sequence_id = $1 AND sequence_version <> $2 AND status IN ('active', 'paused', 'failed')
+            ORDER BY id
+            """, [run.sequenceID, toVersion]
+        ).rows.map { try $0.decode("id", as: Int64.self) }
+        var done = 0
+        for start in stride(from: 0, to: ids.count, by: max(1, chunkSize)) {
+            let chunk = Array(ids[start..<min(ids.count, start + max(1, chunkSize))])
+            try connection.transaction { connection in
+                // Still live and elsewhere now that they are locked: one may have finished, or
+                // been moved by an earlier run, since the ids were read.
+                let locked = try connection.query(
+                    """
+                    SELECT id FROM seqd.enrollments
+                    WHERE id = ANY($1::bigint[]) AND sequence_id = $2 AND sequence_version <> $3
+                      AND status IN ('active', 'paused', 'failed')
+                    ORDER BY id FOR UPDATE
+                    """, [chunk, run.sequenceID, toVersion]
+                ).rows.map { try $0.decode("id", as: Int64.self) }
+                let moves = try run.classify(try candidates(connection, run, ids: locked))
+                try write(connection, moves: moves, toVersion: toVersion, map: map, actor: actor)
+            }
+            done += chunk.count
+            try progress?(done, ids.count)
         }
+        return run.finished()
     }
 
     private struct Move {
@@ -128,38 +167,9 @@ public enum SequenceMigration {
         let toKey: String
     }
 
-    private static func run(
-        _ connection: Connection, name: String, toVersion: Int, map: [String: String], dryRun: Bool, actor: String
-    ) throws -> SequenceMigrationReport {
-        let (sequenceID, definitions) = try versions(connection, name: name)
-        guard let target = definitions[toVersion] else {
-            let range = definitions.keys.sorted()
-            throw StoreError(
-                .notFound,
-                "sequence '\(name)' has no version \(toVersion)"
-                    + (range.isEmpty ? " (it has no versions)" : " (versions \(range.first!)–\(range.last!))"))
-        }
-        // A bad --map is the caller's usage error: the plan's MapError is passed on as it is.
-        let plan = try VersionMigrationPlan(
-            target: target, targetVersion: toVersion, otherVersions: definitions.filter { $0.key != toVersion }, map: map)
-        var report = SequenceMigrationReport(sequence: name, toVersion: toVersion, dryRun: dryRun)
-        report.alreadyOnTarget = try connection.query(
-            """
-            SELECT count(*) AS n FROM seqd.enrollments
-            WHERE sequence_id = $1 AND sequence_version = $2 AND status IN ('active', 'paused', 'failed')
-            """, [sequenceID, toVersion])[0].decode("n")
-
-        var lockedIDs: [Int64]?
-        if !dryRun {
-            lockedIDs = try connection.query(
-                """
-                SELECT id FROM seqd.enrollments
-                WHERE sequence_id = $1 AND sequence_version <> $2 AND status IN ('active', 'paused', 'failed')
-                ORDER BY id FOR UPDATE
-                """, [sequenceID, toVersion]
-            ).rows.map { try $0.decode("id", as: Int64.self) }
-        }
-        let rows = try connection.query(
+    /// Live enrollments on other versions (only `ids`, when given) with their deliveries' statuses.
+    private static func candidates(_ connection: Connection, _ run: Run, ids: [Int64]?) throws -> QueryResult {
+        try connection.query(
             """
             SELECT e.id, e.sequence_version, e.current_step_index, e.status::text AS status,
                    e.next_run_at IS NULL AS unscheduled,
@@ -169,67 +179,106 @@ public enum SequenceMigration {
             WHERE e.sequence_id = $1 AND e.sequence_version <> $2 AND e.status IN ('active', 'paused', 'failed')
               AND ($3::bigint[] IS NULL OR e.id = ANY($3::bigint[]))
             ORDER BY e.id
-            """, [sequenceID, toVersion, lockedIDs])
+            """, [run.sequenceID, run.report.toVersion, ids])
+    }
 
+    /// One run's plan and the report it accumulates over its chunks.
+    private struct Run {
+        let sequenceID: Int64
+        let definitions: [Int: SequenceDefinition]
+        let plan: VersionMigrationPlan
+        var report: SequenceMigrationReport
         var groups = [GroupKey: SequenceMigrationReport.Group]()
-        var moves = [MoveKey: Move]()
-        for row in rows.rows {
-            let version = try row.decode("sequence_version", as: Int.self)
-            let index = try row.decode("current_step_index", as: Int.self)
-            guard let definition = definitions[version] else { continue }  // the foreign key forbids this
-            let statusText = try row.decode("status", as: String.self)
-            let deliveriesJSON = try row.decode("deliveries", as: String?.self) ?? "{}"
-            let deliveries = try JSONDecoder().decode([String: String].self, from: Data(deliveriesJSON.utf8))
-            let candidate = VersionMigrationPlan.Candidate(
-                definition: definition, currentStepIndex: index, status: EnrollmentStatus(rawValue: statusText) ?? .active,
-                unscheduled: try row.decode("unscheduled"),
-                deliveries: deliveries.compactMapValues(DeliveryStatus.init(rawValue:)))
-            let from = VersionMigrationPlan.position(in: definition, at: index)
-            let decision = plan.decide(candidate)
-            let group: SequenceMigrationReport.Group
-            switch decision {
-            case .move(let toIndex, let carried):
-                let to = plan.targetPosition(at: toIndex)
-                let mapped = plan.map[from.anchorKey ?? ""] != nil
-                group = .init(
-                    fromVersion: version, fromIndex: index, fromStep: from.description, outcome: .move, toIndex: toIndex,
-                    toStep: to.description, mapped: mapped, reason: nil, count: 0)
-                let key = MoveKey(fromVersion: version, fromIndex: index, toIndex: toIndex)
-                var move = moves[key] ?? Move(
-                    fromVersion: version, fromIndex: index, fromKey: from.description, toIndex: toIndex,
-                    toKey: to.description)
-                let id = try row.decode("id", as: Int64.self)
-                move.ids.append(id)
-                if carried != nil { move.carried.append(id) }
-                moves[key] = move
-                report.moved += 1
-            case .inFlight(let stepKey, let status):
-                group = .init(
-                    fromVersion: version, fromIndex: index, fromStep: from.description, outcome: .inFlight, toIndex: nil,
-                    toStep: nil, mapped: false, reason: "delivery of '\(stepKey)' is \(status)", count: 0)
-                report.inFlight += 1
-            case .needsMap(let stepKey):
-                group = .init(
-                    fromVersion: version, fromIndex: index, fromStep: from.description, outcome: .needsMap, toIndex: nil,
-                    toStep: nil, mapped: false,
-                    reason: "step '\(stepKey)' is not in version \(toVersion): add --map \(stepKey)=KEY (or =end)", count: 0)
-                report.needsMap += 1
-            case .cannotPlace(let reason):
-                group = .init(
-                    fromVersion: version, fromIndex: index, fromStep: from.description, outcome: .cannotPlace, toIndex: nil,
-                    toStep: nil, mapped: false, reason: reason, count: 0)
-                report.cannotPlace += 1
+
+        init(_ connection: Connection, name: String, toVersion: Int, map: [String: String], dryRun: Bool) throws {
+            (sequenceID, definitions) = try SequenceMigration.versions(connection, name: name)
+            guard let target = definitions[toVersion] else {
+                let range = definitions.keys.sorted()
+                throw StoreError(
+                    .notFound,
+                    "sequence '\(name)' has no version \(toVersion)"
+                        + (range.isEmpty ? " (it has no versions)" : " (versions \(range.first!)–\(range.last!))"))
             }
-            groups[GroupKey(group), default: group].count += 1
+            // A bad --map is the caller's usage error: the plan's MapError is passed on as it is.
+            plan = try VersionMigrationPlan(
+                target: target, targetVersion: toVersion, otherVersions: definitions.filter { $0.key != toVersion },
+                map: map)
+            report = SequenceMigrationReport(sequence: name, toVersion: toVersion, dryRun: dryRun)
+            report.alreadyOnTarget = try connection.query(
+                """
+                SELECT count(*) AS n FROM seqd.enrollments
+                WHERE sequence_id = $1 AND sequence_version = $2 AND status IN ('active', 'paused', 'failed')
+                """, [sequenceID, toVersion])[0].decode("n")
         }
-        report.groups = groups.values.sorted {
-            ($0.fromVersion, $0.fromIndex, $0.outcome.order, $0.reason ?? "") < ($1.fromVersion, $1.fromIndex, $1.outcome.order, $1.reason ?? "")
+
+        /// Decides each row, counts it in the report, and returns the moves to write, in order.
+        mutating func classify(_ rows: QueryResult) throws -> [Move] {
+            let toVersion = report.toVersion
+            var moves = [MoveKey: Move]()
+            for row in rows.rows {
+                let version = try row.decode("sequence_version", as: Int.self)
+                let index = try row.decode("current_step_index", as: Int.self)
+                guard let definition = definitions[version] else { continue }  // the foreign key forbids this
+                let statusText = try row.decode("status", as: String.self)
+                let deliveriesJSON = try row.decode("deliveries", as: String?.self) ?? "{}"
+                let deliveries = try JSONDecoder().decode([String: String].self, from: Data(deliveriesJSON.utf8))
+                let candidate = VersionMigrationPlan.Candidate(
+                    definition: definition, currentStepIndex: index,
+                    status: EnrollmentStatus(rawValue: statusText) ?? .active,
+                    unscheduled: try row.decode("unscheduled"),
+                    deliveries: deliveries.compactMapValues(DeliveryStatus.init(rawValue:)))
+                let from = VersionMigrationPlan.position(in: definition, at: index)
+                let decision = plan.decide(candidate)
+                let group: SequenceMigrationReport.Group
+                switch decision {
+                case .move(let toIndex, let carried):
+                    let to = plan.targetPosition(at: toIndex)
+                    let mapped = plan.map[from.anchorKey ?? ""] != nil
+                    group = .init(
+                        fromVersion: version, fromIndex: index, fromStep: from.description, outcome: .move,
+                        toIndex: toIndex, toStep: to.description, mapped: mapped, reason: nil, count: 0)
+                    let key = MoveKey(fromVersion: version, fromIndex: index, toIndex: toIndex)
+                    var move = moves[key] ?? Move(
+                        fromVersion: version, fromIndex: index, fromKey: from.description, toIndex: toIndex,
+                        toKey: to.description)
+                    let id = try row.decode("id", as: Int64.self)
+                    move.ids.append(id)
+                    if carried != nil { move.carried.append(id) }
+                    moves[key] = move
+                    report.moved += 1
+                case .inFlight(let stepKey, let status):
+                    group = .init(
+                        fromVersion: version, fromIndex: index, fromStep: from.description, outcome: .inFlight,
+                        toIndex: nil, toStep: nil, mapped: false, reason: "delivery of '\(stepKey)' is \(status)",
+                        count: 0)
+                    report.inFlight += 1
+                case .needsMap(let stepKey):
+                    group = .init(
+                        fromVersion: version, fromIndex: index, fromStep: from.description, outcome: .needsMap,
+                        toIndex: nil, toStep: nil, mapped: false,
+                        reason: "step '\(stepKey)' is not in version \(toVersion): add --map \(stepKey)=KEY (or =end)",
+                        count: 0)
+                    report.needsMap += 1
+                case .cannotPlace(let reason):
+                    group = .init(
+                        fromVersion: version, fromIndex: index, fromStep: from.description, outcome: .cannotPlace,
+                        toIndex: nil, toStep: nil, mapped: false, reason: reason, count: 0)
+                    report.cannotPlace += 1
+                }
+                groups[GroupKey(group), default: group].count += 1
+            }
+            return moves.values.sorted { ($0.fromVersion, $0.fromIndex) < ($1.fromVersion, $1.fromIndex) }
         }
-        if !dryRun {
-            try write(connection, moves: moves.values.sorted { ($0.fromVersion, $0.fromIndex) < ($1.fromVersion, $1.fromIndex) },
-                      toVersion: toVersion, map: map, actor: actor)
+
+        /// The report with its groups in order.
+        func finished() -> SequenceMigrationReport {
+            var report = report
+            report.groups = groups.values.sorted {
+                ($0.fromVersion, $0.fromIndex, $0.outcome.order, $0.reason ?? "")
+                    < ($1.fromVersion, $1.fromIndex, $1.outcome.order, $1.reason ?? "")
+            }
+            return report
         }
-        return report
     }
 
     /// The sequence's id and every stored version's definition.

@@ -83,6 +83,7 @@ GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA seqd TO seqd_runtime;
 -- views are read with their owner's rights, so they still show the send switch.
 GRANT SELECT ON ALL TABLES IN SCHEMA seqd TO seqd_readonly;
 REVOKE SELECT ON seqd.settings FROM seqd_readonly;
-GRANT EXECUTE ON FUNCTION seqd.is_suppressed(text), seqd.address_hash(text) TO seqd_readonly;
+-- Functions the ops views call run with the reader's rights: step_funnel needs its counts.
+GRANT EXECUTE ON FUNCTION seqd.is_suppressed(text), seqd.address_hash(text), seqd.step_funnel_counts(bigint) TO seqd_readonly;
 
 \endif

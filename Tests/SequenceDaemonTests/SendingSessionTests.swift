@@ -92,7 +92,9 @@ struct SendingSessionTests {
                 queue: rig.queue, settles: rig.writer,
                 breaker: CircuitBreaker(initialBackoff: .seconds(1), logger: Logger(label: "test"), gauge: Gauge(label: "test_open")),
                 limiter: rig.limiter,
-                builder: MessageBuilder(unsubscribeBaseURL: "https://example.com", unsubscribeMailto: nil, unsubscribeToken: { "t\($0)" }),
+                builder: MessageBuilder(
+                    messageIDKey: MessageID.Key(secret: "test"), unsubscribeBaseURL: "https://example.com", unsubscribeMailto: nil,
+                    unsubscribeToken: { "t\($0)" }),
                 metrics: DaemonMetrics(), counters: DaemonCounters(), claimWake: WakeSignal(), sessionWake: WakeSignal(),
                 advanceWake: WakeSignal(), leaseTimeout: 30, batchSeconds: 1, batchLimit: 100, logger: Logger(label: "test")))
     }

@@ -45,7 +45,10 @@ GRANT USAGE ON SCHEMA seqd TO seqd_runtime, seqd_readonly;
 
 -- Runtime: read and write rows, never the schema, the migration history or the transition table.
 GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA seqd TO seqd_runtime;
-REVOKE INSERT, UPDATE ON seqd.schema_migrations, seqd.enrollment_transitions FROM seqd_runtime;
+-- Before the first `seqd migrate` these tables do not exist yet; the run after it revokes.
+SELECT format('REVOKE INSERT, UPDATE ON %s FROM seqd_runtime', t)
+FROM unnest(ARRAY['seqd.schema_migrations', 'seqd.enrollment_transitions']) AS t
+WHERE to_regclass(t) IS NOT NULL \gexec
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA seqd TO seqd_runtime;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA seqd TO seqd_runtime;
 -- Readonly: the tables and the ops views.

@@ -38,6 +38,13 @@ struct DeployFilesTests {
         let env = try #require(container["env"] as? [[String: Any]])
         let databaseURL = env.first { $0["name"] as? String == "DATABASE_URL" }
         #expect(((databaseURL?["valueFrom"] as? [String: Any])?["secretKeyRef"] as? [String: Any])?["name"] as? String == "seqd-database")
+        // The root file system is read-only, and `seqd run` needs a writable working directory
+        // (the file transport's outbox): found by running the image (Scripts/test-container).
+        let security = container["securityContext"] as? [String: Any]
+        #expect(security?["readOnlyRootFilesystem"] as? Bool == true)
+        let mounts = container["volumeMounts"] as? [[String: Any]] ?? []
+        let state = mounts.first { $0["mountPath"] as? String == "/var/lib/seqd" }
+        #expect(state != nil && state?["readOnly"] as? Bool != true, "nothing writable mounted at the image's WORKDIR")
         let budget = documents[1]["spec"] as? [String: Any]
         #expect(budget?["minAvailable"] as? Int == 2)
     }
@@ -190,7 +197,7 @@ struct DeployFilesTests {
         for line in [
             "ARG BUILD_IMAGE=", "ARG RUNTIME_IMAGE=", "FROM ${BUILD_IMAGE} AS build", "FROM ${RUNTIME_IMAGE} AS runtime-base",
             "FROM runtime-base AS runtime-prebuilt", "ARG SEQD_BINARY=", "FROM runtime-base AS runtime\n",
-            "--static-swift-stdlib", "libpq5", "libcurl4", "groupadd --system --gid 10001 seqd",
+            "--static-swift-stdlib", "libpq5", "libcurl4", "groupadd --gid 10001 seqd",
             "--uid 10001 --gid 10001", "USER 10001:10001", "HEALTHCHECK",
         ] {
             #expect(file.contains(line), "the Containerfile lacks \(line)")

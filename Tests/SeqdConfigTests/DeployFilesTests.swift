@@ -70,7 +70,9 @@ struct DeployFilesTests {
                     ($0["valueFrom"] as? [String: Any])?["secretKeyRef"] as? [String: Any]
                 })
             #expect(reference["name"] as? String == secretName, "\(path)")
-            let url = try #require(URLComponents(string: try #require(data[try #require(reference["key"] as? String)])))
+            let key = try #require(reference["key"] as? String)
+            let urlString = try #require(data[key], "\(path): the Secret has no \(key)")
+            let url = try #require(URLComponents(string: urlString))
             #expect(url.queryItems?.first { $0.name == "sslmode" }?.value == "verify-full", "\(path)")
             let caPath = try #require(url.queryItems?.first { $0.name == "sslrootcert" }?.value, "\(path)")
             let mounts = container["volumeMounts"] as? [[String: Any]] ?? []

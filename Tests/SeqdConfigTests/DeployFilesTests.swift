@@ -2,8 +2,9 @@ import Foundation
 import Testing
 import Yams
 
-/// The deployment files are plain text no engine runs here, so they are checked as data: they
-/// parse, and they say what the runbook promises.
+/// The deployment files checked as data: they parse, they say what the runbook promises, and the
+/// Kubernetes manifests pass Kubernetes' own schemas. The image itself is built and run by
+/// Scripts/test-container.
 @Suite("deployment files")
 struct DeployFilesTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -37,8 +38,102 @@ struct DeployFilesTests {
         let env = try #require(container["env"] as? [[String: Any]])
         let databaseURL = env.first { $0["name"] as? String == "DATABASE_URL" }
         #expect(((databaseURL?["valueFrom"] as? [String: Any])?["secretKeyRef"] as? [String: Any])?["name"] as? String == "seqd-database")
+        // The root file system is read-only, and `seqd run` needs a writable working directory
+        // (the file transport's outbox): found by running the image (Scripts/test-container).
+        let security = container["securityContext"] as? [String: Any]
+        #expect(security?["readOnlyRootFilesystem"] as? Bool == true)
+        let mounts = container["volumeMounts"] as? [[String: Any]] ?? []
+        let state = mounts.first { $0["mountPath"] as? String == "/var/lib/seqd" }
+        #expect(state != nil && state?["readOnly"] as? Bool != true, "nothing writable mounted at the image's WORKDIR")
         let budget = documents[1]["spec"] as? [String: Any]
         #expect(budget?["minAvailable"] as? Int == 2)
+    }
+
+    /// Each pod's containers, with the pod spec they run in.
+    static func pods(_ path: String) throws -> [[String: Any]] {
+        try documents(path).compactMap { document in
+            ((document["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any]
+        }
+    }
+
+    @Test("each pod mounts, from the Secret, the CA file its database URL names as sslrootcert")
+    func databaseCA() throws {
+        let secret = try #require(try Self.documents("Deploy/kubernetes/secret.yaml").first)
+        let secretName = try #require((secret["metadata"] as? [String: Any])?["name"] as? String)
+        let data = try #require(secret["stringData"] as? [String: String])
+        for path in ["Deploy/kubernetes/deployment.yaml", "Deploy/kubernetes/migrate-job.yaml"] {
+            let pod = try #require(try Self.pods(path).first)
+            let container = try #require((pod["containers"] as? [[String: Any]])?.first)
+            let env = try #require(container["env"] as? [[String: Any]])
+            let reference = try #require(
+                env.first { $0["name"] as? String == "DATABASE_URL" }.flatMap {
+                    ($0["valueFrom"] as? [String: Any])?["secretKeyRef"] as? [String: Any]
+                })
+            #expect(reference["name"] as? String == secretName, "\(path)")
+            let key = try #require(reference["key"] as? String)
+            let urlString = try #require(data[key], "\(path): the Secret has no \(key)")
+            let url = try #require(URLComponents(string: urlString))
+            #expect(url.queryItems?.first { $0.name == "sslmode" }?.value == "verify-full", "\(path)")
+            let caPath = try #require(url.queryItems?.first { $0.name == "sslrootcert" }?.value, "\(path)")
+            let mounts = container["volumeMounts"] as? [[String: Any]] ?? []
+            let volumes = pod["volumes"] as? [[String: Any]] ?? []
+            // The file at caPath is some mount's directory plus the path of one of its Secret items.
+            let provided = mounts.contains { mount in
+                guard let directory = mount["mountPath"] as? String, caPath.hasPrefix(directory + "/"),
+                    let volume = volumes.first(where: { $0["name"] as? String == mount["name"] as? String }),
+                    let source = volume["secret"] as? [String: Any], source["secretName"] as? String == secretName
+                else { return false }
+                let file = String(caPath.dropFirst(directory.count + 1))
+                guard let items = source["items"] as? [[String: Any]] else { return data[file] != nil }
+                return items.contains { $0["path"] as? String == file && data[$0["key"] as? String ?? ""] != nil }
+            }
+            #expect(provided, "\(path): nothing mounts \(caPath) from the Secret \(secretName)")
+        }
+    }
+
+    /// `kubernetes-validate`, from SEQD_KUBERNETES_VALIDATE (Scripts/test installs it in a virtual
+    /// environment) or the PATH.
+    static func kubernetesValidate() -> String? {
+        if let path = ProcessInfo.processInfo.environment["SEQD_KUBERNETES_VALIDATE"], !path.isEmpty {
+            return path
+        }
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
+            .map { "\($0)/kubernetes-validate" }
+        return path.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// Runs `kubernetes-validate --strict` on files; its exit status and output.
+    static func validate(_ executable: String, _ files: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["--strict", "--quiet"] + files
+        let output = Pipe()
+        process.standardError = output
+        process.standardOutput = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
+    }
+
+    @Test("Kubernetes' own schemas accept every manifest, strictly (where kubernetes-validate is installed)")
+    func kubernetesSchemas() throws {
+        guard let executable = Self.kubernetesValidate() else {
+            print("kubernetes-validate is not installed: manifest schema validation skipped")
+            return
+        }
+        let files = ["deployment.yaml", "migrate-job.yaml", "secret.yaml"]
+            .map { Self.root.appendingPathComponent("Deploy/kubernetes/\($0)").path }
+        let (status, output) = try Self.validate(executable, files)
+        #expect(status == 0, "\(output)")
+        // The validator is really strict: one misspelled field fails it.
+        let misspelled = try Self.text("Deploy/kubernetes/deployment.yaml")
+            .replacingOccurrences(of: "readinessProbe:", with: "readinesProbe:")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("seqd-\(UUID().uuidString).yaml").path
+        try misspelled.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (rejected, message) = try Self.validate(executable, [path])
+        #expect(rejected != 0 && message.contains("readinesProbe"), "\(message)")
     }
 
     @Test("the migration Job and the Secret parse and connect as the owner role")
@@ -98,13 +193,22 @@ struct DeployFilesTests {
         #expect(!text.contains("Unknown key"), "\(text)")
     }
 
-    @Test("the container image is multi-stage, runs as non-root with a healthcheck")
+    @Test("the container image: multi-stage, overridable bases, a prebuilt target, one user and group, a health check on the configured port")
     func containerfile() throws {
         let file = try Self.text("Deploy/container/Containerfile")
-        #expect(file.components(separatedBy: "\nFROM ").count + (file.hasPrefix("FROM ") ? 1 : 0) >= 2)
-        #expect(file.contains("--static-swift-stdlib"))
-        #expect(file.contains("libpq5") && file.contains("libcurl4"))
-        #expect(file.contains("USER 10001"))
-        #expect(file.contains("HEALTHCHECK"))
+        for line in [
+            "ARG BUILD_IMAGE=", "ARG RUNTIME_IMAGE=", "FROM ${BUILD_IMAGE} AS build", "FROM ${RUNTIME_IMAGE} AS runtime-base",
+            "FROM runtime-base AS runtime-prebuilt", "ARG SEQD_BINARY=", "FROM runtime-base AS runtime\n",
+            "--static-swift-stdlib", "libpq5", "libcurl4", "groupadd --gid 10001 seqd",
+            "--uid 10001 --gid 10001", "USER 10001:10001", "HEALTHCHECK",
+        ] {
+            #expect(file.contains(line), "the Containerfile lacks \(line)")
+        }
+        // The default target is the last stage: the one built from source.
+        let stages = file.split(separator: "\n").filter { $0.hasPrefix("FROM ") }
+        #expect(stages.last == "FROM runtime-base AS runtime")
+        let healthcheck = try #require(file.range(of: "HEALTHCHECK").map { String(file[$0.lowerBound...]) })
+        let command = healthcheck.prefix { $0 != "]" }
+        #expect(command.contains("SEQD_HTTP_PORT") && !command.contains("/8080"), "\(command)")
     }
 }

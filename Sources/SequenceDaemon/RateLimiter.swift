@@ -28,12 +28,15 @@ final class RateLimiter: Sendable {
     /// `delivery.rate_limit`; nil for none.
     let configuredRate: Double?
     private let state: Mutex<State>
+    /// Whole seconds count from here (the limiter's creation), so they are never negative.
+    private let origin: ContinuousClock.Instant
     private static let window: Int64 = 10
     private static let minimumRate = 0.1
 
     init(messagesPerSecond: Double?, now: ContinuousClock.Instant = .now) {
         configuredRate = messagesPerSecond.flatMap { $0 > 0 ? $0 : nil }
         state = Mutex(State(nextSlot: now, pausedUntil: now))
+        origin = now
     }
 
     /// The rate in force now (messages per second), nil when unlimited.
@@ -56,9 +59,9 @@ final class RateLimiter: Sendable {
     /// A message went out (any outcome but a throttle): counts toward the measured rate.
     func sent(now: ContinuousClock.Instant = .now) {
         state.withLock { state in
-            let second = Self.second(now)
-            state.buckets[second, default: 0] += 1
-            if state.buckets.count > Self.window + 1 { state.buckets = state.buckets.filter { $0.key > second - Self.window } }
+            let bucket = second(now)
+            state.buckets[bucket, default: 0] += 1
+            if state.buckets.count > Self.window + 1 { state.buckets = state.buckets.filter { $0.key > bucket - Self.window } }
         }
     }
 
@@ -67,7 +70,7 @@ final class RateLimiter: Sendable {
     @discardableResult
     func throttled(retryAfter: Duration?, now: ContinuousClock.Instant = .now) -> Double {
         state.withLock { state in
-            let measured = Self.measuredRate(state.buckets, now: now)
+            let measured = measuredRate(state.buckets, now: now)
             let current = [state.cap, configuredRate, measured > 0 ? measured : nil].compactMap { $0 }.min() ?? 1
             let cap = max(Self.minimumRate, current / 2)
             state.cap = cap
@@ -83,7 +86,7 @@ final class RateLimiter: Sendable {
     private func raiseCapIfCalm(_ state: inout State, now: ContinuousClock.Instant) {
         guard let cap = state.cap, let lastRaise = state.lastRaise, now - lastRaise >= .seconds(Self.window) else { return }
         let raised = cap * 1.25
-        let measured = Self.measuredRate(state.buckets, now: now)
+        let measured = measuredRate(state.buckets, now: now)
         if let configuredRate, raised >= configuredRate {
             state.cap = nil
         } else if configuredRate == nil, raised >= 2 * measured {
@@ -99,16 +102,13 @@ final class RateLimiter: Sendable {
     }
 
     /// Messages per second over the last full window.
-    private static func measuredRate(_ buckets: [Int64: Int], now: ContinuousClock.Instant) -> Double {
-        let second = Self.second(now)
-        let total = buckets.filter { $0.key > second - window && $0.key <= second }.values.reduce(0, +)
-        return Double(total) / Double(window)
+    private func measuredRate(_ buckets: [Int64: Int], now: ContinuousClock.Instant) -> Double {
+        let bucket = second(now)
+        let total = buckets.filter { $0.key > bucket - Self.window && $0.key <= bucket }.values.reduce(0, +)
+        return Double(total) / Double(Self.window)
     }
 
-    private static func second(_ instant: ContinuousClock.Instant) -> Int64 {
-        (instant - zeroReference).components.seconds
+    private func second(_ instant: ContinuousClock.Instant) -> Int64 {
+        (instant - origin).components.seconds
     }
-
-    /// A fixed origin for whole seconds; any instant works, as long as it never changes.
-    private static let zeroReference = ContinuousClock.now
 }

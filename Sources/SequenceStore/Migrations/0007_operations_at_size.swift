@@ -26,7 +26,7 @@ extension Migrations {
         sql: #"""
             CREATE OR REPLACE FUNCTION seqd.enrollments_guard_update() RETURNS trigger
             LANGUAGE plpgsql
-            SET search_path = seqd, pg_catalog
+            SET search_path = pg_catalog, seqd, pg_temp
             SET enable_nestloop = off
             AS $$
             DECLARE
@@ -111,7 +111,7 @@ extension Migrations {
             RETURNS TABLE (version integer, step_index integer, step_key text, step_type text, entered bigint,
                            here_now bigint, sent bigint)
             LANGUAGE sql STABLE
-            SET search_path = seqd, pg_catalog
+            SET search_path = pg_catalog, seqd, pg_temp
             AS $$
                 WITH at_step AS MATERIALIZED (
                     SELECT e.sequence_version AS version, e.current_step_index AS step_index, count(*) AS n,

@@ -508,12 +508,10 @@ class Bench:
         sink = subprocess.Popen([self.args.smtp_sink, "-u", "nobody", f"127.0.0.1:{port}", "256"], env=tools_env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            for _ in range(50):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            try:
+                relay.wait_port(port)
+            except RuntimeError:
+                pass  # the cells below fail on their own, each with its reason
             # The sink's own ceiling: postfix's trivial client, one connection per session kept open
             # (-d), messages about as long as seqd's.
             for senders in m["smtp_senders"]:

@@ -15,6 +15,7 @@ against the bound (the sessions of the killed process).
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections import Counter
@@ -43,7 +44,7 @@ def expected_cells(mode_name: str) -> list[str]:
 
 
 def wait_port(port: int, seconds: float = 10) -> None:
-    import socket
+    """Returns once something accepts connections on 127.0.0.1:port (a sink just started)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:

@@ -30,6 +30,8 @@ public struct DaemonSettings: Sendable {
     public var unsubscribeMailto: String?
     /// From the configuration; nil means the secret stored at migrate.
     public var unsubscribeSecret: String?
+    /// `delivery.transport` (`file`, `smtp`, `http`, `null`): how much a session takes at once.
+    public var transportName: String
     /// Builds one transport per sending session.
     public var makeTransport: @Sendable () throws -> any MailTransport
     /// Warn when another session has held a transaction open this long (0 = never).
@@ -39,8 +41,10 @@ public struct DaemonSettings: Sendable {
         databaseURL: String, pollInterval: TimeInterval, batchSize: Int, workerConcurrency: Int,
         shutdownGrace: TimeInterval, deliveryConcurrency: Int, rateLimit: Double? = nil, leaseTimeout: Int,
         policy: DeliveryPolicy, unsubscribeBaseURL: String?, unsubscribeMailto: String?, unsubscribeSecret: String?,
-        longTransactionWarning: TimeInterval = 30, makeTransport: @escaping @Sendable () throws -> any MailTransport
+        longTransactionWarning: TimeInterval = 30, transportName: String,
+        makeTransport: @escaping @Sendable () throws -> any MailTransport
     ) {
+        self.transportName = transportName
         self.longTransactionWarning = longTransactionWarning
         self.databaseURL = databaseURL
         self.pollInterval = pollInterval
@@ -115,8 +119,7 @@ public final class Daemon: Sendable {
     /// Queue room per session before the pace is measured: a batch for a local transport's
     /// session, a few messages for a network one (which takes one at a time).
     private static func queuedPerSession(_ settings: DaemonSettings) -> Int {
-        let local = (try? settings.makeTransport()).map { SendingSession.localTransports.contains($0.name) } ?? false
-        return local ? settings.batchSize : 4
+        SendingSession.localTransports.contains(settings.transportName) ? settings.batchSize : 4
     }
 
     /// What every mode needs from the database before it can work.

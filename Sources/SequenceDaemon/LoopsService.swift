@@ -50,7 +50,12 @@ struct LoopsService: Service {
                 var pending = loops
                 while !pending.isEmpty {
                     if let at = cancelled.at, ContinuousClock.now - at > .seconds(2) { break }
-                    pending = pending.filter { !$0.join(until: .now() + 0.1) }
+                    // Waits a tenth of a second for the first loop only and looks at the others
+                    // without waiting, so a pass over 256 running sessions takes 0.1 s, not 25.6 s
+                    // (the cancellation bound is checked once a pass). A loop is joined once.
+                    pending = pending.enumerated().filter { index, loop in
+                        !loop.join(until: .now() + (index == 0 ? 0.1 : 0))
+                    }.map(\.element)
                 }
                 continuation.resume()
             }

@@ -103,7 +103,7 @@ struct RunCommand: AsyncParsableCommand {
             unsubscribeMailto: configuration.string("unsubscribe.mailto"),
             unsubscribeSecret: configuration.string("unsubscribe.secret"),
             longTransactionWarning: Double(configuration.seconds("worker.long_transaction_warning")),
-            makeTransport: makeTransport)
+            transportName: configuration.string("delivery.transport") ?? "file", makeTransport: makeTransport)
     }
 }
 

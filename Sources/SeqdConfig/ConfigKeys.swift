@@ -177,6 +177,18 @@ extension ConfigKey {
             name: "inbound.authserv_id", defaultValue: nil, kind: .text, isSecret: false,
             help: "authserv-id of your own MTA's Authentication-Results header; required by inbound.trust_from"),
         ConfigKey(
+            name: "webhook.allow_private_networks", defaultValue: "false", kind: .choice(["true", "false"]), isSecret: false,
+            help: "let webhook steps call private, loopback and link-local addresses (refused by default: SSRF)"),
+        ConfigKey(
+            name: "webhook.secret", defaultValue: nil, kind: .text, isSecret: true,
+            help: "HMAC key of the Seqd-Signature header on webhook requests; generated and stored at the first migrate when unset"),
+        ConfigKey(
+            name: "event_webhook.url", defaultValue: nil, kind: .url(schemes: ["http", "https"]), isSecret: false,
+            help: "enrollment events are posted here, signed; unset keeps it off"),
+        ConfigKey(
+            name: "event_webhook.types", defaultValue: "replied,bounced,opted_out,completed,failed,stopped,delivered", kind: .text,
+            isSecret: false, help: "comma-separated event types posted to event_webhook.url"),
+        ConfigKey(
             name: "retention.older_than", defaultValue: "180d", kind: .duration, isSecret: false,
             help: "seqd prune removes message bodies, attempts and events of finished work older than this"),
         ConfigKey(

@@ -5,7 +5,7 @@ import SequenceStore
 
 /// Keeps the sending sessions' queue fed, on one database connection of its own: it claims due
 /// deliveries (retries, threaded emails, whatever the advancers wrote without leasing it) as the
-/// queue has room, checks again the items that waited in the queue past `Handoff.freshness` (an
+/// queue has room, checks again the items that waited in the queue past half of `Handoff.freshness` (an
 /// opt-out or pause committed meanwhile holds them back, as a claim would), and gives back to
 /// `pending` what no session took within a quarter of its lease.
 ///
@@ -53,7 +53,7 @@ final class Claimer: Sendable {
         logger.warning("gave back \(stale.count) queued deliveries no session took within a quarter of their lease")
     }
 
-    /// Reads again whether the items that waited past their freshness may still be sent.
+    /// Reads again whether the items that waited past half their freshness may still be sent.
     private func recheck() throws {
         let unchecked = queue.takeUnchecked()
         guard !unchecked.isEmpty else { return }
@@ -65,6 +65,7 @@ final class Claimer: Sendable {
             queue.requeue(unchecked)
             throw error
         }
+        logger.trace("checked \(unchecked.count) queued deliveries again in \((ContinuousClock.now - checkStarted).inSeconds * 1000) ms")
         let heldBack = unchecked.filter { !sendable.contains($0.delivery.id) }
         queue.requeue(unchecked.filter { sendable.contains($0.delivery.id) }, checkedAt: checkStarted)
         if !heldBack.isEmpty {
@@ -93,6 +94,7 @@ final class Claimer: Sendable {
             queue.release(room)
             throw error
         }
+        logger.trace("claimed \(claimed.count) deliveries in \((ContinuousClock.now - leaseStart).inSeconds * 1000) ms")
         let refused = queue.deliver(Array(claimed), reserved: room, leaseStart: leaseStart, othersPending: claimed.moreWaiting)
         if !refused.isEmpty {
             _ = try connection.runBlocking { try outbox.value.giveBack($0, refused, because: "the daemon stopped before sending it") }

@@ -36,6 +36,10 @@ public struct DaemonSettings: Sendable {
     public var makeTransport: @Sendable () throws -> any MailTransport
     /// Warn when another session has held a transaction open this long (0 = never).
     public var longTransactionWarning: TimeInterval
+    /// `webhook.allow_private_networks`: webhook steps may call private addresses.
+    public var webhookAllowPrivateNetworks = false
+    /// `webhook.secret` from the configuration; nil means the secret stored at migrate.
+    public var webhookSecret: String?
 
     public init(
         databaseURL: String, pollInterval: TimeInterval, batchSize: Int, workerConcurrency: Int,
@@ -62,9 +66,9 @@ public struct DaemonSettings: Sendable {
     }
 
     /// Database connections one `seqd run` process holds: the advancers, the claimer, the settle
-    /// writer, the maintenance loop and LISTEN (plus the HTTP listener's, when it is on). The
+    /// writers, the maintenance loop and LISTEN (plus the HTTP listener's, when it is on). The
     /// sending sessions hold none, however many there are.
-    public var connectionBudget: Int { workerConcurrency + 4 }
+    public var connectionBudget: Int { workerConcurrency + Daemon.settleWriters + 3 }
 }
 
 /// Counters the daemon keeps while it runs (progress display, later metrics).
@@ -116,6 +120,11 @@ public final class Daemon: Sendable {
         self.limiter = RateLimiter(messagesPerSecond: settings.rateLimit)
     }
 
+    /// Settle writers per process, each on its own connection. Two: with one, every session's
+    /// outcomes queue behind a single commit at a time, which capped a replica on the null
+    /// transport at about a third of the database's email ceiling.
+    public static let settleWriters = 2
+
     /// Queue room per session before the pace is measured: a batch for a local transport's
     /// session, a few messages for a network one (which takes one at a time).
     private static func queuedPerSession(_ settings: DaemonSettings) -> Int {
@@ -126,6 +135,9 @@ public final class Daemon: Sendable {
     private struct Prepared: Sendable {
         let installation: InstallationSettings
         let builder: MessageBuilder
+        /// The key of `Seqd-Signature`; nil before a migrate that stores one (webhook steps then
+        /// fail with a reason saying so).
+        let webhookSecret: String?
     }
 
     private func prepare() throws -> Prepared {
@@ -137,19 +149,20 @@ public final class Daemon: Sendable {
         let builder = MessageBuilder(
             messageIDKey: MessageID.Key(secret: secret), unsubscribeBaseURL: settings.unsubscribeBaseURL, unsubscribeMailto: settings.unsubscribeMailto,
             unsubscribeToken: { UnsubscribeToken.make(enrollmentID: $0, secret: secret) })
-        return Prepared(installation: installation, builder: builder)
+        return Prepared(
+            installation: installation, builder: builder, webhookSecret: settings.webhookSecret ?? installation.storedWebhookSecret)
     }
 
     private func outbox(_ name: String, _ prepared: Prepared) -> DeliveryOutbox {
         DeliveryOutbox(worker: "\(identity):\(name)", installationID: prepared.installation.installationID, policy: settings.policy)
     }
 
-    /// The settle writer: every session's outcomes, in shared commits on `connection`.
+    /// The settle writers: every session's outcomes, in shared commits; `connection` is the first
+    /// writer's (the others bring their own through `settleWrite`).
     private func makeSettleWriter(_ connection: ConfinedConnection, _ prepared: Prepared) -> GroupCommit<SendResult> {
-        let outbox = LoopOwned(outbox("settle", prepared))
         let logger = logger
         return GroupCommit(
-            write: { results in _ = try connection.runBlocking { try outbox.value.settle($0, results: results) } },
+            write: settleWrite(connection, prepared),
             isRetryable: { ($0 as? PostgresError).map { $0.isConnectionError || $0.isTransientConflict || $0.isLockTimeout } ?? false },
             onRetry: { error, parts, delay in
                 logger.warning(
@@ -158,9 +171,20 @@ public final class Daemon: Sendable {
             })
     }
 
+    /// One settle writer's commit on `connection`, timed.
+    private func settleWrite(_ connection: ConfinedConnection, _ prepared: Prepared) -> @Sendable ([SendResult]) throws -> Void {
+        let outbox = LoopOwned(outbox("settle", prepared))
+        return { [metrics, logger] results in
+            let started = ContinuousClock.now
+            _ = try metrics.time(metrics.settleDuration) { try connection.runBlocking { try outbox.value.settle($0, results: results) } }
+            logger.trace("settled \(results.count) outcomes in \(Int((ContinuousClock.now - started).inSeconds * 1000)) ms")
+        }
+    }
+
     private func makeSession(_ name: String, settles: GroupCommit<SendResult>, prepared: Prepared) throws -> SendingSession {
         SendingSession(
             name: name, transport: try settings.makeTransport(),
+            webhooks: prepared.webhookSecret.map { WebhookSender(allowPrivateNetworks: settings.webhookAllowPrivateNetworks, secret: $0) },
             dependencies: .init(
                 queue: queue, settles: settles, breaker: breaker, limiter: limiter, builder: prepared.builder,
                 metrics: metrics, counters: counters, claimWake: claimWake, sessionWake: sessionWake,
@@ -231,18 +255,22 @@ public final class Daemon: Sendable {
             ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd \(name)"), label: "seqd.\(name)")
         }
 
-        // The settle writer: one connection records every session's outcomes. Connected now, so
-        // the process holds its whole budget from the start (and a refused connection fails it).
-        let settleConnection = connection("settle")
-        try settleConnection.runBlocking { _ in }
-        let settles = makeSettleWriter(settleConnection, prepared)
-        let writer = ThreadService(
-            name: "seqd.settle", body: { [logger] in
-                settles.run()
-                settleConnection.close()
-                logger.debug("settle writer stopped")
-            },
-            stop: { settles.stop() }, cancel: { settles.abandon() })
+        // The settle writers record every session's outcomes; while one commits, the other takes
+        // what arrived meanwhile. Connected now, so the process holds its whole budget from the
+        // start (and a refused connection fails it).
+        let settleConnections = (0..<Self.settleWriters).map { connection("settle-\($0)") }
+        for settleConnection in settleConnections { try settleConnection.runBlocking { _ in } }
+        let settles = makeSettleWriter(settleConnections[0], prepared)
+        let writers = settleConnections.enumerated().map { index, settleConnection in
+            ThreadService(
+                name: "seqd.settle-\(index)",
+                body: { [logger, write = settleWrite(settleConnection, prepared)] in
+                    settles.run(writingWith: write)
+                    settleConnection.close()
+                    logger.debug("settle writer \(index) stopped")
+                },
+                stop: { settles.stop() }, cancel: { settles.abandon() })
+        }
 
         // The sending sessions: no connections of their own.
         var sessionLoops: [WorkerLoop] = []
@@ -262,7 +290,11 @@ public final class Daemon: Sendable {
         let claimer = Claimer(
             connection: claimConnection, outbox: outbox("claim", prepared), queue: queue, breaker: breaker,
             sessionWake: sessionWake, batchSize: settings.batchSize, leaseTimeout: settings.leaseTimeout, logger: logger)
-        let claimLoop = WorkerLoop(name: "claim", wake: claimWake, idleTimeout: idleTimeout, logger: logger) { try claimer.round() }
+        // It comes round at least four times per `Handoff.freshness` even when nobody wakes it,
+        // so queued items are checked again before they go stale (an idle round costs no query).
+        let claimLoop = WorkerLoop(name: "claim", wake: claimWake, idleTimeout: queue.freshness.inSeconds / 4, logger: logger) {
+            try claimer.round()
+        }
         let claiming = LoopsService(
             name: "claimer", loops: [claimLoop], stopSignals: [claimWake], onCancel: { claimConnection.cancel() },
             afterStop: { claimConnection.close() })
@@ -345,7 +377,7 @@ public final class Daemon: Sendable {
             })
 
         loops.withLock { $0 = advanceLoops + [claimLoop] + sessionLoops + [maintenanceLoop] }
-        return [writer, maintenance, sessions, claiming, advancing]
+        return writers + [maintenance, sessions, claiming, advancing]
     }
 
     /// One advancer round. The emails its batch writes are leased to this process's sessions in

@@ -10,6 +10,9 @@ struct DaemonMetrics: Sendable {
     let claimBatchSize = Recorder(label: "seqd_claim_batch_size", aggregate: true)
     let advanceDuration = Metrics.Timer(label: "seqd_advance_duration_seconds", preferredDisplayUnit: .seconds)
     let deliveryDuration = Metrics.Timer(label: "seqd_delivery_duration_seconds", preferredDisplayUnit: .seconds)
+    /// One settle commit (every session's outcomes that waited for it): what a session waits
+    /// between its send and its next message.
+    let settleDuration = Metrics.Timer(label: "seqd_settle_duration_seconds", preferredDisplayUnit: .seconds)
     let attempts = Counter(label: "seqd_delivery_attempts_total")
     let circuitOpen = Gauge(label: "seqd_circuit_open")
 

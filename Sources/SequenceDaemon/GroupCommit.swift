@@ -2,13 +2,13 @@ import Foundation
 import Synchronization
 
 /// Writes what many threads hand it in shared transactions, and tells each thread when its part is
-/// durable: the settle writer of the sending sessions (`GroupCommit<SendResult>`).
+/// durable: the settle writers of the sending sessions (`GroupCommit<SendResult>`).
 ///
 /// A sending session hands over the outcome of the message it just sent and blocks in `commit`
 /// until the transaction holding it has committed; only then does it take its next message. So a
 /// session never has more than one message on the wire without a recorded outcome, which is what
 /// bounds the duplicates a crash can cause (Postfix marks each recipient done in its queue file
-/// before the next transaction for the same reason). One writer thread takes everything waiting at
+/// before the next transaction for the same reason). A writer thread takes everything waiting at
 /// once, so sixty sessions finishing within a commit's time share one commit, and the cost per
 /// message stays that of a row rather than a transaction.
 ///
@@ -103,19 +103,25 @@ final class GroupCommit<Item: Sendable>: Sendable {
         return isWritable
     }
 
-    /// The writer's loop, on a thread of its own: returns once `stop` was called and everything
-    /// handed over before it is written or failed.
-    func run() {
+    /// A writer's loop, on a thread of its own: returns once `stop` was called and everything
+    /// handed over before it is written or failed. Several writers may run at once, each with its
+    /// own `write` (its own connection; the one given at init when nil): while one commits, the
+    /// next takes what arrived meanwhile, so a part waits for at most one commit besides its own.
+    func run(writingWith writer: (@Sendable ([Item]) throws -> Void)? = nil) {
+        let write = writer ?? self.write
         var failures = 0
         while true {
             condition.lock()
             while state.withLock({ $0.waiting.isEmpty && !$0.stopped }) { condition.wait() }
             condition.unlock()
-            let parts = state.withLock { state in
+            let (parts, stopped) = state.withLock { state in
                 defer { state.waiting = [] }
-                return state.waiting
+                return (state.waiting, state.stopped)
             }
-            if parts.isEmpty { return }  // stopped with nothing left
+            if parts.isEmpty {
+                if stopped { return }  // nothing left
+                continue  // another writer took them
+            }
             do {
                 try write(parts.flatMap(\.items))
                 failures = 0

@@ -92,28 +92,32 @@ final class Handoff: LeaseRoom {
     func take(upTo limit: Int) -> [Item] {
         let cutoff = ContinuousClock.now - freshness
         return state.withLock { state in
-            guard !state.items.isEmpty else { return [] }
-            var taken = [Item]()
-            var rest = [Item]()
+            // Scans only until it has `limit`: 256 sessions each taking one from a queue of a
+            // thousand must not copy the whole queue under the lock every time.
+            var takenAt = [Int]()
             var unchecked = false
-            for item in state.items {
-                if taken.count < limit && item.checkedAt >= cutoff {
-                    taken.append(item)
+            for index in state.items.indices {
+                guard takenAt.count < limit else { break }
+                if state.items[index].checkedAt >= cutoff {
+                    takenAt.append(index)
                 } else {
-                    unchecked = unchecked || item.checkedAt < cutoff
-                    rest.append(item)
+                    unchecked = true
                 }
             }
-            state.items = rest
+            let taken = takenAt.map { state.items[$0] }
+            for index in takenAt.reversed() { state.items.remove(at: index) }
             if unchecked && taken.count < limit { state.recheckWanted = true }
             return taken
         }
     }
 
-    /// Takes the items last checked before `freshness` ago: the claimer reads their sendability
-    /// again and puts back those still sendable.
+    /// Takes the items last checked more than half of `freshness` ago: the claimer reads their
+    /// sendability again and puts back those still sendable. Checking at half the age, not at the
+    /// full one, keeps the queue fresh ahead of the sessions: when a round of slow sends ends
+    /// (a relay that takes a second per message), what they take next was checked while they were
+    /// sending, instead of every session waiting for one more query each round.
     func takeUnchecked() -> [Item] {
-        let cutoff = ContinuousClock.now - freshness
+        let cutoff = ContinuousClock.now - freshness / 2
         return state.withLock { state in
             state.recheckWanted = false
             let unchecked = state.items.filter { $0.checkedAt < cutoff }

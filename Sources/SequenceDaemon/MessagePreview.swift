@@ -46,9 +46,13 @@ public enum MessagePreview {
                     "sequence '\(context.sequence)' version \(context.version) has no step '\(stepKey)' (its steps: "
                         + definition.steps.map(\.key).joined(separator: ", ") + ")")
             }
-            guard case .email = definition.steps[index].kind else {
+            switch definition.steps[index].kind {
+            case .email: break
+            case .webhook: return []  // `webhooks(_:stepKey:)` previews it
+            case .wait, .branch:
                 throw StoreError(
-                    .refused, "step '\(stepKey)' is a \(definition.steps[index].typeName) step; only email steps have a message")
+                    .refused,
+                    "step '\(stepKey)' is a \(definition.steps[index].typeName) step; only email and webhook steps send something")
             }
             indexes = [index]
         }
@@ -86,5 +90,39 @@ public enum MessagePreview {
         }
         guard problems.isEmpty else { throw RenderError(problems: problems) }
         return messages
+    }
+
+    /// One webhook step's request as it would be made for the contact (secrets still named, the
+    /// signature made when it is sent).
+    public struct Webhook: Sendable {
+        public let stepKey: String
+        public let stepIndex: Int
+        public let deliveryKey: String
+        public let request: RenderedWebhook
+    }
+
+    /// Renders the webhook steps of `context` (only `stepKey`'s when given) in step order; a step
+    /// the contact lacks fields for is a `RenderError`.
+    public static func webhooks(_ context: SequencePreviewContext, stepKey: String?) throws -> [Webhook] {
+        var previews = [Webhook]()
+        var problems = [(stepKey: String, message: String)]()
+        for (index, step) in context.definition.steps.enumerated() where stepKey == nil || step.key == stepKey {
+            guard case .webhook(let webhook) = step.kind else { continue }
+            let missing = webhook.missingFields(for: context.contact)
+            guard missing.isEmpty else {
+                problems.append((step.key, "the contact has no \(missing.joined(separator: ", "))"))
+                continue
+            }
+            let key = context.previewDeliveryKey(stepKey: step.key)
+            let fields = WebhookRequestFields(
+                enrollmentID: previewEnrollmentID, stepKey: step.key, sequence: context.definition.name, deliveryKey: key)
+            do {
+                previews.append(Webhook(stepKey: step.key, stepIndex: index, deliveryKey: key, request: try webhook.render(for: context.contact, request: fields)))
+            } catch {
+                problems.append((step.key, "\(error)"))
+            }
+        }
+        guard problems.isEmpty else { throw RenderError(problems: problems) }
+        return previews
     }
 }

@@ -42,6 +42,8 @@ final class SendingSession: Sendable {
 
     let name: String
     private let transport: any MailTransport
+    /// Makes webhook steps' requests; nil where none may run (tests of the email path).
+    private let webhooks: WebhookSender?
     private let deps: Dependencies
     /// Seconds one send took, smoothed; nil until the first round.
     private let secondsPerSend = Mutex<Double?>(nil)
@@ -50,9 +52,10 @@ final class SendingSession: Sendable {
     /// receiver twice.
     static let localTransports: Set<String> = ["null", "file"]
 
-    init(name: String, transport: any MailTransport, dependencies: Dependencies) {
+    init(name: String, transport: any MailTransport, webhooks: WebhookSender? = nil, dependencies: Dependencies) {
         self.name = name
         self.transport = transport
+        self.webhooks = webhooks
         self.deps = dependencies
     }
 
@@ -107,14 +110,15 @@ final class SendingSession: Sendable {
             if let stopReason { return .givenBack(item.delivery, because: stopReason) }
             let slot = deps.limiter.reserve()
             if slot > .now {
-                let wait = slot - .now
-                stopping.sleep(Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18)
+                stopping.sleep((slot - .now).inSeconds)
                 if stopping.isStopped { return .givenBack(item.delivery, because: "the daemon stopped before sending it") }
             }
             guard ContinuousClock.now < item.leaseStart + .seconds(deps.leaseTimeout) / 2 else {
                 return .givenBack(item.delivery, because: "half its lease was used before a session was free")
             }
-            let result = deps.metrics.time(deps.metrics.deliveryDuration) { Self.attempt(item.delivery, transport: transport, builder: deps.builder) }
+            let result = deps.metrics.time(deps.metrics.deliveryDuration) {
+                Self.attempt(item.delivery, transport: transport, builder: deps.builder, webhooks: webhooks)
+            }
             deps.metrics.attempts.increment()
             deps.metrics.delivery(transport: transport.name, outcome: result.attemptOutcome.rawValue).increment()
             switch result.attemptOutcome {
@@ -132,8 +136,7 @@ final class SendingSession: Sendable {
         }
         transport.finishBatch()
         let handed = max(1, results.count { $0.attemptOutcome != .skipped })
-        let elapsed = (ContinuousClock.now - started).components
-        let pace = (Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18) / Double(handed)
+        let pace = (ContinuousClock.now - started).inSeconds / Double(handed)
         // A slow round counts at once (the queue must shrink before leases are at risk); a fast
         // one lowers the figure gradually.
         let smoothed = secondsPerSend.withLock { current in
@@ -170,34 +173,43 @@ final class SendingSession: Sendable {
         }
     }
 
-    /// Hands one delivery to the transport and translates the outcome into the delivery machine's event.
-    static func attempt(_ delivery: ClaimedDelivery, transport: any MailTransport, builder: MessageBuilder) -> SendResult {
-        let jitter = Double.random(in: 0...1)
-        guard delivery.kind == .email else {
-            let reason = "webhook steps are not supported by this build"
-            return SendResult(
-                delivery: delivery, event: .permanentFailure(reason: reason, isBounce: false, token: delivery.token),
-                attemptOutcome: .permanentFailure, reply: reason, messageID: nil)
-        }
-        let message = builder.compose(delivery)
-        let token = delivery.token
-        let seconds = { (duration: Duration?) in duration.map { Double($0.components.seconds) } }
-        let (event, outcome, reply): (DeliveryEvent, AttemptOutcome, String?) =
-            switch transport.send(message) {
-            case .sent(let providerID):
-                (.succeeded(providerID: providerID, token: token), .sent, nil)
-            case .temporaryFailure(let reason, let retryAfter):
-                (.temporaryFailure(reason: reason, retryAfter: seconds(retryAfter), token: token, jitter: jitter), .temporaryFailure, reason)
-            case .permanentFailure(let reason, let isBounce):
-                (.permanentFailure(reason: reason, isBounce: isBounce, token: token), isBounce ? .bounce : .permanentFailure, reason)
-            case .transportFault(let reason):
-                (.transportFault(reason: reason, token: token, jitter: jitter), .transportFault, reason)
-            case .throttled(let reason, let retryAfter):
-                (.throttled(reason: reason, retryAfter: seconds(retryAfter), token: token, jitter: jitter), .throttled, reason)
-            case .ambiguous(let reason):
-                (.ambiguous(reason: reason, token: token, jitter: jitter), .unknown, reason)
+    /// Hands one delivery to the transport (an email) or makes its request (a webhook step) and
+    /// translates the outcome into the delivery machine's event.
+    static func attempt(
+        _ delivery: ClaimedDelivery, transport: any MailTransport, builder: MessageBuilder, webhooks: WebhookSender?
+    ) -> SendResult {
+        switch delivery.kind {
+        case .webhook:
+            guard let webhooks else {
+                return WebhookSender.result(
+                    delivery, outcome: .temporaryFailure(reason: "no webhook secret: configure webhook.secret or run `seqd migrate`", retryAfter: nil),
+                    jitter: Double.random(in: 0...1))
             }
-        return SendResult(delivery: delivery, event: event, attemptOutcome: outcome, reply: reply, messageID: message.messageID)
+            return webhooks.send(delivery)
+        case .email:
+            let message = builder.compose(delivery)
+            let (event, outcome, reply) = event(for: transport.send(message), token: delivery.token, jitter: Double.random(in: 0...1))
+            return SendResult(delivery: delivery, event: event, attemptOutcome: outcome, reply: reply, messageID: message.messageID)
+        }
+    }
+
+    /// The delivery machine's event, the attempt's outcome and the reply for what a send came to.
+    static func event(for outcome: TransportOutcome, token: Int64, jitter: Double) -> (DeliveryEvent, AttemptOutcome, String?) {
+        let seconds = { (duration: Duration?) in duration.map { Double($0.components.seconds) } }
+        return switch outcome {
+        case .sent(let providerID):
+            (.succeeded(providerID: providerID, token: token), .sent, nil)
+        case .temporaryFailure(let reason, let retryAfter):
+            (.temporaryFailure(reason: reason, retryAfter: seconds(retryAfter), token: token, jitter: jitter), .temporaryFailure, reason)
+        case .permanentFailure(let reason, let isBounce):
+            (.permanentFailure(reason: reason, isBounce: isBounce, token: token), isBounce ? .bounce : .permanentFailure, reason)
+        case .transportFault(let reason):
+            (.transportFault(reason: reason, token: token, jitter: jitter), .transportFault, reason)
+        case .throttled(let reason, let retryAfter):
+            (.throttled(reason: reason, retryAfter: seconds(retryAfter), token: token, jitter: jitter), .throttled, reason)
+        case .ambiguous(let reason):
+            (.ambiguous(reason: reason, token: token, jitter: jitter), .unknown, reason)
+        }
     }
 }
 

@@ -1,37 +1,73 @@
-/// A condition on a contact field, as written under a branch rule's `if`. Exactly one form:
+/// A condition on a contact field or on data a webhook step saved, as written under a branch
+/// rule's `if`. Exactly one form:
 ///
 /// ```yaml
 /// { attribute: plan, equals: pro }          # the field's value is exactly "pro"
 /// { attribute: plan, in: [pro, team] }      # the value is one of these
 /// { attribute: company, exists: true }      # the field is present and not blank (false: absent)
+/// { step_data: score, greater_than: 50 }    # a saved response field, compared as a number
+/// { attribute: seats, less_than: 10 }
 /// { not: { attribute: plan, equals: pro } } # negation of any condition
 /// ```
 ///
-/// `attribute` may name `email`, `first_name`, `last_name`, `time_zone` or any custom attribute.
-/// Comparisons are exact and case-sensitive; a missing field equals nothing.
+/// `attribute` may name `email`, `first_name`, `last_name`, `time_zone` or any custom attribute;
+/// `step_data` names a field a webhook step's `save` stored on the enrollment. Comparisons are
+/// exact and case-sensitive; a missing field equals nothing, and a value that is not a number is
+/// neither greater nor less than anything.
 public indirect enum BranchCondition: Sendable, Hashable, Codable {
+    /// What a condition looks at.
+    public enum Field: Sendable, Hashable {
+        case attribute(String)
+        case stepData(String)
+    }
+
     /// The field equals the value.
-    case equals(attribute: String, value: String)
+    case equals(Field, value: String)
     /// The field equals one of the values.
-    case oneOf(attribute: String, values: [String])
+    case oneOf(Field, values: [String])
     /// The field is present (true) or absent (false).
-    case exists(attribute: String, present: Bool)
+    case exists(Field, present: Bool)
+    /// The field is a number above the value.
+    case greaterThan(Field, Double)
+    /// The field is a number below the value.
+    case lessThan(Field, Double)
     /// The condition does not hold.
     case not(BranchCondition)
 
-    /// Evaluates against a contact.
-    public func matches(_ contact: ContactFields) -> Bool {
+    /// Evaluates against a contact and the enrollment's saved step data (field → value as text).
+    public func matches(_ contact: ContactFields, stepData: [String: String] = [:]) -> Bool {
+        func value(_ field: Field) -> String? {
+            switch field {
+            case .attribute(let name): return contact.value(of: name)
+            case .stepData(let name): return stepData[name].flatMap { ContactFields.isBlank($0) ? nil : $0 }
+            }
+        }
         switch self {
-        case .equals(let attribute, let value): return contact.value(of: attribute) == value
-        case .oneOf(let attribute, let values): return contact.value(of: attribute).map(values.contains) ?? false
-        case .exists(let attribute, let present): return (contact.value(of: attribute) != nil) == present
-        case .not(let condition): return !condition.matches(contact)
+        case .equals(let field, let expected): return value(field) == expected
+        case .oneOf(let field, let values): return value(field).map(values.contains) ?? false
+        case .exists(let field, let present): return (value(field) != nil) == present
+        case .greaterThan(let field, let bound): return value(field).flatMap(Double.init).map { $0 > bound } ?? false
+        case .lessThan(let field, let bound): return value(field).flatMap(Double.init).map { $0 < bound } ?? false
+        case .not(let condition): return !condition.matches(contact, stepData: stepData)
+        }
+    }
+
+    /// Every step-data field the condition reads.
+    public var stepDataFields: [String] {
+        switch self {
+        case .equals(let field, _), .oneOf(let field, _), .exists(let field, _), .greaterThan(let field, _), .lessThan(let field, _):
+            if case .stepData(let name) = field { return [name] }
+            return []
+        case .not(let condition): return condition.stepDataFields
         }
     }
 
     // Stored in the same shape as it is authored, so the canonical JSON reads like the YAML.
     private enum CodingKeys: String, CodingKey {
         case attribute, equals, `in`, exists, not
+        case stepData = "step_data"
+        case greaterThan = "greater_than"
+        case lessThan = "less_than"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -40,30 +76,52 @@ public indirect enum BranchCondition: Sendable, Hashable, Codable {
             self = .not(inner)
             return
         }
-        let attribute = try container.decode(String.self, forKey: .attribute)
-        if let value = try container.decodeIfPresent(String.self, forKey: .equals) {
-            self = .equals(attribute: attribute, value: value)
-        } else if let values = try container.decodeIfPresent([String].self, forKey: .in) {
-            self = .oneOf(attribute: attribute, values: values)
-        } else if let present = try container.decodeIfPresent(Bool.self, forKey: .exists) {
-            self = .exists(attribute: attribute, present: present)
+        let field: Field
+        if let name = try container.decodeIfPresent(String.self, forKey: .stepData) {
+            field = .stepData(name)
         } else {
-            throw DecodingError.dataCorruptedError(forKey: .attribute, in: container, debugDescription: "condition needs equals, in or exists")
+            field = .attribute(try container.decode(String.self, forKey: .attribute))
+        }
+        if let value = try container.decodeIfPresent(String.self, forKey: .equals) {
+            self = .equals(field, value: value)
+        } else if let values = try container.decodeIfPresent([String].self, forKey: .in) {
+            self = .oneOf(field, values: values)
+        } else if let present = try container.decodeIfPresent(Bool.self, forKey: .exists) {
+            self = .exists(field, present: present)
+        } else if let bound = try container.decodeIfPresent(Double.self, forKey: .greaterThan) {
+            self = .greaterThan(field, bound)
+        } else if let bound = try container.decodeIfPresent(Double.self, forKey: .lessThan) {
+            self = .lessThan(field, bound)
+        } else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .attribute, in: container, debugDescription: "condition needs equals, in, exists, greater_than or less_than")
         }
     }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
+        func encodeField(_ field: Field) throws {
+            switch field {
+            case .attribute(let name): try container.encode(name, forKey: .attribute)
+            case .stepData(let name): try container.encode(name, forKey: .stepData)
+            }
+        }
         switch self {
-        case .equals(let attribute, let value):
-            try container.encode(attribute, forKey: .attribute)
+        case .equals(let field, let value):
+            try encodeField(field)
             try container.encode(value, forKey: .equals)
-        case .oneOf(let attribute, let values):
-            try container.encode(attribute, forKey: .attribute)
+        case .oneOf(let field, let values):
+            try encodeField(field)
             try container.encode(values, forKey: .in)
-        case .exists(let attribute, let present):
-            try container.encode(attribute, forKey: .attribute)
+        case .exists(let field, let present):
+            try encodeField(field)
             try container.encode(present, forKey: .exists)
+        case .greaterThan(let field, let bound):
+            try encodeField(field)
+            try container.encode(bound, forKey: .greaterThan)
+        case .lessThan(let field, let bound):
+            try encodeField(field)
+            try container.encode(bound, forKey: .lessThan)
         case .not(let condition):
             try container.encode(condition, forKey: .not)
         }

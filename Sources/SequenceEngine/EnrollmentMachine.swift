@@ -23,6 +23,8 @@ public struct EnrollmentMachine: Sendable {
     public let definition: SequenceDefinition
     /// The contact's fields, for templates, branches and the time zone.
     public let contact: ContactFields
+    /// Fields webhook steps saved on the enrollment (`step_data`), for branches.
+    public let stepData: [String: String]
     /// The current state; store it after every accepted event.
     public private(set) var state: EnrollmentState
     /// When true, `trace` records the waits and branches each event passed through (for
@@ -42,9 +44,10 @@ public struct EnrollmentMachine: Sendable {
     }()
 
     /// Wraps a stored enrollment.
-    public init(definition: SequenceDefinition, contact: ContactFields, state: EnrollmentState) {
+    public init(definition: SequenceDefinition, contact: ContactFields, state: EnrollmentState, stepData: [String: String] = [:]) {
         self.definition = definition
         self.contact = contact
+        self.stepData = stepData
         self.state = state
     }
 
@@ -115,12 +118,19 @@ public struct EnrollmentMachine: Sendable {
     /// The current delivery failed for good (attempts used up, or a permanent non-bounce error).
     /// Only an enrollment awaiting that delivery can fail this way, which keeps "failed with no
     /// `nextRunAt`" meaning "the current step has a failed delivery row".
+    ///
+    /// A webhook step of a sequence with `on_failure: skip` does not fail the enrollment: it goes
+    /// on with the next step as if the request had succeeded (nothing counts as sent).
     public mutating func deliveryFailed(reason: String, now: Date) -> EnrollmentOutcome {
         switch state.status {
         case .active, .paused:
             let awaiting = state.status == .active ? state.nextRunAt == nil : state.remainingWait == nil
             guard awaiting, currentStepCreatesDelivery else {
                 return reject("delivery failed", detail: "not awaiting a delivery")
+            }
+            if definition.onFailure == .skip, let step = currentStep, case .webhook = step.kind {
+                guard case .accepted(let actions) = delivered(sentAt: now, now: now) else { return reject("delivery failed") }
+                return .accepted(actions.filter { $0 != .recordSend })
             }
             state.status = .failed
             state.lastError = reason
@@ -267,15 +277,21 @@ public struct EnrollmentMachine: Sendable {
                     fail("step '\(step.key)': \(error)", now: now)
                     return []
                 }
-            case .webhook(let url):
+            case .webhook(let webhook):
                 guard creatingDeliveries else {
                     state.nextRunAt = now
                     return []
                 }
+                // As for an email: a request with a hole in it is never made.
+                let missing = webhook.missingFields(for: contact)
+                guard missing.isEmpty else {
+                    fail("step '\(step.key)': the contact has no \(missing.joined(separator: ", "))", now: now)
+                    return []
+                }
                 state.nextRunAt = nil
-                return [.createDelivery(DeliveryRequest(stepKey: step.key, stepIndex: index, payload: .webhook(url: url)))]
+                return [.createDelivery(DeliveryRequest(stepKey: step.key, stepIndex: index, payload: .webhook(webhook)))]
             case .branch(let rules):
-                guard let ruleIndex = rules.firstIndex(where: { $0.condition.matches(contact) }) else {
+                guard let ruleIndex = rules.firstIndex(where: { $0.condition.matches(contact, stepData: stepData) }) else {
                     state.currentStepIndex += 1
                     if tracing {
                         trace.append(.branched(stepKey: step.key, rule: nil, target: definition.key(at: index + 1) ?? SequenceDefinition.endTarget, at: now))

@@ -155,8 +155,8 @@ public struct DeliveryRequest: Sendable, Equatable {
     public enum Payload: Sendable, Equatable {
         /// A rendered email.
         case email(RenderedEmail)
-        /// POST to this URL.
-        case webhook(url: String)
+        /// A webhook step, rendered by the outbox (it knows the enrollment and the delivery key).
+        case webhook(SequenceDefinition.Webhook)
     }
 }
 

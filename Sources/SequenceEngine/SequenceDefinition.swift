@@ -24,6 +24,8 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
     public let sendWindow: SendWindow?
     /// Local dates on which nothing is sent and which business days skip; sorted, unique.
     public let skipDates: [LocalDate]
+    /// What a webhook step that fails for good does to the enrollment; default `stop`.
+    public let onFailure: OnFailure
     /// The steps, in order; never empty, keys unique.
     public let steps: [Step]
 
@@ -57,8 +59,8 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
             case wait(WaitDuration)
             /// First matching rule jumps forward; no match continues with the next step.
             case branch([BranchRule])
-            /// POST to a URL with an idempotency key.
-            case webhook(url: String)
+            /// An HTTP request with an idempotency key and a signature.
+            case webhook(Webhook)
         }
 
         /// The type name as written in YAML.
@@ -80,7 +82,7 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
         }
 
         private enum CodingKeys: String, CodingKey {
-            case key, type, subject, body, html, thread, duration, when, url
+            case key, type, subject, body, html, thread, duration, when, url, method, headers, timeout, save
             case sendWindow = "send_window"
         }
 
@@ -105,7 +107,13 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
             case "branch":
                 kind = .branch(try container.decode([BranchRule].self, forKey: .when))
             case "webhook":
-                kind = .webhook(url: try container.decode(String.self, forKey: .url))
+                kind = .webhook(Webhook(
+                    url: try container.decode(String.self, forKey: .url),
+                    method: try container.decodeIfPresent(String.self, forKey: .method) ?? "POST",
+                    headers: try container.decodeIfPresent([String: String].self, forKey: .headers) ?? [:],
+                    body: try container.decodeIfPresent(String.self, forKey: .body),
+                    timeout: try container.decodeIfPresent(Int.self, forKey: .timeout) ?? Webhook.defaultTimeout,
+                    save: try container.decodeIfPresent([String].self, forKey: .save) ?? []))
             case let other:
                 throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown step type '\(other)'")
             }
@@ -126,8 +134,13 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
                 try container.encode(duration.description, forKey: .duration)
             case .branch(let rules):
                 try container.encode(rules, forKey: .when)
-            case .webhook(let url):
-                try container.encode(url, forKey: .url)
+            case .webhook(let webhook):
+                try container.encode(webhook.url, forKey: .url)
+                try container.encode(webhook.method, forKey: .method)
+                if !webhook.headers.isEmpty { try container.encode(webhook.headers, forKey: .headers) }
+                try container.encodeIfPresent(webhook.body, forKey: .body)
+                try container.encode(webhook.timeout, forKey: .timeout)
+                if !webhook.save.isEmpty { try container.encode(webhook.save, forKey: .save) }
             }
         }
 
@@ -151,8 +164,40 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
         public let sendWindow: SendWindow?
     }
 
+    /// `on_failure`: a webhook step that fails for good (a 4xx, or its attempts used up) stops
+    /// the enrollment as `failed`, or is skipped and the enrollment goes on.
+    public enum OnFailure: String, Sendable, Equatable, Codable {
+        case stop, skip
+    }
+
+    /// A webhook step: every text is a template of the contact's fields plus `enrollment_id`,
+    /// `step_key`, `sequence` and `delivery_key`; a header value may also name a secret as
+    /// `${ENV_NAME}`, read from the environment (or `ENV_NAME_FILE`) when the request is sent.
+    public struct Webhook: Sendable, Equatable {
+        public static let methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        public static let defaultTimeout = 10
+        public static let maxTimeout = 60
+        /// Names a template may use besides the contact's fields, filled in per request.
+        public static let requestFields = ["enrollment_id", "step_key", "sequence", "delivery_key"]
+
+        public let url: String
+        public let method: String
+        /// Header name → value template.
+        public let headers: [String: String]
+        /// JSON text whose `{{field}}` placeholders sit inside strings (values are JSON-escaped).
+        public let body: String?
+        /// Seconds, at most `maxTimeout`.
+        public let timeout: Int
+        /// Top-level fields of a 2xx JSON response stored on the enrollment (`step_data`).
+        public let save: [String]
+
+        /// Every template source of the step.
+        public var templateSources: [String] { [url] + headers.keys.sorted().map { headers[$0]! } + (body.map { [$0] } ?? []) }
+    }
+
     private enum CodingKeys: String, CodingKey {
         case name, description, sender, steps
+        case onFailure = "on_failure"
         case timeZone = "time_zone"
         case exitOnReply = "exit_on_reply"
         case stopCompanyOnReply = "stop_company_on_reply"
@@ -161,7 +206,8 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
     }
 
     init(name: String, description: String?, sender: Sender, timeZone: String, exitOnReply: Bool,
-         stopCompanyOnReply: Bool, sendWindow: SendWindow?, skipDates: [LocalDate], steps: [Step]) {
+         stopCompanyOnReply: Bool, sendWindow: SendWindow?, skipDates: [LocalDate], onFailure: OnFailure = .stop, steps: [Step]) {
+        self.onFailure = onFailure
         self.name = name
         self.description = description
         self.sender = sender
@@ -171,6 +217,37 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
         self.sendWindow = sendWindow
         self.skipDates = skipDates
         self.steps = steps
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        description = try container.decodeIfPresent(String.self, forKey: .description)
+        sender = try container.decode(Sender.self, forKey: .sender)
+        timeZone = try container.decode(String.self, forKey: .timeZone)
+        exitOnReply = try container.decode(Bool.self, forKey: .exitOnReply)
+        stopCompanyOnReply = try container.decodeIfPresent(Bool.self, forKey: .stopCompanyOnReply) ?? false
+        sendWindow = try container.decodeIfPresent(SendWindow.self, forKey: .sendWindow)
+        skipDates = try container.decodeIfPresent([LocalDate].self, forKey: .skipDates) ?? []
+        // Stored before webhook steps existed: stop, the only behaviour there was.
+        onFailure = try container.decodeIfPresent(OnFailure.self, forKey: .onFailure) ?? .stop
+        steps = try container.decode([Step].self, forKey: .steps)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encodeIfPresent(description, forKey: .description)
+        try container.encode(sender, forKey: .sender)
+        try container.encode(timeZone, forKey: .timeZone)
+        try container.encode(exitOnReply, forKey: .exitOnReply)
+        try container.encode(stopCompanyOnReply, forKey: .stopCompanyOnReply)
+        try container.encodeIfPresent(sendWindow, forKey: .sendWindow)
+        try container.encode(skipDates, forKey: .skipDates)
+        // Only when set: the canonical bytes of every sequence written before it stay the same,
+        // so applying an unchanged file does not make a new version.
+        if onFailure != .stop { try container.encode(onFailure, forKey: .onFailure) }
+        try container.encode(steps, forKey: .steps)
     }
 
     // MARK: Storage
@@ -215,11 +292,12 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
         TimeZones.zone(contact: contact.timeZone, sequence: timeZone)
     }
 
-    /// Fields the contact lacks for any email step (templates without fallback), sorted. A
+    /// Fields the contact lacks for any email or webhook step (templates without fallback), sorted. A
     /// non-empty result means "skip this contact at enroll time and count it".
     public func missingFields(for contact: ContactFields) -> [String] {
         var missing = Set<String>()
         for step in steps {
+            if case .webhook(let webhook) = step.kind { missing.formUnion(webhook.missingFields(for: contact)) }
             guard case .email(let email) = step.kind else { continue }
             for source in [email.subject, email.body, email.html].compactMap({ $0 }) {
                 // Stored definitions were validated; an unparsable one fails at send time instead.

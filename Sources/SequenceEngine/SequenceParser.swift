@@ -59,7 +59,7 @@ struct SequenceParser {
     private mutating func parseSequence(_ node: Node) -> SequenceDefinition? {
         guard let fields = mapping(node, "", allowed: [
             "name", "description", "sender", "time_zone", "exit_on_reply", "stop_company_on_reply",
-            "send_window", "skip_dates", "steps",
+            "send_window", "skip_dates", "on_failure", "steps",
         ], required: ["name", "sender", "steps"]) else { return nil }
 
         let name = fields["name"].flatMap { string($0, "name") }
@@ -80,6 +80,12 @@ struct SequenceParser {
         let exitOnReply = fields["exit_on_reply"].flatMap { bool($0, "exit_on_reply") } ?? true
         let stopCompanyOnReply = fields["stop_company_on_reply"].flatMap { bool($0, "stop_company_on_reply") } ?? false
         let sendWindow = fields["send_window"].flatMap { parseWindow($0, "send_window") }
+        var onFailure = SequenceDefinition.OnFailure.stop
+        if let node = fields["on_failure"], let text = string(node, "on_failure") {
+            if let value = SequenceDefinition.OnFailure(rawValue: text) { onFailure = value } else {
+                issue("on_failure", "'\(text)' is not allowed: use stop (the enrollment fails) or skip (it goes on with the next step)")
+            }
+        }
 
         var skipDates: [LocalDate] = []
         if let node = fields["skip_dates"], let items = list(node, "skip_dates") {
@@ -108,7 +114,7 @@ struct SequenceParser {
         return SequenceDefinition(
             name: name, description: description, sender: sender, timeZone: timeZone,
             exitOnReply: exitOnReply, stopCompanyOnReply: stopCompanyOnReply, sendWindow: sendWindow,
-            skipDates: Array(Set(skipDates)).sorted(), steps: steps)
+            skipDates: Array(Set(skipDates)).sorted(), onFailure: onFailure, steps: steps)
     }
 
     private mutating func parseSender(_ node: Node, _ path: String) -> SequenceDefinition.Sender? {
@@ -163,7 +169,7 @@ struct SequenceParser {
         "email": ["key", "type", "subject", "body", "html", "thread", "send_window"],
         "wait": ["key", "type", "duration"],
         "branch": ["key", "type", "when"],
-        "webhook": ["key", "type", "url"],
+        "webhook": ["key", "type", "url", "method", "headers", "body", "timeout", "save"],
     ]
     private static let stepTypes = ["email", "wait", "branch", "webhook"]
 
@@ -223,11 +229,7 @@ struct SequenceParser {
                 draft.kind = fields["when"].flatMap { parseRules($0, path + ".when") }.map { .branch($0) }
                 if fields["when"] == nil { issue(path + ".when", "missing required field (a list of { if: <condition>, goto: <key> })") }
             default:
-                if let node = fields["url"], let url = string(node, path + ".url") {
-                    if Self.isHTTPURL(url) { draft.kind = .webhook(url: url) } else { issue(path + ".url", "'\(url)' is not an http(s) URL") }
-                } else if fields["url"] == nil {
-                    issue(path + ".url", "missing required field")
-                }
+                draft.kind = parseWebhook(fields, path, stepKey: draft.key).map { .webhook($0) }
             }
         }
 
@@ -305,48 +307,78 @@ struct SequenceParser {
     }
 
     private mutating func parseCondition(_ node: Node, _ path: String) -> BranchCondition? {
-        guard let fields = mapping(node, path, allowed: ["attribute", "equals", "in", "exists", "not"], required: []) else { return nil }
+        let operatorNames = ["equals", "in", "exists", "greater_than", "less_than"]
+        guard let fields = mapping(node, path, allowed: ["attribute", "step_data", "not"] + operatorNames, required: []) else { return nil }
         if let inner = fields["not"] {
             if fields.count > 1 { issue(path, "'not' stands alone; put the other fields inside it") }
             return parseCondition(inner, path + ".not").map { .not($0) }
         }
-        let operators = ["equals", "in", "exists"].filter { fields[$0] != nil }
+        let operators = operatorNames.filter { fields[$0] != nil }
         guard operators.count == 1 else {
             issue(path, operators.isEmpty
-                ? "needs one of equals, in, exists (or not)"
+                ? "needs one of equals, in, exists, greater_than, less_than (or not)"
                 : "has \(operators.joined(separator: " and ")); use exactly one")
             return nil
         }
-        guard let attributeNode = fields["attribute"] else {
-            issue(path + ".attribute", "missing required field")
+        let field: BranchCondition.Field
+        switch (fields["attribute"], fields["step_data"]) {
+        case (let node?, nil):
+            guard let name = string(node, path + ".attribute") else { return nil }
+            field = .attribute(name)
+        case (nil, let node?):
+            guard let name = string(node, path + ".step_data") else { return nil }
+            if !Self.isFieldName(name) { issue(path + ".step_data", "'\(name)' is not a field name (letters, digits, _)") }
+            field = .stepData(name)
+        case (.some, .some):
+            issue(path, "has attribute and step_data; use one")
+            return nil
+        case (nil, nil):
+            issue(path + ".attribute", "missing required field (or step_data, for a field a webhook step saved)")
             return nil
         }
-        guard let attribute = string(attributeNode, path + ".attribute") else { return nil }
         switch operators[0] {
         case "equals":
-            return fields["equals"].flatMap { string($0, path + ".equals") }.map { .equals(attribute: attribute, value: $0) }
+            return fields["equals"].flatMap { string($0, path + ".equals") }.map { .equals(field, value: $0) }
         case "in":
             guard let node = fields["in"], let items = list(node, path + ".in") else { return nil }
             if items.isEmpty { issue(path + ".in", "must list at least one value") }
             let values = items.enumerated().compactMap { string($1, "\(path).in[\($0)]") }
-            return values.count == items.count && !items.isEmpty ? .oneOf(attribute: attribute, values: values) : nil
+            return values.count == items.count && !items.isEmpty ? .oneOf(field, values: values) : nil
+        case "greater_than":
+            return fields["greater_than"].flatMap { number($0, path + ".greater_than") }.map { .greaterThan(field, $0) }
+        case "less_than":
+            return fields["less_than"].flatMap { number($0, path + ".less_than") }.map { .lessThan(field, $0) }
         default:
-            return fields["exists"].flatMap { bool($0, path + ".exists") }.map { .exists(attribute: attribute, present: $0) }
+            return fields["exists"].flatMap { bool($0, path + ".exists") }.map { .exists(field, present: $0) }
         }
+    }
+
+    private mutating func number(_ node: Node, _ path: String) -> Double? {
+        guard case .scalar(let scalar) = node, scalar.tag.rawValue != Tag.Name.str.rawValue, let value = node.float, value.isFinite else {
+            issue(path, "expected a number, got \(kindName(node))")
+            return nil
+        }
+        return value
+    }
+
+    /// Letters, digits and `_`, not starting with a digit: a step-data field or a saved field.
+    static func isFieldName(_ text: String) -> Bool {
+        guard let first = text.unicodeScalars.first, !("0"..."9").contains(first), text.count <= 64 else { return false }
+        return text.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
     }
 
     // MARK: Node helpers
 
-    private mutating func issue(_ path: String, _ message: String) {
+    mutating func issue(_ path: String, _ message: String) {
         issues.append(.init(file: file, path: path, message: message))
     }
 
-    private func isNull(_ node: Node) -> Bool {
+    func isNull(_ node: Node) -> Bool {
         if case .scalar(let scalar) = node { return scalar.tag.rawValue == Tag.Name.null.rawValue || (scalar.tag.rawValue != Tag.Name.str.rawValue && node.null != nil) }
         return false
     }
 
-    private func kindName(_ node: Node) -> String {
+    func kindName(_ node: Node) -> String {
         switch node {
         case .scalar(let scalar): isNull(node) ? "nothing" : "'\(scalar.string)'"
         case .mapping: "a mapping"
@@ -357,7 +389,7 @@ struct SequenceParser {
 
     /// The fields of a mapping, with null values dropped (an empty `html:` means "not given").
     /// Reports unknown fields (with a suggestion), duplicates and missing required fields.
-    private mutating func mapping(_ node: Node, _ path: String, allowed: [String], required: [String]) -> [String: Node]? {
+    mutating func mapping(_ node: Node, _ path: String, allowed: [String], required: [String]) -> [String: Node]? {
         guard case .mapping(let mapping) = node else {
             issue(path, "expected a mapping, got \(kindName(node))")
             return nil
@@ -391,7 +423,7 @@ struct SequenceParser {
         return fields
     }
 
-    private mutating func string(_ node: Node, _ path: String) -> String? {
+    mutating func string(_ node: Node, _ path: String) -> String? {
         guard case .scalar(let scalar) = node else {
             issue(path, "expected text, got \(kindName(node))")
             return nil
@@ -399,7 +431,7 @@ struct SequenceParser {
         return scalar.string
     }
 
-    private mutating func bool(_ node: Node, _ path: String) -> Bool? {
+    mutating func bool(_ node: Node, _ path: String) -> Bool? {
         guard case .scalar = node, let value = node.bool else {
             issue(path, "expected true or false, got \(kindName(node))")
             return nil
@@ -407,7 +439,7 @@ struct SequenceParser {
         return value
     }
 
-    private mutating func int(_ node: Node, _ path: String) -> Int? {
+    mutating func int(_ node: Node, _ path: String) -> Int? {
         guard case .scalar(let scalar) = node, scalar.tag.rawValue != Tag.Name.str.rawValue, let value = node.int else {
             issue(path, "expected a whole number, got \(kindName(node))")
             return nil
@@ -415,7 +447,7 @@ struct SequenceParser {
         return value
     }
 
-    private mutating func list(_ node: Node, _ path: String) -> [Node]? {
+    mutating func list(_ node: Node, _ path: String) -> [Node]? {
         guard case .sequence(let sequence) = node else {
             issue(path, "expected a list, got \(kindName(node))")
             return nil

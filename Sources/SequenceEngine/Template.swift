@@ -117,8 +117,19 @@ public struct Template: Sendable, Equatable {
         requiredFields.filter { contact.value(of: $0) == nil }
     }
 
+    /// How substituted values are escaped: `html` for an email's `html` part, `json` for a webhook
+    /// body (as JSON string content, so a value can never end the string it sits in).
+    public enum Escaping: Sendable {
+        case none, html, json
+    }
+
     /// Renders with the contact's fields; `escapeHTML` is for the `html` part only.
     public func render(_ contact: ContactFields, escapeHTML: Bool = false) throws(MissingFields) -> String {
+        try render(contact, escaping: escapeHTML ? .html : .none)
+    }
+
+    /// Renders with the contact's fields, escaping substituted values as `escaping` says.
+    public func render(_ contact: ContactFields, escaping: Escaping) throws(MissingFields) -> String {
         let missing = missingFields(for: contact)
         guard missing.isEmpty else { throw MissingFields(fields: missing) }
         var output = ""
@@ -128,10 +139,33 @@ public struct Template: Sendable, Equatable {
                 output += text
             case .field(let name, let fallback):
                 let value = contact.value(of: name) ?? fallback ?? ""
-                output += escapeHTML ? Self.escape(value) : value
+                switch escaping {
+                case .none: output += value
+                case .html: output += Self.escape(value)
+                case .json: output += Self.escapeJSON(value)
+                }
             }
         }
         return output
+    }
+
+    /// JSON string content (RFC 8259 §7): quote, backslash and control characters escaped.
+    static func escapeJSON(_ text: String) -> String {
+        var escaped = ""
+        escaped.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            case "\n": escaped += "\\n"
+            case "\r": escaped += "\\r"
+            case "\t": escaped += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029:
+                escaped += String(format: "\\u%04x", scalar.value)
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
     }
 
     static func escape(_ text: String) -> String {

@@ -6,6 +6,9 @@ public struct InstallationSettings: Sendable {
     public let installationID: String
     /// The stored HMAC key for unsubscribe tokens; nil when one is configured instead.
     public let storedUnsubscribeSecret: String?
+    /// The stored HMAC key for `Seqd-Signature`; nil when one is configured instead (or before
+    /// the first migrate of a build that signs webhooks).
+    public let storedWebhookSecret: String?
 
     /// Loads the settings after checking the schema is one this binary supports.
     public static func load(_ connection: Connection) throws -> InstallationSettings {
@@ -17,6 +20,8 @@ public struct InstallationSettings: Sendable {
         guard let installationID = values["installation.id"] else {
             throw StoreError(.notMigrated, "seqd.settings has no installation.id: run `seqd migrate`")
         }
-        return InstallationSettings(installationID: installationID, storedUnsubscribeSecret: values["unsubscribe.secret"])
+        return InstallationSettings(
+            installationID: installationID, storedUnsubscribeSecret: values["unsubscribe.secret"],
+            storedWebhookSecret: values["webhook.secret"])
     }
 }

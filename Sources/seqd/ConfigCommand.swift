@@ -1,5 +1,6 @@
 import ArgumentParser
 import SeqdConfig
+import SequenceDaemon
 import SequenceHTTP
 
 struct ConfigCommand: AsyncParsableCommand {
@@ -15,8 +16,8 @@ struct ConfigCommand: AsyncParsableCommand {
             let sessions = configuration.integer("delivery.concurrency") ?? 16
             let http = configuration.integer("http.port") == nil ? 0 : HTTPListener.connectionBudget
             return """
-                database connections per `seqd run` process: \(advancing + 4 + http) \
-                (\(advancing) advancing, 1 claim, 1 settle, 1 maintenance, 1 LISTEN\(http > 0 ? ", \(http) HTTP listener" : "")); \
+                database connections per `seqd run` process: \(advancing + Daemon.settleWriters + 3 + http) \
+                (\(advancing) advancing, 1 claim, \(Daemon.settleWriters) settle, 1 maintenance, 1 LISTEN\(http > 0 ? ", \(http) HTTP listener" : "")); \
                 the \(sessions) transport sessions hold none
                 """
         }

@@ -32,7 +32,11 @@ struct MigrateCommand: AsyncParsableCommand {
             Swift.print(sql.isEmpty ? "-- nothing to apply: the schema is up to date" : sql)
             return
         }
-        let report = try await database.run { try Migrator(connection: $0).migrate(unsubscribeSecretConfigured: secretConfigured) }
+        let report = try await database.run {
+            try Migrator(connection: $0).migrate(
+                unsubscribeSecretConfigured: secretConfigured,
+                webhookSecretConfigured: configuration.string("webhook.secret") != nil)
+        }
         for file in report.applied { Swift.print("applied \(file)") }
         if report.applied.isEmpty {
             Swift.print("schema is up to date (version \(Migrations.latestVersion))")

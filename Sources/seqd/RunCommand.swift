@@ -20,7 +20,7 @@ struct RunCommand: AsyncParsableCommand {
             Any number of replicas may run against one database. SIGTERM or SIGINT stops claiming, finishes \
             in-flight work within worker.shutdown_grace and exits 0.
 
-            Database connections per process: worker.concurrency (advancing) + 4 (claim, settle, maintenance, \
+            Database connections per process: worker.concurrency (advancing) + 5 (claim, 2 settle, maintenance, \
             LISTEN), plus the HTTP listener's when http.port is set. delivery.concurrency is the number of \
             transport sessions (SMTP or HTTP connections), which hold no database connection.
 
@@ -89,7 +89,7 @@ struct RunCommand: AsyncParsableCommand {
     /// The daemon's settings from the effective configuration; refuses transports this build lacks.
     private func daemonSettings(_ configuration: SeqdConfiguration) throws -> DaemonSettings {
         let makeTransport = try transportFactory(configuration)
-        return DaemonSettings(
+        var settings = DaemonSettings(
             databaseURL: configuration.databaseURL,
             pollInterval: Double(max(1, configuration.seconds("worker.poll_interval"))),
             batchSize: configuration.integer("worker.batch_size") ?? 100,
@@ -104,6 +104,9 @@ struct RunCommand: AsyncParsableCommand {
             unsubscribeSecret: configuration.string("unsubscribe.secret"),
             longTransactionWarning: Double(configuration.seconds("worker.long_transaction_warning")),
             transportName: configuration.string("delivery.transport") ?? "file", makeTransport: makeTransport)
+        settings.webhookAllowPrivateNetworks = configuration.string("webhook.allow_private_networks") == "true"
+        settings.webhookSecret = configuration.string("webhook.secret")
+        return settings
     }
 }
 

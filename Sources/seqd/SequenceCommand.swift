@@ -69,16 +69,6 @@ struct SequenceCommand: AsyncParsableCommand {
                         issues.append(
                             .init(file: file, path: "name", message: "'\(definition.name)' is also defined by \(earlier)"))
                     }
-                    // The parser knows webhook steps, but the daemon cannot run them yet: refused
-                    // here, before anything is stored, rather than failing every enrollment later.
-                    for (index, step) in definition.steps.enumerated() {
-                        if case .webhook = step.kind {
-                            issues.append(
-                                .init(
-                                    file: file, path: "steps[\(index)].type",
-                                    message: "webhook steps are not supported by this build yet; remove the step or replace it"))
-                        }
-                    }
                     definitions.append(definition)
                 } catch {
                     issues += error.issues
@@ -311,8 +301,8 @@ extension SequenceDefinition.Step {
         case .branch(let rules):
             return rules.map { "if \($0.condition.summary) goto \($0.target)" }.joined(separator: "; ")
                 + "; else next step"
-        case .webhook(let url):
-            return "POST \(url)"
+        case .webhook(let webhook):
+            return "\(webhook.method) \(webhook.url)" + (webhook.save.isEmpty ? "" : " (save \(webhook.save.joined(separator: ", ")))")
         }
     }
 }
@@ -320,9 +310,11 @@ extension SequenceDefinition.Step {
 extension BranchCondition {
     var summary: String {
         switch self {
-        case .equals(let attribute, let value): "\(attribute) = \(value)"
-        case .oneOf(let attribute, let values): "\(attribute) in [\(values.joined(separator: ", "))]"
-        case .exists(let attribute, let present): present ? "\(attribute) present" : "\(attribute) absent"
+        case .equals(let field, let value): "\(field.summary) = \(value)"
+        case .oneOf(let field, let values): "\(field.summary) in [\(values.joined(separator: ", "))]"
+        case .exists(let field, let present): present ? "\(field.summary) present" : "\(field.summary) absent"
+        case .greaterThan(let field, let bound): "\(field.summary) > \(bound.formatted())"
+        case .lessThan(let field, let bound): "\(field.summary) < \(bound.formatted())"
         case .not(let condition): "not (\(condition.summary))"
         }
     }
@@ -358,4 +350,13 @@ private func formatSeconds(_ seconds: Double) -> String {
     }
     if rest > 0 || parts.isEmpty { parts.append("\(rest)s") }
     return parts.joined()
+}
+
+extension BranchCondition.Field {
+    var summary: String {
+        switch self {
+        case .attribute(let name): name
+        case .stepData(let name): "step_data.\(name)"
+        }
+    }
 }

@@ -10,12 +10,15 @@ import SequenceStore
 extension SequenceCommand {
     struct Preview: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print a sequence's emails for a contact exactly as the transport would get them.",
+            abstract: "Print a sequence's emails and webhook requests for a contact exactly as they would go out.",
             discussion: """
                 Each email step (or only --step KEY) is rendered and composed by the same code as the daemon \
                 and printed as the full RFC 5322 message (headers and body, CRLF line ends) on stdout; one \
                 line per message on stderr says which step it is. With --step, stdout is exactly one message, \
                 ready to save as a .eml file. Nothing is written to the database.
+
+                A webhook step prints its request: method and URL, headers (a ${NAME} secret stays named; it \
+                is read from the environment only when the request is sent), Idempotency-Key, and the JSON body.
 
                 The version is --version N, else the one the contact's live enrollment is pinned to, else the \
                 latest (what enroll would pin). What does not exist yet is stood in for: the delivery key is \
@@ -26,7 +29,7 @@ extension SequenceCommand {
 
                 A contact lacking a template field without fallback exits 65 naming each step and field \
                 (enroll skips such a contact). Unknown sequence, version, contact or step, and a --step that \
-                is not an email, exit 1.
+                is a wait or a branch, exit 1.
 
                 Examples:
                   seqd sequence preview onboarding --contact ada@example.com
@@ -60,11 +63,13 @@ extension SequenceCommand {
                 try SequencePreview.load($0, sequence: name, contact: contact, version: version)
             }
             let messages: [MessagePreview.Message]
+            let webhooks: [MessagePreview.Webhook]
             do {
                 messages = try MessagePreview.compose(
                     context, stepKey: step, unsubscribeBaseURL: configuration.string("unsubscribe.base_url"),
                     unsubscribeMailto: configuration.string("unsubscribe.mailto"),
                     unsubscribeSecret: configuration.string("unsubscribe.secret"))
+                webhooks = try MessagePreview.webhooks(context, stepKey: step)
             } catch let error as MessagePreview.RenderError {
                 throw CommandFailure(
                     status: .dataError,
@@ -84,13 +89,37 @@ extension SequenceCommand {
                 CommandInput.printError("note: \(context.contact.email) is suppressed; nothing would be sent to it")
             }
             let emailSteps = context.definition.steps.filter { $0.typeName == "email" }.map(\.key)
-            for message in messages {
-                let position = (emailSteps.firstIndex(of: message.stepKey) ?? 0) + 1
-                CommandInput.printError(
-                    "==> step \(message.stepKey) (email \(position) of \(emailSteps.count)), "
-                        + "delivery key \(message.deliveryKey) (preview)")
-                FileHandle.standardOutput.write(Data(message.composed.data))
+            // Emails and webhook requests in step order.
+            var printed = messages.map { message in
+                (message.stepIndex, {
+                    let position = (emailSteps.firstIndex(of: message.stepKey) ?? 0) + 1
+                    CommandInput.printError(
+                        "==> step \(message.stepKey) (email \(position) of \(emailSteps.count)), "
+                            + "delivery key \(message.deliveryKey) (preview)")
+                    FileHandle.standardOutput.write(Data(message.composed.data))
+                })
             }
+            printed += webhooks.map { webhook in
+                (webhook.stepIndex, {
+                    CommandInput.printError("==> step \(webhook.stepKey) (webhook), delivery key \(webhook.deliveryKey) (preview)")
+                    print(Self.requestText(webhook))
+                })
+            }
+            for (_, print) in printed.sorted(by: { $0.0 < $1.0 }) { print() }
+        }
+
+        /// The request as it would leave, headers and body; `${NAME}` secrets stay named and the
+        /// signature is made when it is sent.
+        static func requestText(_ webhook: MessagePreview.Webhook) -> String {
+            let request = webhook.request
+            var lines = ["\(request.method) \(request.url)"]
+            lines += request.headers.map { "\($0.name): \($0.value)" }
+            if request.body != nil { lines.append("Content-Type: application/json") }
+            lines.append("Idempotency-Key: \(webhook.deliveryKey)")
+            lines.append("\(WebhookSignature.headerName): t=<when sent>,v1=<HMAC-SHA256 of t.body under webhook.secret>")
+            lines.append("")
+            lines.append(request.body ?? "")
+            return lines.joined(separator: "\n")
         }
     }
 }

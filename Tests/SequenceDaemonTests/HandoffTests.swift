@@ -28,4 +28,23 @@ struct HandoffTests {
         #expect(queue.close().isEmpty)
         #expect(queue.reserve(upTo: 1) == 0)
     }
+
+    @Test("items are checked again at half their freshness, ahead of the sessions, and taken only while fresh")
+    func checkedAhead() {
+        let queue = Handoff(capacity: 4, senders: 1, leaseSeconds: 30, freshness: .seconds(1))
+        let now = ContinuousClock.now
+        #expect(queue.reserve(upTo: 3) == 3)
+        _ = queue.deliver([SendingSessionTests.delivery(1)], reserved: 1, leaseStart: now - .milliseconds(700), othersPending: false)
+        _ = queue.deliver([SendingSessionTests.delivery(2)], reserved: 1, leaseStart: now - .milliseconds(100), othersPending: false)
+        _ = queue.deliver([SendingSessionTests.delivery(3)], reserved: 1, leaseStart: now - .milliseconds(1_500), othersPending: false)
+        // Past half its freshness (0.7 s and 1.5 s old): the claimer checks it again now.
+        #expect(Set(queue.takeUnchecked().map(\.delivery.id)) == [1, 3])
+        #expect(queue.count == 1)
+        // Only what was checked within the freshness goes to a session.
+        let earlier = queue.takeUnchecked()
+        #expect(earlier.isEmpty)
+        queue.requeue([Handoff.Item(delivery: SendingSessionTests.delivery(3), leaseStart: now - .milliseconds(1_500), checkedAt: now - .milliseconds(1_200))])
+        #expect(queue.take(upTo: 5).map(\.delivery.id) == [2])
+        #expect(queue.recheckWanted, "the stale one waits for the claimer, which is told")
+    }
 }

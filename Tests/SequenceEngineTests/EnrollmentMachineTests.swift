@@ -223,7 +223,9 @@ private let accepted: [EnrollmentStatus: Set<String>] = {
         default:
             let index = try #require(def.index(ofStep: expected))
             let url = expected == "next" ? "https://example.com/h" : "https://example.com/f"
-            #expect(outcome == .accepted([.createDelivery(DeliveryRequest(stepKey: expected, stepIndex: index, payload: .webhook(url: url)))]))
+            guard case .webhook(let webhook) = def.steps[index].kind else { Issue.record("not a webhook"); return }
+            #expect(webhook.url == url)
+            #expect(outcome == .accepted([.createDelivery(DeliveryRequest(stepKey: expected, stepIndex: index, payload: .webhook(webhook)))]))
             #expect(subject.state == state(.active, index, next: nil))
         }
     }

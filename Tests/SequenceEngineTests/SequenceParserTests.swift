@@ -58,11 +58,15 @@ import Testing
         #expect(def.steps[1].kind == .wait(.businessDays(2)))
         guard case .branch(let rules) = def.steps[2].kind else { Issue.record("not a branch"); return }
         #expect(rules == [
-            BranchRule(condition: .equals(attribute: "plan", value: "pro"), target: "followup"),
-            BranchRule(condition: .not(.exists(attribute: "company", present: true)), target: "end"),
-            BranchRule(condition: .oneOf(attribute: "plan", values: ["team", "10"]), target: "webhook-5"),
+            BranchRule(condition: .equals(.attribute("plan"), value: "pro"), target: "followup"),
+            BranchRule(condition: .not(.exists(.attribute("company"), present: true)), target: "end"),
+            BranchRule(condition: .oneOf(.attribute("plan"), values: ["team", "10"]), target: "webhook-5"),
         ])
-        #expect(def.steps[4].kind == .webhook(url: "https://example.com/hook"))
+        guard case .webhook(let webhook) = def.steps[4].kind else { Issue.record("not a webhook"); return }
+        #expect(webhook.url == "https://example.com/hook")
+        #expect(webhook.method == "POST")
+        #expect(webhook.timeout == SequenceDefinition.Webhook.defaultTimeout)
+        #expect(webhook.body == nil && webhook.headers.isEmpty && webhook.save.isEmpty)
     }
 
     @Test func defaults() throws {
@@ -257,13 +261,13 @@ import Testing
                   - { if: { attribute: plan, equals: a } }
             """)
         #expect(found == [
-            "test.yaml: steps[0].when[0].if: needs one of equals, in, exists (or not)",
+            "test.yaml: steps[0].when[0].if: needs one of equals, in, exists, greater_than, less_than (or not)",
             "test.yaml: steps[0].when[1].if: has equals and exists; use exactly one",
-            "test.yaml: steps[0].when[2].if.attribute: missing required field",
+            "test.yaml: steps[0].when[2].if.attribute: missing required field (or step_data, for a field a webhook step saved)",
             "test.yaml: steps[0].when[3].if.in: must list at least one value",
             "test.yaml: steps[0].when[4].if.exists: expected true or false, got 'sometimes'",
-            "test.yaml: steps[0].when[5].if.equal: unknown field — did you mean 'equals'? (allowed: attribute, equals, in, exists, not)",
-            "test.yaml: steps[0].when[5].if: needs one of equals, in, exists (or not)",
+            "test.yaml: steps[0].when[5].if.equal: unknown field — did you mean 'equals'? (allowed: attribute, step_data, not, equals, in, exists, greater_than, less_than)",
+            "test.yaml: steps[0].when[5].if: needs one of equals, in, exists, greater_than, less_than (or not)",
             "test.yaml: steps[0].when[6].goto: missing required field",
         ])
     }

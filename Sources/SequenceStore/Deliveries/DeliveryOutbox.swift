@@ -65,8 +65,14 @@ public struct SendResult: Sendable {
     /// The server's reply or the error text, kept on the attempt row.
     public let reply: String?
     public let messageID: String?
+    /// For a webhook step that saves fields: those the response had, as a JSON object.
+    public let savedData: String?
 
-    public init(delivery: ClaimedDelivery, event: DeliveryEvent, attemptOutcome: AttemptOutcome, reply: String?, messageID: String?) {
+    public init(
+        delivery: ClaimedDelivery, event: DeliveryEvent, attemptOutcome: AttemptOutcome, reply: String?, messageID: String?,
+        savedData: String? = nil
+    ) {
+        self.savedData = savedData
         self.delivery = delivery
         self.event = event
         self.attemptOutcome = attemptOutcome
@@ -303,6 +309,7 @@ public final class DeliveryOutbox {
         var failed = [(enrollmentID: Int64, reason: String)]()
         var bounced = [(enrollmentID: Int64, address: String, reason: String)]()
         var messageIDs = [String?]()  // parallel to `changed`
+        var saved = (enrollmentIDs: [Int64](), data: [String](), steps: [String]())
         var attempts = (ids: [Int64](), tokens: [Int64](), startedAt: [Date](), outcomes: [String](), replies: [String?]())
         // Sends whose lease expired before this settle: the rescue already wrote their attempt as
         // `unknown`, and a late outcome with the same token corrects that row instead of adding one.
@@ -316,6 +323,11 @@ public final class DeliveryOutbox {
             }
             changed.append((result.delivery.id, machine.state))
             messageIDs.append(result.messageID)
+            if let data = result.savedData, machine.state.status == .sent {
+                saved.enrollmentIDs.append(result.delivery.enrollmentID)
+                saved.data.append(data)
+                saved.steps.append(result.delivery.stepKey)
+            }
             if state.status == .unknown {
                 late.ids.append(result.delivery.id)
                 late.tokens.append(result.delivery.token)
@@ -360,6 +372,8 @@ public final class DeliveryOutbox {
                 WHERE a.delivery_id = u.d AND a.fencing_token = u.t AND a.outcome = 'unknown'
                 """, [late.ids, late.tokens, late.outcomes, late.replies])
         }
+        // Before the `delivered` event: a branch right after the webhook step runs in it.
+        try Self.saveStepData(connection, saved, actor: worker)
         _ = try EnrollmentEvents.apply(
             .delivered(sentAt: now), to: delivered, using: connection, cache: cache, actor: worker,
             installationID: installationID)
@@ -374,6 +388,28 @@ public final class DeliveryOutbox {
                 detail: bounce.reason, cache: cache, installationID: installationID)
         }
         return summary
+    }
+
+    /// Merges fields saved from webhook responses into their enrollments' `step_data`, each with a
+    /// `step_data_saved` event naming the step and the fields (the enrollment's status and step do
+    /// not change, so the audit trigger records nothing of its own).
+    static func saveStepData(
+        _ connection: Connection, _ saved: (enrollmentIDs: [Int64], data: [String], steps: [String]), actor: String
+    ) throws {
+        guard !saved.enrollmentIDs.isEmpty else { return }
+        try connection.query(
+            """
+            WITH saved(id, data, step) AS (SELECT * FROM unnest($1::bigint[], $2::jsonb[], $3::text[])),
+            updated AS (
+                UPDATE seqd.enrollments e SET step_data = e.step_data || s.data
+                FROM saved s WHERE e.id = s.id
+                RETURNING e.id, e.status, e.current_step_index
+            )
+            INSERT INTO seqd.enrollment_events (enrollment_id, event, from_status, to_status, from_step, to_step, actor, detail)
+            SELECT u.id, 'step_data_saved', u.status, u.status, u.current_step_index, u.current_step_index, $4,
+                   jsonb_build_object('step', s.step, 'saved', s.data)
+            FROM updated u JOIN saved s ON s.id = u.id
+            """, [saved.enrollmentIDs, saved.data, saved.steps, actor])
     }
 
     /// Turns deliveries whose lease expired while sending into `unknown` (and applies

@@ -12,8 +12,8 @@ public struct StoredMessage: Codable, Sendable, Equatable {
     public var threadParentKey: String?
     public var fromAddress: String?
     public var fromName: String?
-    /// For webhook steps.
-    public var webhookURL: String?
+    /// For webhook steps: the request rendered for this enrollment (nil if it could not be).
+    public var webhook: RenderedWebhook?
 
     /// A rendered email step as the outbox stores it, with the sequence's sender.
     public static func email(_ email: RenderedEmail, from sender: SequenceDefinition.Sender) -> StoredMessage {
@@ -27,7 +27,7 @@ public struct StoredMessage: Codable, Sendable, Equatable {
         case threadParentKey = "thread_parent_key"
         case fromAddress = "from_address"
         case fromName = "from_name"
-        case webhookURL = "webhook_url"
+        case webhook
     }
 }
 
@@ -87,8 +87,14 @@ struct OutboxRows {
         case .email(let email):
             message = .email(email, from: definition.sender)
             kinds.append(.email)
-        case .webhook(let url):
-            message = StoredMessage(fromAddress: definition.sender.address, fromName: definition.sender.name, webhookURL: url)
+        case .webhook(let webhook):
+            let fields = WebhookRequestFields(
+                enrollmentID: record.id, stepKey: request.stepKey, sequence: definition.name,
+                deliveryKey: Self.deliveryKey(installationID: installationID, enrollmentID: record.id, stepKey: request.stepKey))
+            // The machine checked the contact has every field; a stored template was validated.
+            message = StoredMessage(
+                fromAddress: definition.sender.address, fromName: definition.sender.name,
+                webhook: try? webhook.render(for: record.contact, request: fields))
             kinds.append(.webhook)
         }
         enrollmentIDs.append(record.id)

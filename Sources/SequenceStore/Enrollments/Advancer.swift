@@ -187,7 +187,7 @@ public final class Advancer {
         } catch {
             return failed(record, because: "sequence version \(record.sequenceVersion) cannot be read: \(error)")
         }
-        var machine = EnrollmentMachine(definition: definition, contact: record.contact, state: record.state)
+        var machine = EnrollmentMachine(definition: definition, contact: record.contact, state: record.state, stepData: record.stepData)
         let outcome = suppressed ? machine.optOut(now: now) : machine.due(now: now, senderLimitReached: senderLimitReached)
         var plan = Plan(
             record: record, state: machine.state, event: suppressed ? "opt_out" : "due",

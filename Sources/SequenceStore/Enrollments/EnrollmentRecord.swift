@@ -11,12 +11,15 @@ struct EnrollmentRecord {
     let sequenceVersion: Int
     let contact: ContactFields
     let state: EnrollmentState
+    /// Fields webhook steps saved (`step_data`), as text, for branch conditions.
+    let stepData: [String: String]
 
     /// The columns every query that loads records selects, with `e` = enrollments, `c` = contacts.
     static let columns = """
         e.id, e.contact_id, e.sequence_id, e.sequence_version, e.status::text AS status, e.current_step_index,
         e.next_run_at, extract(epoch FROM e.remaining_wait)::float8 AS remaining_wait, e.resume_at, e.last_error,
-        c.email, c.first_name, c.last_name, c.time_zone, c.attributes::text AS attributes
+        c.email, c.first_name, c.last_name, c.time_zone, c.attributes::text AS attributes,
+        e.step_data::text AS step_data
         """
 
     init(row: Row) throws {
@@ -32,6 +35,9 @@ struct EnrollmentRecord {
             email: try row.decode("email"), firstName: try row.decode("first_name", as: String?.self),
             lastName: try row.decode("last_name", as: String?.self), timeZone: try row.decode("time_zone", as: String?.self),
             attributes: attributes.mapValues(\.text))
+        let stepDataJSON = try row.decode("step_data", as: String.self)
+        stepData = stepDataJSON == "{}" ? [:]
+            : ((try? JSONDecoder().decode([String: AttributeValue].self, from: Data(stepDataJSON.utf8))) ?? [:]).mapValues(\.text)
         let statusText = try row.decode("status", as: String.self)
         guard let status = EnrollmentStatus(rawValue: statusText) else {
             throw PostgresError(kind: .decoding, message: "unknown enrollment status \(statusText)", column: "status")
@@ -44,7 +50,8 @@ struct EnrollmentRecord {
     }
 }
 
-/// Contact attributes are stored as a JSON object; templates see every value as text.
+/// Contact attributes and step data are stored as JSON objects; templates and conditions see
+/// every value as text.
 struct AttributeValue: Decodable {
     let text: String
     init(from decoder: any Decoder) throws {

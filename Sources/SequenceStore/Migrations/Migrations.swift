@@ -25,7 +25,7 @@ public struct Migration: Sendable {
 public enum Migrations {
     public static let all: [Migration] = [
         schema, views, privacy, senderLimits, suppressionCheck, leastPrivilege, operationsAtSize, historyIndex,
-        dropEventsIndex, throttledAttempts,
+        dropEventsIndex, throttledAttempts, webhookSteps,
     ]
 
     /// The newest schema version this binary knows.
@@ -39,5 +39,6 @@ public enum Migrations {
     /// 0006 adds; before it, this binary's erasure would fail. Migrating first is the documented
     /// upgrade order, so replicas of this binary wait (`/readyz` 503) until it has run.
     /// 10: this binary records `throttled` attempts, which older schemas' CHECK refuses.
-    public static let minimumVersion = 10
+    /// 11: this binary reads and writes `enrollments.step_data`.
+    public static let minimumVersion = 11
 }

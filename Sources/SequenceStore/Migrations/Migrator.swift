@@ -35,8 +35,9 @@ public struct Migrator {
         self.lockTimeoutMilliseconds = lockTimeoutMilliseconds
     }
 
-    /// Applies what is pending. `unsubscribeSecretConfigured` skips generating the stored secret.
-    public func migrate(unsubscribeSecretConfigured: Bool = false) throws -> Report {
+    /// Applies what is pending. `unsubscribeSecretConfigured` and `webhookSecretConfigured` skip
+    /// generating the stored secrets.
+    public func migrate(unsubscribeSecretConfigured: Bool = false, webhookSecretConfigured: Bool = false) throws -> Report {
         // Polled, not waited for in one statement: a migrator blocked inside `pg_advisory_lock` is
         // a running transaction, and `CREATE INDEX CONCURRENTLY` in the migrator holding the lock
         // waits for every running transaction to end: a deadlock (seen with three concurrent
@@ -68,6 +69,10 @@ public struct Migrator {
         }
         if !unsubscribeSecretConfigured {
             report.generatedUnsubscribeSecret = try storeSettingIfMissing("unsubscribe.secret", randomHex(bytes: 32))
+        }
+        // Signs every request seqd makes to a webhook (`Seqd-Signature`), unless configured.
+        if !webhookSecretConfigured {
+            _ = try storeSettingIfMissing("webhook.secret", randomHex(bytes: 32))
         }
         // Part of every delivery key, so two installations sharing a sender domain never mint the
         // same Message-ID.

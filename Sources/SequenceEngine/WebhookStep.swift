@@ -162,7 +162,8 @@ extension SequenceParser {
                 }
             }
         }
-        guard let url, issues.count == issuesBefore else { return nil }
+        guard let url else { return nil }
+        // Checked even when another field is wrong, so one apply reports every problem.
         let webhook = SequenceDefinition.Webhook(url: url, method: method, headers: headers, body: body, timeout: timeout, save: save)
         checkSample(webhook, path, stepKey: stepKey)
         return issues.count == issuesBefore ? webhook : nil

@@ -87,21 +87,35 @@ struct CLITests {
         #expect(try count("seqd.sequences") == 0)
     }
 
-    @Test("a webhook step is refused at apply (65, naming the step) until the daemon can run it; nothing is stored")
-    func webhookRefusedAtApply() async throws {
-        let file = try seqd.write(
+    @Test("webhook steps at apply: a bad one exits 65 naming each field and stores nothing; a valid one is stored")
+    func webhookValidatedAtApply() async throws {
+        let bad = try seqd.write(
             "hook.yaml",
             """
             name: hooked
             sender: { address: hello@example.com }
             steps:
               - { type: email, subject: Hi, body: Hi }
-              - { type: webhook, url: "https://crm.example.com/hook" }
+              - { type: webhook, url: "https://crm.example.com/{{first_name}}", method: FETCH, body: '{"n": {{n}}}' }
             """)
-        let result = try await seqd.run("sequence", "apply", file)
-        #expect(result.status == 65, "\(result)")
-        #expect(result.stderr.contains("hook.yaml: steps[1].type: webhook steps are not supported by this build yet"), "\(result)")
+        let refused = try await seqd.run("sequence", "apply", bad)
+        #expect(refused.status == 65, "\(refused)")
+        #expect(refused.stderr.contains("hook.yaml: steps[1].method: 'FETCH' is not allowed"), "\(refused)")
+        #expect(refused.stderr.contains("hook.yaml: steps[1].body: is not JSON after rendering a sample contact"), "\(refused)")
         #expect(try count("seqd.sequences") == 0)
+
+        let good = try seqd.write(
+            "hook-ok.yaml",
+            """
+            name: hooked
+            sender: { address: hello@example.com }
+            steps:
+              - { type: email, subject: Hi, body: Hi }
+              - { type: webhook, url: "https://crm.example.com/{{first_name}}", body: { n: "{{n|0}}" }, save: [score] }
+            """)
+        let applied = try await seqd.run("sequence", "apply", good)
+        #expect(applied.status == 0, "\(applied)")
+        #expect(try count("seqd.sequences") == 1)
     }
 
     @Test("a missing sequence file exits 66")

@@ -93,9 +93,28 @@ final class SendingSession: Sendable {
             return false
         }
         if !deps.queue.isEmpty { deps.sessionWake.wakeOne() }
-        let results = send(items, stopping: stopping)
-        record(results, leaseStart: items.map(\.leaseStart).min()!)
+        // A webhook request reaches a receiver whatever the transport: its outcome is committed
+        // before anything after it is sent, as a network transport's message would be.
+        for part in Self.committedParts(items) {
+            let results = send(part, stopping: stopping)
+            record(results, leaseStart: part.map(\.leaseStart).min()!)
+        }
         return true
+    }
+
+    /// `items` cut after each webhook step: the parts a round commits one after another.
+    static func committedParts(_ items: [Handoff.Item]) -> [[Handoff.Item]] {
+        var parts = [[Handoff.Item]]()
+        var current = [Handoff.Item]()
+        for item in items {
+            current.append(item)
+            if item.delivery.kind == .webhook {
+                parts.append(current)
+                current = []
+            }
+        }
+        if !current.isEmpty { parts.append(current) }
+        return parts
     }
 
     /// Hands the items to the transport one after another and weighs the round for the pace, the
@@ -108,7 +127,8 @@ final class SendingSession: Sendable {
         var stopReason: String?
         let results = items.map { item -> SendResult in
             if let stopReason { return .givenBack(item.delivery, because: stopReason) }
-            let slot = deps.limiter.reserve()
+            // `delivery.rate_limit` is the relay's quota: webhook requests do not count against it.
+            let slot = item.delivery.kind == .email ? deps.limiter.reserve() : .now
             if slot > .now {
                 stopping.sleep((slot - .now).inSeconds)
                 if stopping.isStopped { return .givenBack(item.delivery, because: "the daemon stopped before sending it") }
@@ -130,7 +150,7 @@ final class SendingSession: Sendable {
                 deps.limiter.sent()
                 stopReason = "the transport failed earlier in the round"
             case .sent, .temporaryFailure, .permanentFailure, .bounce, .unknown, .skipped:
-                deps.limiter.sent()
+                if item.delivery.kind == .email { deps.limiter.sent() }
             }
             return result
         }

@@ -58,9 +58,9 @@ struct SendingSessionTests {
     static let message = try! JSONDecoder().decode(
         StoredMessage.self, from: Data(#"{"subject": "Hi", "text": "Hello", "from_address": "team@example.com"}"#.utf8))
 
-    static func delivery(_ id: Int64) -> ClaimedDelivery {
+    static func delivery(_ id: Int64, kind: DeliveryKind = .email) -> ClaimedDelivery {
         ClaimedDelivery(
-            id: id, enrollmentID: id, stepKey: "hello", kind: .email, deliveryKey: "i-e\(id)-hello", token: 1,
+            id: id, enrollmentID: id, stepKey: "hello", kind: kind, deliveryKey: "i-e\(id)-hello", token: 1,
             message: message,
             toAddress: "c\(id)@example.com", toName: nil, sentKeysByStep: [:], claimedAt: Date())
     }
@@ -81,7 +81,7 @@ struct SendingSessionTests {
             done.signal()
         }.start()
         let room = queue.reserve(upTo: count)
-        _ = queue.deliver((1...Int64(count)).map(Self.delivery), reserved: room, leaseStart: .now, othersPending: false)
+        _ = queue.deliver((1...Int64(count)).map { Self.delivery($0) }, reserved: room, leaseStart: .now, othersPending: false)
         return Rig(queue: queue, writer: writer, written: written, limiter: RateLimiter(messagesPerSecond: rate), done: done)
     }
 
@@ -104,6 +104,16 @@ struct SendingSessionTests {
         while !rig.queue.isEmpty { _ = session.round(stopping: running) }
         rig.writer.stop()
         rig.done.wait()
+    }
+
+    @Test("a local session's batch is committed after each webhook request, so none waits on the wire behind others")
+    func webhooksEndCommittedParts() {
+        let now = ContinuousClock.now
+        let items = [1, 2, 3, 4, 5].map { id in
+            Handoff.Item(delivery: Self.delivery(Int64(id), kind: id == 2 || id == 3 ? .webhook : .email), leaseStart: now, checkedAt: now)
+        }
+        #expect(SendingSession.committedParts(items).map { $0.map(\.delivery.id) } == [[1, 2], [3], [4, 5]])
+        #expect(SendingSession.committedParts(Array(items.suffix(2))).map { $0.map(\.delivery.id) } == [[4, 5]])
     }
 
     @Test("on a network transport each message is sent only after the previous one's outcome is committed")

@@ -35,12 +35,14 @@ struct InspectCommand: AsyncParsableCommand {
         if inspection.enrollments.isEmpty { print("no enrollments") }
         for enrollment in inspection.enrollments {
             print("\nenrollment \(enrollment.id): \(enrollment.sequence) v\(enrollment.version), step \(enrollment.stepKey), \(enrollment.status) — \(enrollment.blockedReason)")
-            var table = TextTable("AT", "EVENT", "STATUS", "STEP", "ACTOR", "REASON")
+            if let stepData = enrollment.stepData { print("step data: \(stepData)") }
+            var table = TextTable("AT", "EVENT", "STATUS", "STEP", "ACTOR", "REASON / DETAIL")
             for event in enrollment.events {
                 table.add(
                     RFC3339.format(event.at), event.event,
                     event.fromStatus.map { "\($0) → \(event.toStatus)" } ?? event.toStatus,
-                    event.fromStep.map { "\($0) → \(event.toStep)" } ?? event.toStep, event.actor, event.reason ?? "")
+                    event.fromStep.map { "\($0) → \(event.toStep)" } ?? event.toStep, event.actor,
+                    [event.reason, event.detail].compactMap { $0 }.joined(separator: " "))
             }
             print(table.rendered)
             if !enrollment.deliveries.isEmpty {

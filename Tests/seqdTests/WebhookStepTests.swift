@@ -147,6 +147,10 @@ struct WebhookStepTests {
         let data = try #require(try JSONSerialization.jsonObject(with: Data(try saved[0].decode("d", as: String.self).utf8)) as? [String: Any])
         #expect(data["score"] as? Int == 80 && data["tier"] as? String == "gold" && data["ignored"] == nil, "only the save: fields")
         #expect(try saved[0].decode("detail", as: String.self).contains("\"step\": \"score\""))
+        let inspect = try await scenario.seqd.run("inspect", "--contact", "hot@example.com")
+        #expect(inspect.status == 0, "\(inspect)")
+        #expect(inspect.stdout.contains("step data: {") && inspect.stdout.contains(#""score": 80"#), "\(inspect)")
+        #expect(inspect.stdout.contains("step_data_saved"), "\(inspect)")
     }
 
     @Test("429 with Retry-After is retried after the wait; the second attempt is sent")

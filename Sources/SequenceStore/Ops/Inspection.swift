@@ -13,6 +13,8 @@ public struct Inspection: Sendable, Codable {
         public let toStep: String
         public let actor: String
         public let reason: String?
+        /// The event's detail as JSON text (a version migration, the fields a webhook step saved).
+        public let detail: String?
     }
 
     public struct Delivery: Sendable, Codable {
@@ -32,6 +34,8 @@ public struct Inspection: Sendable, Codable {
         public let status: String
         public let blockedReason: String
         public let nextRunAt: Date?
+        /// Fields webhook steps saved (`step_data`) as JSON text; nil when none.
+        public let stepData: String?
         public let events: [Event]
         public let deliveries: [Delivery]
     }
@@ -50,8 +54,10 @@ public struct Inspection: Sendable, Codable {
         guard contact.count == 1 else { throw StoreError(.notFound, "no contact with that email address") }
         let rows = try connection.query(
             """
-            SELECT enrollment_id, sequence, version, step_key, status::text AS status, blocked_reason, next_run_at
-            FROM seqd.enrollment_overview WHERE lower(email) = lower($1) ORDER BY enrollment_id
+            SELECT o.enrollment_id, o.sequence, o.version, o.step_key, o.status::text AS status, o.blocked_reason, o.next_run_at,
+                   NULLIF(e.step_data, '{}')::text AS step_data
+            FROM seqd.enrollment_overview o JOIN seqd.enrollments e ON e.id = o.enrollment_id
+            WHERE lower(o.email) = lower($1) ORDER BY o.enrollment_id
             """, [email])
         var enrollments = [Enrollment]()
         for row in rows.rows {
@@ -61,7 +67,7 @@ public struct Inspection: Sendable, Codable {
                 SELECT ev.at, ev.event, ev.from_status::text AS from_status, ev.to_status::text AS to_status,
                        v.definition -> 'steps' -> ev.from_step ->> 'key' AS from_key,
                        COALESCE(v.definition -> 'steps' -> ev.to_step ->> 'key', '(end)') AS to_key,
-                       ev.from_step, ev.actor, ev.reason
+                       ev.from_step, ev.actor, ev.reason, ev.detail::text AS detail
                 FROM seqd.enrollment_events ev
                 JOIN seqd.enrollments e ON e.id = ev.enrollment_id
                 JOIN seqd.sequence_versions v ON v.sequence_id = e.sequence_id AND v.version = e.sequence_version
@@ -74,7 +80,7 @@ public struct Inspection: Sendable, Codable {
                     fromStep: try event.decode("from_step", as: Int?.self) == nil
                         ? nil : (try event.decode("from_key", as: String?.self) ?? "(end)"),
                     toStep: try event.decode("to_key"), actor: try event.decode("actor"),
-                    reason: try event.decode("reason", as: String?.self))
+                    reason: try event.decode("reason", as: String?.self), detail: try event.decode("detail", as: String?.self))
             }
             let deliveries = try connection.query(
                 """
@@ -93,7 +99,7 @@ public struct Inspection: Sendable, Codable {
                     id: id, sequence: try row.decode("sequence"), version: try row.decode("version"),
                     stepKey: try row.decode("step_key"), status: try row.decode("status"),
                     blockedReason: try row.decode("blocked_reason"), nextRunAt: try row.decode("next_run_at", as: Date?.self),
-                    events: events, deliveries: deliveries))
+                    stepData: try row.decode("step_data", as: String?.self), events: events, deliveries: deliveries))
         }
         return Inspection(
             email: try contact[0].decode("email"), suppressed: try contact[0].decode("suppressed"), enrollments: enrollments)

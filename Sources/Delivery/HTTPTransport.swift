@@ -121,15 +121,11 @@ struct HTTPMessagePayload: Encodable, Equatable {
 }
 
 /// The libcurl handle of one `HTTPTransport` and what its callbacks collect during a request. Only
-/// used under the transport's lock; the callbacks reach it through libcurl's user-data pointer.
+/// used under the transport's lock.
 final class HTTPSession {
     private let handle: CurlHandle
+    private let capture = HTTPCapture(maxBodyLength: HTTPSession.maxBodyLength)
     private let token: String?
-    /// Bytes of the request body being sent, to tell when the request has left completely.
-    private var requestBodyLength = 0
-    private var progress = HTTPExchange()
-    private var responseBody: [UInt8] = []
-    private var retryAfter: String?
     private var needsFreshConnection = false
 
     /// Response bytes kept: enough for an id or an error excerpt; the rest is read and dropped.
@@ -146,16 +142,7 @@ final class HTTPSession {
         try handle.set(CURLOPT_FOLLOWLOCATION, false)
         try handle.set(CURLOPT_CONNECTTIMEOUT_MS, Int((timeout * 1000).rounded(.up)))
         try handle.set(CURLOPT_TIMEOUT_MS, Int((timeout * 1000).rounded(.up)))
-
-        let user = Unmanaged.passUnretained(self).toOpaque()
-        try handle.setWriteCallback(CURLOPT_WRITEFUNCTION, Self.bodyCallback)
-        try handle.set(CURLOPT_WRITEDATA, pointer: user)
-        try handle.setWriteCallback(CURLOPT_HEADERFUNCTION, Self.headerCallback)
-        try handle.set(CURLOPT_HEADERDATA, pointer: user)
-        // The debug callback is only called in verbose mode; with it set, libcurl prints nothing.
-        try handle.setDebugCallback(Self.debugCallback)
-        try handle.set(CURLOPT_DEBUGDATA, pointer: user)
-        try handle.set(CURLOPT_VERBOSE, true)
+        try capture.install(on: handle)
     }
 
     func send(_ message: ComposedMessage) -> TransportOutcome {
@@ -183,54 +170,15 @@ final class HTTPSession {
         } catch {
             return .transportFault(reason: "HTTP: cannot set up the request: \(error.reason)")
         }
-        requestBodyLength = body.count
-        progress = HTTPExchange()
-        responseBody = []
-        retryAfter = nil
-
+        capture.reset()
         let (code, detail) = handle.perform()
         let status = handle.info(CURLINFO_RESPONSE_CODE)
-        let response = HTTPResponse(status: status, retryAfter: retryAfter, body: responseBody)
-        responseBody = []
+        let response = HTTPResponse(status: status, retryAfter: capture.retryAfter, body: capture.body)
+        defer { capture.reset() }
         return HTTPClassifier.outcome(
             response: response, failure: code == CURLE_OK ? nil : CurlFailure(code), detail: detail,
-            requestSent: progress.requestSent(bodyLength: requestBodyLength), connected: progress.headerSent,
+            requestSent: capture.progress.requestSent(bodyLength: body.count), connected: capture.progress.headerSent,
             now: Date())
-    }
-
-    private static let bodyCallback: curl_write_callback = { data, size, count, user in
-        guard let user else { return 0 }
-        let session = Unmanaged<HTTPSession>.fromOpaque(user).takeUnretainedValue()
-        let length = size * count
-        let room = HTTPSession.maxBodyLength - session.responseBody.count
-        if let data, room > 0 {
-            session.responseBody.append(contentsOf: UnsafeRawBufferPointer(start: data, count: min(room, length)))
-        }
-        return length  // anything else would abort the transfer
-    }
-
-    private static let headerCallback: curl_write_callback = { data, size, count, user in
-        guard let data, let user else { return size * count }
-        let session = Unmanaged<HTTPSession>.fromOpaque(user).takeUnretainedValue()
-        let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
-        if line.hasPrefix("HTTP/") {
-            session.retryAfter = nil  // a new response (after 100 Continue, or a retried request)
-        } else if let colon = line.firstIndex(of: ":"), line[..<colon].lowercased() == "retry-after" {
-            session.retryAfter = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        return size * count
-    }
-
-    /// Watches the request leave: libcurl reports the header block and then the body bytes.
-    private static let debugCallback: curl_debug_callback = { _, type, _, size, user in
-        guard let user else { return 0 }
-        let session = Unmanaged<HTTPSession>.fromOpaque(user).takeUnretainedValue()
-        if type == CURLINFO_HEADER_OUT {
-            session.progress.headerWasSent()
-        } else if type == CURLINFO_DATA_OUT {
-            session.progress.bodyBytesSent(size)
-        }
-        return 0
     }
 }
 

@@ -204,96 +204,49 @@ enum NetworkAddress {
 /// Only used under the client's lock; the callbacks reach it through libcurl's user-data pointer.
 final class WebhookSession {
     private let handle: CurlHandle
-    private var requestBodyLength = 0
-    private var progress = HTTPExchange()
-    private var responseBody: [UInt8] = []
-    private var retryAfter: String?
+    private let capture = HTTPCapture(maxBodyLength: WebhookClient.maxResponseBytes)
 
     init() throws(CurlSetupError) {
         handle = try CurlHandle()
         try handle.set(CURLOPT_PROTOCOLS_STR, "http,https")
         try handle.set(CURLOPT_FOLLOWLOCATION, false)
         try handle.set(CURLOPT_USERAGENT, "seqd-webhook")
-        let user = Unmanaged.passUnretained(self).toOpaque()
-        try handle.setWriteCallback(CURLOPT_WRITEFUNCTION, Self.bodyCallback)
-        try handle.set(CURLOPT_WRITEDATA, pointer: user)
-        try handle.setWriteCallback(CURLOPT_HEADERFUNCTION, Self.headerCallback)
-        try handle.set(CURLOPT_HEADERDATA, pointer: user)
-        try handle.setDebugCallback(Self.debugCallback)
-        try handle.set(CURLOPT_DEBUGDATA, pointer: user)
-        try handle.set(CURLOPT_VERBOSE, true)
+        try capture.install(on: handle)
     }
 
     func perform(_ request: WebhookRequest, host: String, port: Int, addresses: [String]) -> WebhookResult {
+        let method = request.method.uppercased()
         let timeout = Int((min(max(request.timeout, 0.1), WebhookClient.maxTimeout) * 1000).rounded(.up))
+        let sendsBody = method != "GET" && method != "HEAD"
         do {
             try handle.set(CURLOPT_URL, request.url)
             // Connect only to the addresses that were checked.
             let pinned = addresses.map { $0.contains(":") ? "[\($0)]" : $0 }.joined(separator: ",")
             try handle.set(CURLOPT_RESOLVE, list: ["\(host):\(port):\(pinned)"])
-            try handle.set(CURLOPT_CUSTOMREQUEST, request.method.uppercased())
-            try handle.set(CURLOPT_NOBODY, request.method.uppercased() == "HEAD")
             try handle.set(CURLOPT_CONNECTTIMEOUT_MS, timeout)
             try handle.set(CURLOPT_TIMEOUT_MS, timeout)
             try handle.set(CURLOPT_HTTPHEADER, list: request.headers.map { "\($0.name): \($0.value)" } + ["Expect:"])
-            if request.method.uppercased() == "GET" || request.method.uppercased() == "HEAD" {
-                try handle.set(CURLOPT_HTTPGET, true)
-                try handle.set(CURLOPT_CUSTOMREQUEST, request.method.uppercased())
-            } else {
+            if sendsBody {
                 try handle.set(CURLOPT_POSTFIELDSIZE_LARGE, offset: Int64(request.body.count))
                 try handle.set(CURLOPT_COPYPOSTFIELDS, copying: request.body)
+            } else {
+                try handle.set(CURLOPT_HTTPGET, true)
             }
+            try handle.set(CURLOPT_NOBODY, method == "HEAD")
+            // After the body options, which reset the method to POST.
+            try handle.set(CURLOPT_CUSTOMREQUEST, method)
         } catch {
             return .notDelivered(reason: "cannot set up the request: \(error.reason)")
         }
-        requestBodyLength = request.body.count
-        progress = HTTPExchange()
-        responseBody = []
-        retryAfter = nil
-        let (code, detail) = handle.perform()
+        capture.reset()
+        defer { capture.reset() }
+        let (_, detail) = handle.perform()
         let status = handle.info(CURLINFO_RESPONSE_CODE)
-        defer { responseBody = [] }
         if status >= 100 {
-            return .responded(status: status, retryAfter: retryAfter, body: responseBody)
+            return .responded(status: status, retryAfter: capture.retryAfter, body: capture.body)
         }
-        _ = code
-        let sent = progress.requestSent(bodyLength: request.method.uppercased() == "GET" ? 0 : requestBodyLength)
-        return sent
+        return capture.progress.requestSent(bodyLength: sendsBody ? request.body.count : 0)
             ? .noAnswer(reason: "no response after the request was sent (\(detail)); the receiver may have acted on it")
             : .notDelivered(reason: detail)
-    }
-
-    private static let bodyCallback: curl_write_callback = { data, size, count, user in
-        guard let user else { return 0 }
-        let session = Unmanaged<WebhookSession>.fromOpaque(user).takeUnretainedValue()
-        let length = size * count
-        let room = WebhookClient.maxResponseBytes - session.responseBody.count
-        if let data, room > 0 {
-            session.responseBody.append(contentsOf: UnsafeRawBufferPointer(start: data, count: min(room, length)))
-        }
-        return length
-    }
-
-    private static let headerCallback: curl_write_callback = { data, size, count, user in
-        guard let data, let user else { return size * count }
-        let session = Unmanaged<WebhookSession>.fromOpaque(user).takeUnretainedValue()
-        let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
-        if line.hasPrefix("HTTP/") {
-            session.retryAfter = nil
-        } else if let colon = line.firstIndex(of: ":"), line[..<colon].lowercased() == "retry-after" {
-            session.retryAfter = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        return size * count
-    }
-
-    private static let debugCallback: curl_debug_callback = { _, type, _, size, user in
-        guard let user else { return 0 }
-        let session = Unmanaged<WebhookSession>.fromOpaque(user).takeUnretainedValue()
-        if type == CURLINFO_HEADER_OUT {
-            session.progress.headerWasSent()
-        } else if type == CURLINFO_DATA_OUT {
-            session.progress.bodyBytesSent(size)
-        }
-        return 0
     }
 }

@@ -182,6 +182,15 @@ public enum SequenceMigration {
             """, [run.sequenceID, run.report.toVersion, ids])
     }
 
+    /// What a decision depends on.
+    private struct DecisionKey: Hashable {
+        let version: Int
+        let index: Int
+        let status: String
+        let unscheduled: Bool
+        let deliveries: String
+    }
+
     /// One run's plan and the report it accumulates over its chunks.
     private struct Run {
         let sequenceID: Int64
@@ -215,20 +224,31 @@ public enum SequenceMigration {
         mutating func classify(_ rows: QueryResult) throws -> [Move] {
             let toVersion = report.toVersion
             var moves = [MoveKey: Move]()
+            // Enrollments at the same place with the same deliveries get the same decision: at a
+            // million enrollments there are a few hundred such places, so each is decided (and its
+            // deliveries decoded) once.
+            var decided = [DecisionKey: VersionMigrationPlan.Decision]()
             for row in rows.rows {
                 let version = try row.decode("sequence_version", as: Int.self)
                 let index = try row.decode("current_step_index", as: Int.self)
                 guard let definition = definitions[version] else { continue }  // the foreign key forbids this
                 let statusText = try row.decode("status", as: String.self)
                 let deliveriesJSON = try row.decode("deliveries", as: String?.self) ?? "{}"
-                let deliveries = try JSONDecoder().decode([String: String].self, from: Data(deliveriesJSON.utf8))
-                let candidate = VersionMigrationPlan.Candidate(
-                    definition: definition, currentStepIndex: index,
-                    status: EnrollmentStatus(rawValue: statusText) ?? .active,
-                    unscheduled: try row.decode("unscheduled"),
-                    deliveries: deliveries.compactMapValues(DeliveryStatus.init(rawValue:)))
+                let unscheduled = try row.decode("unscheduled", as: Bool.self)
+                let key = DecisionKey(version: version, index: index, status: statusText, unscheduled: unscheduled, deliveries: deliveriesJSON)
+                let decision: VersionMigrationPlan.Decision
+                if let known = decided[key] {
+                    decision = known
+                } else {
+                    let deliveries = try JSONDecoder().decode([String: String].self, from: Data(deliveriesJSON.utf8))
+                    decision = plan.decide(
+                        VersionMigrationPlan.Candidate(
+                            definition: definition, currentStepIndex: index,
+                            status: EnrollmentStatus(rawValue: statusText) ?? .active, unscheduled: unscheduled,
+                            deliveries: deliveries.compactMapValues(DeliveryStatus.init(rawValue:))))
+                    decided[key] = decision
+                }
                 let from = VersionMigrationPlan.position(in: definition, at: index)
-                let decision = plan.decide(candidate)
                 let group: SequenceMigrationReport.Group
                 switch decision {
                 case .move(let toIndex, let carried):

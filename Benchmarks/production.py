@@ -31,7 +31,9 @@ SIZE = {"full": 1_000_000, "quick": 20_000}
 # Emails due per second while the migrates run (a steady arrival the daemon keeps up with).
 DUE_RATE = {"full": 200, "quick": 100}
 BEFORE_SECONDS = {"full": 15, "quick": 2}
-TARGETS = {"view": 1.0, "read": 1.0, "check": 10.0, "migrate": 60.0, "send_ratio": 0.5}
+# Dry runs of bulk changes read every row their real run would change (2.5 million at full size),
+# so they are held to `seqd check`'s bound rather than a read command's second (issue 21's notes).
+TARGETS = {"view": 1.0, "read": 1.0, "check": 10.0, "dry_run": 10.0, "migrate": 60.0, "send_ratio": 0.5}
 
 # (cell name, what an operator asks, SQL). Addresses and ids are placeholders filled per database.
 VIEWS = [
@@ -58,8 +60,8 @@ COMMANDS = [
     ("inspect", "read", ["inspect", "--contact", "{email}"]),
     ("deliveries.failed", "read", ["deliveries", "list", "--status", "failed"]),
     ("check", "check", ["check"]),
-    ("prune.dry_run", "read", ["prune", "--dry-run"]),
-    ("sequence_migrate.dry_run", "read", ["sequence", "migrate", "prod-onboarding", "--to-version", "2", "--dry-run"]),
+    ("prune.dry_run", "dry_run", ["prune", "--dry-run"]),
+    ("sequence_migrate.dry_run", "dry_run", ["sequence", "migrate", "prod-onboarding", "--to-version", "2", "--dry-run"]),
 ]
 
 
@@ -108,7 +110,7 @@ def summary(size: int, bench) -> dict:
             lines.append(f"| {name} | {row['status']}: {row.get('reason', '')[:60]} | | no |")
             continue
         target = ("" if name == "seed" else f"< {TARGETS['migrate']:.0f} s, sends >= half" if name == "migrate"
-                  else f"< {TARGETS['check']:.0f} s" if name == "command.check" else "< 1 s")
+                  else f"< {TARGETS['check']:.0f} s" if name == "command.check" or name.endswith("dry_run") else "< 1 s")
         figure = f"{row['value']:.3f} s"
         if name == "migrate":
             figure += f" ({row['moved']:,} moved; sends {row['send_ratio']:.2f} x before)"

@@ -261,16 +261,26 @@ public final class Daemon: Sendable {
         let settleConnections = (0..<Self.settleWriters).map { connection("settle-\($0)") }
         for settleConnection in settleConnections { try settleConnection.runBlocking { _ in } }
         let settles = makeSettleWriter(settleConnections[0], prepared)
-        let writers = settleConnections.enumerated().map { index, settleConnection in
-            ThreadService(
-                name: "seqd.settle-\(index)",
-                body: { [logger, write = settleWrite(settleConnection, prepared)] in
-                    settles.run(writingWith: write)
-                    settleConnection.close()
-                    logger.debug("settle writer \(index) stopped")
-                },
-                stop: { settles.stop() }, cancel: { settles.abandon() })
-        }
+        let writes = settleConnections.map { settleWrite($0, prepared) }
+        // One service for every writer: the group shuts services down one at a time, and stopping
+        // the shared writer ends them all at once.
+        let writer = ThreadService(
+            name: "seqd.settle", body: { [logger] in
+                let all = DispatchGroup()
+                for (index, write) in writes.enumerated() {
+                    all.enter()
+                    let thread = Thread {
+                        settles.run(writingWith: write)
+                        settleConnections[index].close()
+                        all.leave()
+                    }
+                    thread.name = "seqd.settle-\(index)"
+                    thread.start()
+                }
+                all.wait()
+                logger.debug("settle writers stopped")
+            },
+            stop: { settles.stop() }, cancel: { settles.abandon() })
 
         // The sending sessions: no connections of their own.
         var sessionLoops: [WorkerLoop] = []
@@ -377,7 +387,7 @@ public final class Daemon: Sendable {
             })
 
         loops.withLock { $0 = advanceLoops + [claimLoop] + sessionLoops + [maintenanceLoop] }
-        return writers + [maintenance, sessions, claiming, advancing]
+        return [writer, maintenance, sessions, claiming, advancing]
     }
 
     /// One advancer round. The emails its batch writes are leased to this process's sessions in

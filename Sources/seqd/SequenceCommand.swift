@@ -274,7 +274,10 @@ extension StoredSequenceVersion {
         lines.append(
             "sender: " + (sender.name.map { "\($0) <\(sender.address)>" } ?? sender.address)
                 + (sender.dailyLimit.map { ", at most \($0) a day" } ?? ""))
-        lines.append("time zone: \(definition.timeZone), exit on reply: \(definition.exitOnReply ? "yes" : "no")")
+        let hasWebhooks = definition.steps.contains { $0.typeName == "webhook" }
+        lines.append(
+            "time zone: \(definition.timeZone), exit on reply: \(definition.exitOnReply ? "yes" : "no")"
+                + (hasWebhooks ? ", on webhook failure: \(definition.onFailure.rawValue)" : ""))
         if let window = definition.sendWindow {
             lines.append("send window: \(window.days.map(\.rawValue).joined(separator: ",")) \(window.start)–\(window.end)")
         }

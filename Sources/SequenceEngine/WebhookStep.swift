@@ -132,7 +132,8 @@ extension SequenceParser {
                 if let text = string(node, path + ".body"), template(text, path + ".body") { body = text }
             case .mapping, .sequence:
                 // Authored as YAML: its JSON text, whose strings may hold placeholders.
-                if let value = try? Constructor.default.any(from: node), JSONSerialization.isValidJSONObject(value),
+                let value = Constructor.default.any(from: node)
+                if JSONSerialization.isValidJSONObject(value),
                    let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes]),
                    let text = String(data: data, encoding: .utf8), template(text, path + ".body") {
                     body = text

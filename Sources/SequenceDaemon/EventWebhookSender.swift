@@ -1,3 +1,4 @@
+import CoreMetrics
 import Delivery
 import Foundation
 import Logging

@@ -205,6 +205,14 @@ struct EventWebhookTests {
         let status = try await scenario.seqd.run("event-webhook", "status")
         #expect(status.status == 0, "\(status)")
         #expect(status.stdout.contains("off (event_webhook.url is unset)"), "\(status)")
+        // seqd_readonly reads the outbox but not seqd.settings: the types are unknown, the rest is there.
+        let readonly = TestDatabase.replacingUser(in: scenario.databaseURL, with: "seqd_readonly")
+        let json = try await scenario.seqd.run("event-webhook", "status", "--json", "--database-url", readonly)
+        #expect(json.status == 0, "\(json)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["enabledTypes"] is NSNull, "\(json)")
+        #expect(object["lastError"] is NSNull && object["nextRetryAt"] is NSNull, "every key is present")
+        #expect(object["pending"] as? Int == 0)
     }
 
     @Test("event_webhook.types chooses what is enqueued; run --once posts what is due; an unknown type exits 65")

@@ -233,5 +233,37 @@ struct EventWebhookTests {
         #expect(try Self.count(connection, "SELECT count(*) AS n FROM seqd.event_webhook_outbox WHERE type <> 'completed'") == 0)
         let requests = try Self.received(server)
         #expect(requests.count == 2 && requests.allSatisfy { $0.verified && $0.type == "completed" }, "\(requests.map(\.body))")
+
+        // `seqd prune` (the owner) removes delivered rows past its horizon.
+        let pruned = try await scenario.seqd.run("prune", "--older-than", "0", "--database-url", scenario.databaseURL)
+        #expect(pruned.status == 0, "\(pruned)")
+        #expect(pruned.stdout.contains("2 delivered event webhooks"), "\(pruned)")
+        #expect(try Self.count(connection, "SELECT count(*) AS n FROM seqd.event_webhook_outbox") == 0)
+    }
+
+    @Test("two replicas share the outbox (FOR UPDATE SKIP LOCKED): every event posted once, each with a signature that verifies")
+    func twoReplicas() async throws {
+        let contacts = (0..<20).map { "r\($0)@example.com" }
+        let scenario = try await Scenario.prepare(prefix: "evthookreplicas", sequence: Self.quick, name: "quick", contacts: contacts)
+        let server = try await FixtureServer.start("event_receiver.py", ["--secret", Self.secret, "200"])
+        defer { server.stop() }
+        let daemons = (0..<2).map { DaemonProcess(scenario.seqd, environment: Self.environment(port: server.port), name: "replica-\($0)") }
+        for daemon in daemons { try daemon.start() }
+        let connection = try scenario.connect()
+        do {
+            try await waitUntil(timeout: .seconds(60), "every event to be delivered") {
+                try Self.count(connection, "SELECT count(*) AS n FROM seqd.event_webhook_outbox WHERE delivered_at IS NOT NULL") == 40
+            }
+        } catch {
+            for daemon in daemons { daemon.send(SIGKILL) }
+            throw TimedOut(description: "\(error)\n--- logs\n\(daemons.map(\.log).joined(separator: "\n---\n"))")
+        }
+        for daemon in daemons { daemon.send(SIGTERM) }
+        for daemon in daemons { #expect(try await daemon.waitForExit() == 0, "\(daemon.log)") }
+        let requests = try Self.received(server)
+        #expect(requests.count == 40, "no event posted twice")
+        #expect(Set(requests.compactMap(\.id)).count == 40)
+        #expect(requests.allSatisfy { $0.verified && $0.status == 200 })
+        #expect(requests.filter { $0.type == "completed" }.count == 20)
     }
 }

@@ -22,18 +22,21 @@ public struct EventWebhookSettings: Sendable, Equatable {
 /// When the sender tries again. Pure: the driver passes the jitter.
 ///
 /// Two clocks: a failed row's own next attempt (`delivery.backoff` doubling per attempt of that
-/// row, jittered ±20 %, capped at an hour), and the sender's pause after consecutive failures
-/// (the same curve over the failures in a row), during which it claims nothing. The pause is what
-/// keeps a receiver that is down from getting one request per pending event: it gets one per step
-/// of the curve, and everything within a poll of its first 2xx once it is back. A `Retry-After`
-/// longer than either wait is honoured, up to the same cap.
+/// row, jittered ±20 %), and the sender's pause after consecutive failures (the same curve over
+/// the failures in a row), during which it claims nothing. The pause is what keeps a receiver
+/// that is down from getting one request per pending event: it gets one per step of the curve.
+/// Both are capped at five minutes, not at the email backoff's hour: however long the outage,
+/// everything that waited is posted within five minutes of the receiver's return, which is what
+/// its operator waits for; the load on a receiver that is down stays one request per five
+/// minutes per replica. A `Retry-After` longer than the wait is honoured, up to an hour.
 struct EventWebhookBackoff: Sendable {
     let policy: DeliveryPolicy
+    static let cap: TimeInterval = 300
 
     /// The wait after the `attempt`-th failure (of a row, or in a row).
     func delay(afterFailure attempt: Int, retryAfter: TimeInterval?, jitter: Double) -> TimeInterval {
         let asked = min(max(retryAfter ?? 0, 0), DeliveryPolicy.backoffCap)
-        return max(policy.retryDelay(afterAttempt: attempt, jitter: jitter), asked)
+        return max(min(policy.retryDelay(afterAttempt: attempt, jitter: jitter), Self.cap), asked)
     }
 }
 

@@ -28,7 +28,7 @@ struct EventWebhookSenderTests {
         }
     }
 
-    @Test("backoff doubles from delivery.backoff, is capped at an hour, and honours a longer Retry-After up to the cap")
+    @Test("backoff doubles from delivery.backoff, is capped at five minutes, and honours a longer Retry-After up to an hour")
     func backoff() {
         let backoff = EventWebhookBackoff(policy: DeliveryPolicy(backoff: 10))
         #expect(backoff.delay(afterFailure: 1, retryAfter: nil, jitter: 0.5) == 10)
@@ -36,7 +36,10 @@ struct EventWebhookSenderTests {
         #expect(backoff.delay(afterFailure: 4, retryAfter: nil, jitter: 0.5) == 80)
         #expect(backoff.delay(afterFailure: 1, retryAfter: nil, jitter: 0) == 8)
         #expect(backoff.delay(afterFailure: 1, retryAfter: nil, jitter: 1) == 12)
-        #expect(backoff.delay(afterFailure: 40, retryAfter: nil, jitter: 1) == 3_600)
+        #expect(backoff.delay(afterFailure: 5, retryAfter: nil, jitter: 0.5) == 160)
+        #expect(backoff.delay(afterFailure: 6, retryAfter: nil, jitter: 0.5) == 300)
+        #expect(backoff.delay(afterFailure: 40, retryAfter: nil, jitter: 1) == 300)
+        #expect(backoff.delay(afterFailure: 40, retryAfter: 1_800, jitter: 1) == 1_800)
         #expect(backoff.delay(afterFailure: 1, retryAfter: 120, jitter: 0.5) == 120)
         #expect(backoff.delay(afterFailure: 3, retryAfter: 5, jitter: 0.5) == 40)
         #expect(backoff.delay(afterFailure: 1, retryAfter: 86_400, jitter: 0.5) == 3_600)

@@ -69,8 +69,10 @@ final class EventWebhookSender {
     static let batchSize = 50
     /// Per request: connecting, sending and the whole answer.
     static let requestTimeout: TimeInterval = 10
-    /// How long a claim holds its rows. The sender starts no post after `lease − timeout − 5 s`
-    /// of a round, so a lease never runs out under a live sender.
+    /// How long a claim holds its rows. The sender starts no post once half of it has gone (as
+    /// sessions do with deliveries), so a lease never runs out under a live sender, and a round
+    /// ends within 40 s however slow the receiver: well inside the heartbeat the systemd watchdog
+    /// and `/healthz` read (`Daemon.tickTolerance`).
     static let leaseSeconds = 60
     /// How often the pending gauges are recomputed (a count over the rows not delivered).
     static let gaugeInterval: TimeInterval = 10
@@ -108,7 +110,7 @@ final class EventWebhookSender {
         }
         guard !posts.isEmpty else { return false }
         let started = ContinuousClock.now
-        let lastStart = Duration.seconds(Double(Self.leaseSeconds) - Self.requestTimeout - 5)
+        let lastStart = Duration.seconds(Self.leaseSeconds / 2)
         for (index, post) in posts.enumerated() {
             if stopping.isStopped || ContinuousClock.now - started > lastStart {
                 // Unposted: due again at once, for this process's next round or another replica.

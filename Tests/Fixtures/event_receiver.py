@@ -9,8 +9,9 @@ README and not from seqd's code, and appends what it got to DIR/requests.jsonl:
 "status" (what it answered), "body"}.
 
 SCENARIO is ACTION[:TIMES][,ACTION...]: each ACTION answers TIMES requests (the last one answers
-all the rest). ACTION is `200`, or `503` (with Retry-After: 1). A request whose signature does not
-verify is answered 400 whatever the scenario.
+all the rest). ACTION is `200`, `503` (with Retry-After: 1), or `stall` (record the request, then
+answer nothing for a minute). A request whose signature does not verify is answered 400 whatever
+the scenario.
 """
 import argparse
 import hashlib
@@ -68,7 +69,8 @@ def make_handler(script, directory, secret):
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
             verified = verify(secret, self.headers.get("Seqd-Signature", ""), body)
-            status = int(script.next()) if verified else 400
+            action = script.next()
+            status = 0 if action == "stall" else int(action) if verified else 400
             record = {"id": self.headers.get("Seqd-Event-Id"),
                       "idempotency_key": self.headers.get("Idempotency-Key"),
                       "type": self.headers.get("Seqd-Event-Type"),
@@ -78,6 +80,10 @@ def make_handler(script, directory, secret):
             with log_lock:
                 with open(os.path.join(directory, "requests.jsonl"), "a") as f:
                     f.write(json.dumps(record) + "\n")
+            if action == "stall":
+                time.sleep(60)
+                self.close_connection = True
+                return
             data = b'{"ok": true}' if status == 200 else b'{"error": "try later"}'
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

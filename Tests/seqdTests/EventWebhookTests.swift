@@ -194,6 +194,41 @@ struct EventWebhookTests {
         #expect(!daemon.log.contains(Self.secret))
     }
 
+    @Test("SIGKILL while a post is in flight: after its lease the event is posted again with the same id and the same bytes; the rest once each")
+    func killedMidPost() async throws {
+        let contacts = (0..<3).map { "k\($0)@example.com" }
+        let scenario = try await Scenario.prepare(prefix: "evthookkill", sequence: Self.quick, name: "quick", contacts: contacts)
+        let server = try await FixtureServer.start("event_receiver.py", ["--secret", Self.secret, "stall:1,200"])
+        defer { server.stop() }
+        let first = DaemonProcess(scenario.seqd, environment: Self.environment(port: server.port), name: "killed")
+        try first.start()
+        try await waitUntil(timeout: .seconds(60), "the first post to reach the receiver") { try !Self.received(server).isEmpty }
+        first.send(SIGKILL)
+        _ = try await first.waitForExit()
+        let stalled = try Self.received(server)[0]
+        let connection = try scenario.connect()
+        #expect(try Self.count(connection, "SELECT count(*) AS n FROM seqd.event_webhook_outbox WHERE delivered_at IS NOT NULL") == 0)
+        let second = DaemonProcess(scenario.seqd, environment: Self.environment(port: server.port), name: "restarted")
+        try second.start()
+        do {
+            // The killed process's claim holds its rows for a minute (EventWebhookSender.leaseSeconds).
+            try await waitUntil(timeout: .seconds(120), "every event to be delivered after the lease") {
+                try Self.count(connection, "SELECT count(*) AS n FROM seqd.event_webhook_outbox WHERE delivered_at IS NOT NULL") == 6
+            }
+        } catch {
+            second.send(SIGKILL)
+            throw TimedOut(description: "\(error)\n--- log\n\(second.log)")
+        }
+        second.send(SIGTERM)
+        #expect(try await second.waitForExit() == 0, "\(second.log)")
+        let requests = try Self.received(server)
+        let accepted = requests.filter { $0.status == 200 }
+        #expect(accepted.count == 6 && Set(accepted.compactMap(\.id)).count == 6, "one 2xx per id")
+        let again = try #require(accepted.first { $0.id == stalled.id })
+        #expect(again.body == stalled.body, "the same bytes under the same id")
+        #expect(requests.allSatisfy { $0.verified })
+    }
+
     @Test("without event_webhook.url nothing is enqueued, and the status says event webhooks are off")
     func offByDefault() async throws {
         let scenario = try await Scenario.prepare(

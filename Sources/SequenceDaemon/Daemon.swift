@@ -40,6 +40,8 @@ public struct DaemonSettings: Sendable {
     public var webhookAllowPrivateNetworks = false
     /// `webhook.secret` from the configuration; nil means the secret stored at migrate.
     public var webhookSecret: String?
+    /// `event_webhook.*`; nil when `event_webhook.url` is unset (no events are enqueued then).
+    public var eventWebhook: EventWebhookSettings?
 
     public init(
         databaseURL: String, pollInterval: TimeInterval, batchSize: Int, workerConcurrency: Int,
@@ -143,6 +145,8 @@ public final class Daemon: Sendable {
     private func prepare() throws -> Prepared {
         let setup = try Connection(settings.databaseURL, options: sessionOptions("seqd setup"))
         let installation = try InstallationSettings.load(setup)
+        // The outbox trigger enqueues what this configuration posts, and nothing when it posts nothing.
+        try EventWebhookOutbox.enable(setup, types: settings.eventWebhook?.types ?? [])
         guard let secret = settings.unsubscribeSecret ?? installation.storedUnsubscribeSecret else {
             throw StoreError(.notMigrated, "no unsubscribe secret: configure unsubscribe.secret or run `seqd migrate`")
         }
@@ -198,6 +202,7 @@ public final class Daemon: Sendable {
     /// Waits that end later are left for a later run.
     public func runOnce() throws {
         let prepared = try prepare()
+        let eventWebhooks = try eventWebhookSecret(prepared)
         let connection = ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd once"))
         defer { connection.close() }
         let settles = makeSettleWriter(connection, prepared)
@@ -242,6 +247,21 @@ public final class Daemon: Sendable {
         if !left.isEmpty {
             _ = try connection.runBlocking { try rescuer.giveBack($0, left, because: "the transport's circuit is open") }
         }
+        // Event webhooks due now, until a round finds none or the receiver fails.
+        if let eventWebhook = settings.eventWebhook, let secret = eventWebhooks {
+            let sender = EventWebhookSender(
+                settings: eventWebhook, secret: secret, connection: connection, policy: settings.policy, metrics: metrics, logger: logger)
+            while try sender.round(stopping: running) {}
+        }
+    }
+
+    /// The key that signs event webhooks when they are on; refuses to start without one.
+    private func eventWebhookSecret(_ prepared: Prepared) throws -> String? {
+        guard settings.eventWebhook != nil else { return nil }
+        guard let secret = prepared.webhookSecret else {
+            throw StoreError(.notMigrated, "event_webhook.url is set but there is no webhook secret: configure webhook.secret or run `seqd migrate`")
+        }
+        return secret
     }
 
     /// Connects, checks the schema, and returns the daemon's services in start order, for one
@@ -250,6 +270,7 @@ public final class Daemon: Sendable {
     /// misconfigured daemon fails at start instead of logging forever.
     public func services() throws -> [any Service] {
         let prepared = try prepare()
+        let eventWebhookSecret = try eventWebhookSecret(prepared)
         let installationID = prepared.installation.installationID
         func connection(_ name: String) -> ConfinedConnection {
             ConfinedConnection(settings.databaseURL, options: sessionOptions("seqd \(name)"), label: "seqd.\(name)")
@@ -356,6 +377,19 @@ public final class Daemon: Sendable {
             }
             return false
         }
+        // Event webhooks (when configured): posted by a loop of their own, since a post may take
+        // seconds, on the maintenance connection, which its short statements share.
+        var eventLoops: [WorkerLoop] = []
+        if let eventWebhook = settings.eventWebhook, let secret = eventWebhookSecret {
+            let sender = LoopOwned(
+                EventWebhookSender(
+                    settings: eventWebhook, secret: secret, connection: maintenanceConnection, policy: settings.policy,
+                    metrics: metrics, logger: logger))
+            eventLoops.append(
+                WorkerLoop(name: "event-webhooks", wake: maintenanceWake, idleTimeout: idleTimeout, logger: logger) { [maintenanceWake] in
+                    try sender.value.round(stopping: maintenanceWake)
+                })
+        }
         // The poll wakes every loop: an idle loop's round is also its heartbeat, which the systemd
         // watchdog and /healthz read (the idle timeout alone is five polls).
         let timer = PollTimer(interval: settings.pollInterval) { [advanceWake, claimWake, sessionWake, maintenanceWake, queue] in
@@ -367,7 +401,7 @@ public final class Daemon: Sendable {
         }
         let watchdog = Mutex<(any DispatchSourceTimer)?>(nil)
         let maintenance = LoopsService(
-            name: "maintenance", loops: [maintenanceLoop], stopSignals: [maintenanceWake],
+            name: "maintenance", loops: [maintenanceLoop] + eventLoops, stopSignals: [maintenanceWake],
             beforeStart: { [self] in
                 listener.withLock { $0 = startListener() }
                 timer.start()
@@ -386,7 +420,7 @@ public final class Daemon: Sendable {
                 logger.info("stopped")
             })
 
-        loops.withLock { $0 = advanceLoops + [claimLoop] + sessionLoops + [maintenanceLoop] }
+        loops.withLock { $0 = advanceLoops + [claimLoop] + sessionLoops + [maintenanceLoop] + eventLoops }
         return [writer, maintenance, sessions, claiming, advancing]
     }
 

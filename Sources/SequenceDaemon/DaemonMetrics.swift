@@ -15,6 +15,15 @@ struct DaemonMetrics: Sendable {
     let settleDuration = Metrics.Timer(label: "seqd_settle_duration_seconds", preferredDisplayUnit: .seconds)
     let attempts = Counter(label: "seqd_delivery_attempts_total")
     let circuitOpen = Gauge(label: "seqd_circuit_open")
+    /// Event webhook outbox rows not delivered yet (all replicas', read from the database), and
+    /// the age of the oldest: what is stuck when the receiver is down.
+    let eventWebhookPending = Gauge(label: "seqd_event_webhook_pending")
+    let eventWebhookOldestPendingAge = Gauge(label: "seqd_event_webhook_oldest_pending_age_seconds")
+
+    /// `seqd_event_webhooks_total{outcome}`: posts by this process, `delivered` or `failed`.
+    func eventWebhook(outcome: String) -> Counter {
+        Counter(label: "seqd_event_webhooks_total", dimensions: [("outcome", outcome)])
+    }
 
     /// `seqd_deliveries_total{transport, outcome}`; outcome is the attempt outcome
     /// (sent, temporary_failure, permanent_failure, bounce, transport_fault, unknown).

@@ -15,9 +15,10 @@ struct ConfigCommand: AsyncParsableCommand {
             let advancing = configuration.integer("worker.concurrency") ?? 2
             let sessions = configuration.integer("delivery.concurrency") ?? 16
             let http = configuration.integer("http.port") == nil ? 0 : HTTPListener.connectionBudget
+            let events = configuration.string("event_webhook.url") == nil ? "" : " (shared with the event webhook sender)"
             return """
                 database connections per `seqd run` process: \(advancing + Daemon.settleWriters + 3 + http) \
-                (\(advancing) advancing, 1 claim, \(Daemon.settleWriters) settle, 1 maintenance, 1 LISTEN\(http > 0 ? ", \(http) HTTP listener" : "")); \
+                (\(advancing) advancing, 1 claim, \(Daemon.settleWriters) settle, 1 maintenance\(events), 1 LISTEN\(http > 0 ? ", \(http) HTTP listener" : "")); \
                 the \(sessions) transport sessions hold none
                 """
         }

@@ -22,7 +22,9 @@ struct RunCommand: AsyncParsableCommand {
 
             Database connections per process: worker.concurrency (advancing) + 5 (claim, 2 settle, maintenance, \
             LISTEN), plus the HTTP listener's when http.port is set. delivery.concurrency is the number of \
-            transport sessions (SMTP or HTTP connections), which hold no database connection.
+            transport sessions (SMTP or HTTP connections), which hold no database connection. With \
+            event_webhook.url set, enrollment events are posted there by one more thread, which shares the \
+            maintenance connection (see `seqd event-webhook status`).
 
             Examples:
               seqd run
@@ -106,7 +108,18 @@ struct RunCommand: AsyncParsableCommand {
             transportName: configuration.string("delivery.transport") ?? "file", makeTransport: makeTransport)
         settings.webhookAllowPrivateNetworks = configuration.string("webhook.allow_private_networks") == "true"
         settings.webhookSecret = configuration.string("webhook.secret")
+        settings.eventWebhook = try eventWebhookSettings(configuration)
         return settings
+    }
+
+    /// `event_webhook.*`, or nil when `event_webhook.url` is unset; an unknown type exits 65.
+    private func eventWebhookSettings(_ configuration: SeqdConfiguration) throws -> EventWebhookSettings? {
+        guard let url = configuration.string("event_webhook.url") else { return nil }
+        do {
+            return EventWebhookSettings(url: url, types: try EventWebhookType.parse(list: configuration.string("event_webhook.types") ?? ""))
+        } catch let error as StoreError {
+            throw CommandFailure(status: .dataError, message: "configuration key \(error.description)")
+        }
     }
 }
 

@@ -25,7 +25,7 @@ public struct Migration: Sendable {
 public enum Migrations {
     public static let all: [Migration] = [
         schema, views, privacy, senderLimits, suppressionCheck, leastPrivilege, operationsAtSize, historyIndex,
-        dropEventsIndex, throttledAttempts, webhookSteps,
+        dropEventsIndex, throttledAttempts, webhookSteps, eventWebhooks,
     ]
 
     /// The newest schema version this binary knows.

@@ -12,6 +12,8 @@ public enum Retention {
         public var attemptsDeleted = 0
         public var eventsDeleted = 0
         public var senderDaysDeleted = 0
+        /// Event webhook outbox rows delivered before the horizon.
+        public var eventWebhooksDeleted = 0
         public var dryRun = false
     }
 
@@ -76,7 +78,27 @@ public enum Retention {
         summary.senderDaysDeleted = try connection.query(
             "DELETE FROM seqd.sender_daily_counts WHERE day < (now() - make_interval(secs => $1))::date - 1",
             [horizon]).affectedRows
+        // Delivered event webhooks, oldest first, a chunk per transaction (rows not delivered
+        // yet are never removed, however old).
+        if try hasEventWebhookOutbox(connection) {
+            while true {
+                let deleted = try connection.query(
+                    """
+                    DELETE FROM seqd.event_webhook_outbox WHERE id IN (
+                        SELECT id FROM seqd.event_webhook_outbox
+                        WHERE delivered_at < now() - make_interval(secs => $1)
+                        ORDER BY delivered_at LIMIT $2)
+                    """, [horizon, Int(step)]).affectedRows
+                summary.eventWebhooksDeleted += deleted
+                if deleted < step { break }
+            }
+        }
         return summary
+    }
+
+    /// Migration 0012's outbox exists (a schema of version 11 is still supported).
+    private static func hasEventWebhookOutbox(_ connection: Connection) throws -> Bool {
+        try connection.query("SELECT to_regclass('seqd.event_webhook_outbox') IS NOT NULL AS present")[0].decode("present")
     }
 
     /// What a real run would remove now, counted in one read-only snapshot (the dry run once ran
@@ -105,6 +127,11 @@ public enum Retention {
         summary.attemptsDeleted = try row.decode("attempts")
         summary.eventsDeleted = try row.decode("events")
         summary.senderDaysDeleted = try row.decode("sender_days")
+        if try hasEventWebhookOutbox(connection) {
+            summary.eventWebhooksDeleted = try connection.query(
+                "SELECT count(*) AS n FROM seqd.event_webhook_outbox WHERE delivered_at < now() - make_interval(secs => $1)",
+                [horizon])[0].decode("n")
+        }
         return summary
     }
 }

@@ -28,15 +28,17 @@ public struct EventWebhookSettings: Sendable, Equatable {
 /// Both are capped at five minutes, not at the email backoff's hour: however long the outage,
 /// everything that waited is posted within five minutes of the receiver's return, which is what
 /// its operator waits for; the load on a receiver that is down stays one request per five
-/// minutes per replica. A `Retry-After` longer than the wait is honoured, up to an hour.
+/// minutes per replica. A receiver that answers with `Retry-After` is up and says when to come
+/// back: that wait is followed as given (up to an hour) instead of the curve, which only guesses
+/// for a receiver that does not answer.
 struct EventWebhookBackoff: Sendable {
     let policy: DeliveryPolicy
     static let cap: TimeInterval = 300
 
     /// The wait after the `attempt`-th failure (of a row, or in a row).
     func delay(afterFailure attempt: Int, retryAfter: TimeInterval?, jitter: Double) -> TimeInterval {
-        let asked = min(max(retryAfter ?? 0, 0), DeliveryPolicy.backoffCap)
-        return max(min(policy.retryDelay(afterAttempt: attempt, jitter: jitter), Self.cap), asked)
+        if let retryAfter { return min(max(retryAfter, 0), DeliveryPolicy.backoffCap) }
+        return min(policy.retryDelay(afterAttempt: attempt, jitter: jitter), Self.cap)
     }
 }
 

@@ -124,7 +124,9 @@ struct EventWebhookTests {
         let server = try await FixtureServer.start("event_receiver.py", ["--secret", Self.secret, "503:2,200"], port: port)
         defer { server.stop() }
         do {
-            try await waitUntil(timeout: .seconds(90), "every event to be delivered after the receiver is back") {
+            // The promise: within the backoff's five-minute cap of the receiver's return (the
+            // outage's length decides how far up the curve the next try is).
+            try await waitUntil(timeout: .seconds(330), "every event to be delivered after the receiver is back") {
                 try Self.count(connection, "SELECT count(*) AS n FROM seqd.event_webhook_outbox WHERE delivered_at IS NOT NULL") == 11
             }
         } catch {

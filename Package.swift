@@ -59,10 +59,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The application layer: one function per operator action and query, for the CLI and the
+        // API alike. The front ends below reach the database only through it (ArchitectureTests).
+        .target(name: "SeqdApplication", dependencies: ["Postgres", "SequenceStore", "SequenceEngine", "Delivery"]),
         .target(
             name: "SequenceHTTP",
             dependencies: [
-                "SequenceStore", "SequenceEngine", "Delivery", "SeqdConfig", "Postgres",
+                "SeqdApplication", "SequenceStore", "SequenceEngine", "Delivery", "SeqdConfig",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -74,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "seqd",
             dependencies: [
-                "SequenceDaemon", "SequenceHTTP", "SequenceStore", "SeqdConfig", "Postgres", "Delivery",
+                "SeqdApplication", "SequenceDaemon", "SequenceHTTP", "SequenceStore", "SeqdConfig", "Delivery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -76,6 +76,17 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     /// A unique constraint was violated: SQLSTATE 23505.
     public var isUniqueViolation: Bool { sqlState == "23505" }
 
+    /// The role lacks a privilege the statement needs: SQLSTATE 42501 (a least-privilege role
+    /// running a command meant for another).
+    public var isPermissionDenied: Bool { sqlState == "42501" }
+
+    /// A value the database would not take: a data exception (class 22) or an integrity
+    /// violation (class 23), the input's fault rather than the server's.
+    public var isRejectedValue: Bool {
+        guard kind == .server, let state = sqlState else { return false }
+        return state.hasPrefix("22") || state.hasPrefix("23")
+    }
+
     public var description: String {
         var text = message
         if let sqlState { text += " (SQLSTATE \(sqlState))" }

@@ -147,9 +147,7 @@ public final class Daemon: Sendable {
         let installation = try InstallationSettings.load(setup)
         // The outbox trigger enqueues what this configuration posts, and nothing when it posts nothing.
         try EventWebhookOutbox.enable(setup, types: settings.eventWebhook?.types ?? [])
-        guard let secret = settings.unsubscribeSecret ?? installation.storedUnsubscribeSecret else {
-            throw StoreError(.notMigrated, "no unsubscribe secret: configure unsubscribe.secret or run `seqd migrate`")
-        }
+        let secret = try installation.unsubscribeSecret(configured: settings.unsubscribeSecret)
         let builder = MessageBuilder(
             messageIDKey: MessageID.Key(secret: secret), unsubscribeBaseURL: settings.unsubscribeBaseURL, unsubscribeMailto: settings.unsubscribeMailto,
             unsubscribeToken: { UnsubscribeToken.make(enrollmentID: $0, secret: secret) })

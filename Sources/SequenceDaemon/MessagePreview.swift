@@ -56,9 +56,7 @@ public enum MessagePreview {
             }
             indexes = [index]
         }
-        guard let secret = unsubscribeSecret ?? context.storedUnsubscribeSecret else {
-            throw StoreError(.notMigrated, "no unsubscribe secret: configure unsubscribe.secret or run `seqd migrate`")
-        }
+        let secret = try context.installation.unsubscribeSecret(configured: unsubscribeSecret)
         let builder = MessageBuilder(
             messageIDKey: MessageID.Key(secret: secret), unsubscribeBaseURL: unsubscribeBaseURL, unsubscribeMailto: unsubscribeMailto,
             unsubscribeToken: { UnsubscribeToken.make(enrollmentID: $0, secret: secret) })

@@ -1,6 +1,6 @@
 import Foundation
 import Hummingbird
-import Postgres
+import SeqdApplication
 import SequenceStore
 
 /// A refusal the API reports as JSON: `{"error": CODE, "message": TEXT, "field"?: NAME,
@@ -49,28 +49,22 @@ struct APIError: Error {
     /// unreachable or overloaded database is 503 (retry later); anything else is ours (500) and
     /// is logged by the caller without the request's data.
     static func from(_ error: any Error) -> APIError {
-        switch error {
+        switch ApplicationError.mapping(error) {
         case let api as APIError:
             return api
-        case let store as StoreError:
-            switch store.kind {
-            case .notFound: return APIError(.notFound, "not_found", store.description)
-            case .refused: return APIError(.conflict, "refused", store.description)
-            case .badInput: return APIError(.unprocessableContent, "invalid_input", store.description)
-            case .notMigrated: return APIError(.serviceUnavailable, "not_migrated", store.description)
-            }
-        case let database as PostgresError:
-            if database.isConnectionError || database.isQueryCanceled || database.sqlState == "55P03" {
+        case let failure as ApplicationError:
+            switch failure.kind {
+            case .notFound: return APIError(.notFound, "not_found", failure.message)
+            case .refused: return APIError(.conflict, "refused", failure.message)
+            case .invalidTransition: return APIError(.conflict, "invalid_transition", failure.message)
+            case .badInput: return APIError(.unprocessableContent, "invalid_input", failure.message)
+            case .notMigrated: return APIError(.serviceUnavailable, "not_migrated", failure.message)
+            case .unavailable:
                 return APIError(.serviceUnavailable, "database_unavailable", "the database is unavailable or busy; retry later")
+            case .permissionDenied, .internal:
+                // The message may quote the request; the SQLSTATE says what broke.
+                return APIError(.internalServerError, "internal_error", "internal error (SQLSTATE \(failure.sqlState ?? ""))")
             }
-            let state = database.sqlState ?? ""
-            // The transition trigger (invariant 4) speaks SQ001; data exceptions (22) and integrity
-            // violations (23) are values the database would not take: the request's fault.
-            if state == "SQ001" { return APIError(.conflict, "invalid_transition", database.message) }
-            if state.hasPrefix("22") || state.hasPrefix("23") {
-                return APIError(.unprocessableContent, "invalid_input", database.message)
-            }
-            return APIError(.internalServerError, "internal_error", "internal error (SQLSTATE \(state))")
         case let http as any HTTPResponseError:
             // Hummingbird's own refusals: no route, a body over the limit.
             switch http.status {

@@ -1,12 +1,11 @@
 import Foundation
 import Hummingbird
-import Postgres
+import SeqdApplication
 import SequenceEngine
 import SequenceStore
 
-/// The `/v1` API. Every write goes through the store code the CLI uses (`ContactStore`,
-/// `Enroller`, `OperatorActions`), so the state machine and the audit trail cannot tell an API
-/// call from a command.
+/// The `/v1` API. Every action goes through the application layer the CLI uses (`Operations`),
+/// so the state machine and the audit trail cannot tell an API call from a command.
 extension Handlers {
     /// Recorded as the actor of API changes in `enrollment_events`.
     static let apiActor = "http:api"
@@ -28,10 +27,7 @@ extension Handlers {
         let contact = ContactFields(
             email: email, firstName: try body.string("first_name"), lastName: try body.string("last_name"),
             timeZone: timeZone, attributes: try body.attributes("attributes"))
-        let (summary, id) = try await pool.run { connection in
-            let summary = try ContactStore.upsert(connection, [contact])
-            return (summary, try ContactEnrollments.contactID(connection, email: email))
-        }
+        let (summary, id) = try await operations.upsertContact(contact)
         guard let id else { throw APIError(.internalServerError, "internal_error", "the contact was not stored") }
         let result = summary.created > 0 ? "created" : summary.updated > 0 ? "updated" : "unchanged"
         return JSONResponse.make(
@@ -50,32 +46,21 @@ extension Handlers {
         }
         let allowReenroll = try body.bool("allow_reenroll") ?? false
         let contactField = email != nil ? "email" : "contact_id"
-        let outcome = try await pool.run { connection -> (EnrollmentSummary, Int64, (id: Int64, status: String)?) in
-            let contactID: Int64
-            let address: String
-            if let email {
-                guard let id = try ContactEnrollments.contactID(connection, email: email) else {
-                    throw APIError(.unprocessableContent, "unknown_contact", "no contact with that address: create it with POST /v1/contacts", field: "email")
-                }
-                (contactID, address) = (id, email)
-            } else {
-                let rows = try connection.query("SELECT email FROM seqd.contacts WHERE id = $1", [givenID!])
-                guard rows.count == 1 else {
-                    throw APIError(.unprocessableContent, "unknown_contact", "no contact with id \(givenID!)", field: "contact_id")
-                }
-                (contactID, address) = (givenID!, try rows[0].decode("email"))
-            }
-            let summary: EnrollmentSummary
-            do {
-                summary = try Enroller.enroll(
-                    connection, sequence: sequence, selection: .emails([address]), allowReenroll: allowReenroll,
-                    actor: Self.apiActor)
-            } catch let error as StoreError where error.kind == .notFound {
-                throw APIError(.unprocessableContent, "unknown_sequence", error.description, field: "sequence")
-            }
-            return (summary, contactID, try ContactEnrollments.latest(connection, contactID: contactID, sequence: sequence))
+        let enrollment: SingleEnrollment?
+        do {
+            enrollment = try await operations.enroll(
+                sequence: sequence, contact: email.map { .email($0) } ?? .id(givenID!), allowReenroll: allowReenroll)
+        } catch let error as ApplicationError where error.kind == .notFound {
+            throw APIError(.unprocessableContent, "unknown_sequence", error.message, field: "sequence")
         }
-        let (summary, contactID, latest) = outcome
+        guard let enrollment else {
+            if email != nil {
+                throw APIError(
+                    .unprocessableContent, "unknown_contact", "no contact with that address: create it with POST /v1/contacts", field: "email")
+            }
+            throw APIError(.unprocessableContent, "unknown_contact", "no contact with id \(givenID!)", field: "contact_id")
+        }
+        let (summary, contactID, latest) = (enrollment.summary, enrollment.contactID, enrollment.latest)
         var ids: [String: JSONValue] = ["contact_id": .integer(contactID), "sequence": .string(sequence)]
         if let latest { ids["enrollment_id"] = .integer(latest.id) }
         if summary.enrolled == 1, let latest {
@@ -115,8 +100,8 @@ extension Handlers {
         }
         let inspection: Inspection
         do {
-            inspection = try await pool.run { try ContactEnrollments.load($0, contactID: id) }
-        } catch let error as StoreError where error.kind == .notFound {
+            inspection = try await operations.inspect(contactID: id)
+        } catch let error as ApplicationError where error.kind == .notFound {
             throw APIError(.notFound, "not_found", "no contact with id \(id)", field: "id")
         }
         return JSONResponse.make(.ok, Self.json(inspection, contactID: id))
@@ -205,24 +190,15 @@ extension Handlers {
         }
         let reason = try body.string("reason", maxLength: 1_000)
         let target: OperatorTarget = enrollmentID.map { .enrollment($0) } ?? .contacts([email!], sequence: sequence)
-        let installationID = self.installationID
-        let outcomes = try await pool.run { connection -> [OperatorOutcome] in
-            do {
-                return try OperatorActions(actor: Self.apiActor, source: "http", installationID: installationID)
-                    .apply(event, to: target, reason: reason, using: connection)
-            } catch let error as StoreError where error.kind == .notFound {
-                if enrollmentID != nil { throw APIError(.notFound, "not_found", error.description, field: "enrollment_id") }
-                throw APIError(.unprocessableContent, "unknown_sequence", error.description, field: "sequence")
-            }
+        let result: Operations.SignalResult
+        do {
+            // As the CLI: signals that stop mail answer once a send under way has settled.
+            result = try await operations.signal(event, to: target, reason: reason)
+        } catch let error as ApplicationError where error.kind == .notFound {
+            if enrollmentID != nil { throw APIError(.notFound, "not_found", error.message, field: "enrollment_id") }
+            throw APIError(.unprocessableContent, "unknown_sequence", error.message, field: "sequence")
         }
-        // As the CLI: commands that stop mail answer only after a send already under way has
-        // settled (invariant 3), so "stopped" means no further mail. The wait holds no pooled
-        // connection: three waiting requests must not block the API and one-click unsubscribes.
-        var settled = true
-        if event.waitsForInFlightSends {
-            settled = await inFlight.wait(contacts: email.map { [$0] } ?? [], enrollmentIDs: enrollmentID.map { [$0] } ?? [])
-        }
-        return try Self.signalResponse(type: type, outcome: outcomes[0], inFlightSettled: settled)
+        return try Self.signalResponse(type: type, outcome: result.outcomes[0], inFlightSettled: result.inFlightSettled)
     }
 
     /// One subject per request, so one outcome: success with what changed, or the refusal with

@@ -1,7 +1,7 @@
 import Hummingbird
 import Logging
-import Postgres
 import Prometheus
+import SeqdApplication
 
 /// Logs one line per request and counts it, and turns any error that escaped a handler into the
 /// API's JSON error shape.
@@ -27,7 +27,7 @@ struct AccessLog: RouterMiddleware {
             if api.status == .internalServerError {
                 // The type and SQLSTATE say what broke; the message could quote request data.
                 var metadata: Logger.Metadata = ["error.type": "\(type(of: error))"]
-                if let database = error as? PostgresError { metadata["sqlstate"] = "\(database.sqlState ?? "none")" }
+                if let failure = ApplicationError.mapping(error) as? ApplicationError { metadata["sqlstate"] = "\(failure.sqlState ?? "none")" }
                 logger.error("request failed", metadata: metadata)
             }
             response = api.response

@@ -1,13 +1,13 @@
 import Logging
-import Postgres
 import Prometheus
+import SeqdApplication
 import SequenceStore
 import ServiceLifecycle
 
 /// Recomputes the SQL gauges on an interval, on a connection of its own, so `/metrics` only reads
 /// memory: a scrape never waits for the database and never adds load to it.
 struct GaugeRefresher: Service {
-    let connection: ConfinedConnection
+    let operations: Operations
     let interval: Duration
     let logger: Logger
     let dueBacklog: Gauge
@@ -17,8 +17,8 @@ struct GaugeRefresher: Service {
     /// 1 after a successful refresh, 0 after a failed one: the other gauges are then stale.
     let databaseUp: Gauge
 
-    init(connection: ConfinedConnection, interval: Duration, registry: PrometheusCollectorRegistry, logger: Logger) {
-        self.connection = connection
+    init(operations: Operations, interval: Duration, registry: PrometheusCollectorRegistry, logger: Logger) {
+        self.operations = operations
         self.interval = interval
         self.logger = logger
         func gauge(_ name: String, unit: String = "", _ help: String) -> Gauge {
@@ -44,7 +44,7 @@ struct GaugeRefresher: Service {
 
     func refresh() async {
         do {
-            let gauges = try await connection.run { try DatabaseGauges.load($0) }
+            let gauges = try await operations.gauges()
             dueBacklog.set(to: Double(gauges.dueBacklog))
             oldestDueAge.set(to: gauges.oldestDueAgeSeconds)
             expiredLeases.set(to: Double(gauges.expiredLeases))
@@ -52,7 +52,7 @@ struct GaugeRefresher: Service {
             databaseUp.set(to: 1)
         } catch {
             databaseUp.set(to: 0)
-            let state = (error as? PostgresError)?.sqlState ?? "none"
+            let state = (error as? ApplicationError)?.sqlState ?? "none"
             logger.warning("could not refresh the SQL gauges", metadata: ["error.type": "\(type(of: error))", "sqlstate": "\(state)"])
         }
     }

@@ -1,23 +1,21 @@
 import Foundation
 import Hummingbird
 import Logging
-import Postgres
 import Prometheus
+import SeqdApplication
 import SequenceStore
 import Synchronization
 
-/// What every handler shares: the connections, the secrets and the process's health.
+/// What every handler shares: the application's operations, the secrets and the process's health.
 final class Handlers: Sendable {
-    let pool: ConnectionPool
+    /// Every `/v1` and `/u` request's work, done as `http:api` on the listener's pooled connections.
+    let operations: Operations
     /// Answers `/readyz` from memory; refreshed in the background on a connection of its own.
     let readiness: ReadinessProbe
     let registry: PrometheusCollectorRegistry
     let apiToken: String?
     let unsubscribeSecret: String
-    let installationID: String
     let health: @Sendable () -> HealthState
-    /// Waits for sends in flight after a signal, borrowing a pooled connection only per check.
-    let inFlight: InFlightWaiter
     /// What inbound mail must prove (`POST /v1/inbound`).
     let inboundTrust: InboundTrust
     /// `inbound.ooo_resume_after`: how long an auto-reply without a clear return date pauses.
@@ -28,18 +26,16 @@ final class Handlers: Sendable {
     static let readinessTimeout: Duration = .seconds(5)
 
     init(
-        pool: ConnectionPool, readiness: ReadinessProbe, registry: PrometheusCollectorRegistry, apiToken: String?,
-        unsubscribeSecret: String, installationID: String, health: @escaping @Sendable () -> HealthState,
-        inFlight: InFlightWaiter, inboundTrust: InboundTrust, oooResumeAfter: Duration, logger: Logger
+        operations: Operations, readiness: ReadinessProbe, registry: PrometheusCollectorRegistry, apiToken: String?,
+        unsubscribeSecret: String, health: @escaping @Sendable () -> HealthState, inboundTrust: InboundTrust,
+        oooResumeAfter: Duration, logger: Logger
     ) {
-        self.pool = pool
+        self.operations = operations
         self.readiness = readiness
         self.registry = registry
         self.apiToken = apiToken
         self.unsubscribeSecret = unsubscribeSecret
-        self.installationID = installationID
         self.health = health
-        self.inFlight = inFlight
         self.inboundTrust = inboundTrust
         self.oooResumeAfter = oooResumeAfter
         self.logger = logger

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import SeqdApplication
 import SequenceEngine
 import SequenceStore
 
@@ -13,27 +14,19 @@ extension Handlers {
         var request = request
         let body = try await request.collectBody(upTo: InboundMessage.maxSize)
         let bytes = Array(body.readableBytesView)
-        let installationID = self.installationID
-        let resumeAfter = TimeInterval(oooResumeAfter.components.seconds)
-        let trust = inboundTrust
-        // Parsing a large message is real work: it runs on the connection's thread with the rest,
-        // never on the event loop.
-        let result = try await pool.run { connection -> InboundResult in
-            let message: InboundMessage
-            do {
-                message = try InboundMessage.parse(bytes)
-            } catch let error as InboundMessageError {
-                var extra = [String: JSONValue]()
-                if let line = error.line { extra["line"] = .integer(Int64(line)) }
-                throw APIError(.badRequest, "malformed_message", error.description, extra: extra)
-            }
-            return try InboundMail(actor: Self.inboundActor, installationID: installationID, oooResumeAfter: resumeAfter, trust: trust)
-                .process(message, using: connection)
+        let outcome: Operations.InboundOutcome
+        do {
+            // Parsing a large message is real work: the application runs it on the connection's
+            // thread, never on the event loop. As the CLI, a reply or bounce answers only after a
+            // send already under way settled.
+            outcome = try await operations.acting(as: Actor(name: Self.inboundActor, source: "http")).inbound(
+                { try InboundMessage.parse(bytes) }, trust: inboundTrust, oooResumeAfter: TimeInterval(oooResumeAfter.components.seconds))
+        } catch let error as InboundMessageError {
+            var extra = [String: JSONValue]()
+            if let line = error.line { extra["line"] = .integer(Int64(line)) }
+            throw APIError(.badRequest, "malformed_message", error.description, extra: extra)
         }
-        // As the CLI: a reply or bounce answers only after a send already under way settled, but
-        // waiting holds no pooled connection (see InFlightWaiter).
-        let settled = result.outcome == .applied
-            ? await inFlight.wait(contacts: [], enrollmentIDs: result.enrollments.filter { $0.refused == nil }.map(\.id)) : true
+        let (result, settled) = (outcome.result, outcome.inFlightSettled)
         let json = Self.json(result, inFlightSettled: settled)
         switch result.outcome {
         case .applied, .ignored:

@@ -1,5 +1,5 @@
 import Logging
-import Postgres
+import SeqdApplication
 import SequenceStore
 import ServiceLifecycle
 import Synchronization
@@ -15,15 +15,15 @@ final class ReadinessProbe: Service, Sendable {
         case notReady(String)
     }
 
-    let connection: ConfinedConnection
+    let operations: Operations
     let interval: Duration
     /// How long one check may wait for the database.
     let timeout: Duration
     let logger: Logger
     private let state = Mutex<(verdict: Verdict, at: ContinuousClock.Instant?)>((.starting, nil))
 
-    init(connection: ConfinedConnection, interval: Duration, timeout: Duration, logger: Logger) {
-        self.connection = connection
+    init(operations: Operations, interval: Duration, timeout: Duration, logger: Logger) {
+        self.operations = operations
         self.interval = interval
         self.timeout = timeout
         self.logger = logger
@@ -58,14 +58,14 @@ final class ReadinessProbe: Service, Sendable {
     private func check() async -> Verdict {
         let version: Int?
         do {
-            let connection = self.connection
-            version = try await withDeadline(timeout, onTimeout: { connection.cancel() }) {
-                try await connection.run { try SchemaCheck.appliedVersion($0) }
+            let operations = self.operations
+            version = try await withDeadline(timeout, onTimeout: { operations.database.cancel() }) {
+                try await operations.schemaVersion()
             }
         } catch is DeadlineExceeded {
             return .notReady("the database did not answer within \(timeout.components.seconds) s")
-        } catch let error as PostgresError {
-            return .notReady(error.isConnectionError ? "database unreachable" : "database error (SQLSTATE \(error.sqlState ?? "none"))")
+        } catch let error as ApplicationError {
+            return .notReady(error.kind == .unavailable ? "database unreachable" : "database error (SQLSTATE \(error.sqlState ?? "none"))")
         } catch {
             return .notReady("database error")
         }

@@ -8,8 +8,8 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
-import Postgres
 import Prometheus
+import SeqdApplication
 import SequenceStore
 import ServiceLifecycle
 import Synchronization
@@ -17,7 +17,7 @@ import Synchronization
 /// The HTTP listener: `run()` serves until `shutdown()` (or cancellation), then drains in-flight
 /// requests and returns.
 ///
-/// Connection budget: `HTTPListener.connectionBudget` PostgreSQL connections per process —
+/// Its database budget: `HTTPListener.connectionBudget` PostgreSQL connections per process —
 /// `apiConnections` shared by the `/v1` API and unsubscribe requests, one for the background
 /// readiness check behind `/readyz`, one for the SQL gauges. Connections open lazily, on first use.
 /// Idle client connections are closed after `idleTimeout`, so idle sockets cannot pile up.
@@ -30,7 +30,7 @@ public final class HTTPListener: Sendable {
     private let host: String
     private let port: Int
     private let handlers: Handlers
-    private let gaugeConnection: ConfinedConnection
+    private let gauges: Operations
     private let gaugeInterval: Duration
     private let idleTimeout: Duration
     private let logger: Logger
@@ -55,7 +55,6 @@ public final class HTTPListener: Sendable {
     ///   - databaseURL: handed to libpq untouched.
     ///   - apiToken: `http.api_token`; nil turns `/v1` off (503 with a JSON error saying so).
     ///   - unsubscribeSecret: `unsubscribe.secret` if configured, else the one stored at migrate.
-    ///   - installationID: from `InstallationSettings`.
     ///   - health: whether the process's loops are ticking, for `/healthz`.
     ///   - logger: access log (route templates only) and errors.
     ///   - registry: rendered by `/metrics`; the SQL gauges and request counters go into it.
@@ -68,7 +67,7 @@ public final class HTTPListener: Sendable {
     ///   - idleTimeout: how long a client connection may sit idle before the listener closes it.
     public init(
         host: String, port: Int, databaseURL: String, apiToken: String?, unsubscribeSecret: String,
-        installationID: String, health: @escaping @Sendable () -> HealthState = { .alive }, logger: Logger,
+        health: @escaping @Sendable () -> HealthState = { .alive }, logger: Logger,
         registry: PrometheusCollectorRegistry = SeqdMetrics.registry, gaugeInterval: Duration = .seconds(15),
         inFlightWait: Duration = .seconds(35), oooResumeAfter: Duration = .seconds(7 * 86_400), trustedAuthservID: String? = nil,
         readinessInterval: Duration = .seconds(2), idleTimeout: Duration = .seconds(60)
@@ -83,26 +82,22 @@ public final class HTTPListener: Sendable {
         self.gaugeInterval = gaugeInterval
         self.idleTimeout = idleTimeout
         self.logger = logger
-        let options = SessionOptions(
-            applicationName: "seqd http", statementTimeoutMilliseconds: 30_000, lockTimeoutMilliseconds: 10_000,
-            idleInTransactionTimeoutMilliseconds: 60_000)
-        let pool = ConnectionPool(databaseURL: databaseURL, size: Self.apiConnections, options: options)
+        func operations(_ database: Database, waiting: Duration = .zero) -> Operations {
+            Operations(
+                database: database, actor: Actor(name: Handlers.apiActor, source: "http"),
+                inFlight: InFlightWaiter(database: database, timeout: waiting))
+        }
         let messageIDKey = MessageID.Key(secret: unsubscribeSecret)
         handlers = Handlers(
-            pool: pool,
+            operations: operations(.pool(databaseURL, purpose: "http", size: Self.apiConnections), waiting: inFlightWait),
             readiness: ReadinessProbe(
-                connection: ConfinedConnection(
-                    databaseURL, options: SessionOptions(applicationName: "seqd http readyz", statementTimeoutMilliseconds: 5_000),
-                    label: "seqd.http-readyz"),
+                operations: operations(.dedicated(databaseURL, purpose: "http readyz", statementTimeoutMilliseconds: 5_000)),
                 interval: readinessInterval, timeout: Handlers.readinessTimeout, logger: logger),
-            registry: registry, apiToken: apiToken, unsubscribeSecret: unsubscribeSecret, installationID: installationID,
-            health: health, inFlight: InFlightWaiter(pool: pool, timeout: inFlightWait),
+            registry: registry, apiToken: apiToken, unsubscribeSecret: unsubscribeSecret, health: health,
             inboundTrust: InboundTrust(
                 verifyReference: { MessageID.verify($0, deliveryKey: $1, key: messageIDKey) }, trustedAuthservID: trustedAuthservID),
             oooResumeAfter: oooResumeAfter, logger: logger)
-        gaugeConnection = ConfinedConnection(
-            databaseURL, options: SessionOptions(applicationName: "seqd http gauges", statementTimeoutMilliseconds: 10_000),
-            label: "seqd.http-gauges")
+        gauges = operations(.dedicated(databaseURL, purpose: "http gauges", statementTimeoutMilliseconds: 10_000))
     }
 
     /// Binds and serves until `shutdown()` is called or the task is cancelled. On shutdown the
@@ -125,7 +120,7 @@ public final class HTTPListener: Sendable {
             onServerRunning: { [weak self] channel in self?.bound(channel.localAddress?.port) },
             logger: logger)
         let gauges = GaugeRefresher(
-            connection: gaugeConnection, interval: gaugeInterval, registry: handlers.registry, logger: logger)
+            operations: self.gauges, interval: gaugeInterval, registry: handlers.registry, logger: logger)
         // No signal handling here: the executable owns SIGTERM and calls `shutdown()`.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(services: [application, gauges, handlers.readiness], logger: logger))
@@ -190,13 +185,12 @@ public final class HTTPListener: Sendable {
     /// Closes every connection on a thread of its own: `close()` waits for the connection's queue,
     /// which must never hold up the concurrency pool.
     private func closeConnections() async {
-        let (pool, readiness, gauges) = (handlers.pool, handlers.readiness.connection, gaugeConnection)
+        let databases = [handlers.operations.database, handlers.readiness.operations.database, gauges.database]
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             Thread {
-                pool.close()
-                for connection in [readiness, gauges] {
-                    connection.cancel()
-                    connection.close()
+                for database in databases {
+                    database.cancel()
+                    database.close()
                 }
                 continuation.resume()
             }.start()

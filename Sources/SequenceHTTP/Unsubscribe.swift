@@ -1,7 +1,7 @@
 import Delivery
 import Foundation
 import Hummingbird
-import Postgres
+import SeqdApplication
 import SequenceStore
 
 /// `GET /u/{token}` (a page with a confirm button) and `POST /u/{token}` (RFC 8058 one-click).
@@ -38,14 +38,12 @@ extension Handlers {
         else {
             return Self.page(.badRequest, title: "Unsubscribe", body: "<h1>Unsubscribe</h1><p>The request must carry List-Unsubscribe=One-Click.</p>")
         }
-        let installationID = self.installationID
         do {
             // Idempotent: an address already suppressed stays as first recorded, and enrollments
             // that already ended are left alone.
-            _ = try await pool.run { connection in
-                try OperatorActions(actor: Self.unsubscribeActor, source: "http", installationID: installationID).apply(.optOut, to: .enrollment(enrollmentID), reason: "one-click unsubscribe", using: connection)
-            }
-        } catch let error as StoreError where error.kind == .notFound {
+            _ = try await operations.acting(as: Actor(name: Self.unsubscribeActor, source: "http")).signal(
+                .optOut, to: .enrollment(enrollmentID), reason: "one-click unsubscribe", waitingForInFlightSends: false)
+        } catch let error as ApplicationError where error.kind == .notFound {
             return Self.invalidLink
         }
         return Self.page(.ok, title: "Unsubscribed", body: "<h1>You are unsubscribed</h1><p>You will receive no further emails from this sender.</p>")

@@ -25,3 +25,14 @@ public struct InstallationSettings: Sendable {
             storedWebhookSecret: values["webhook.secret"])
     }
 }
+
+extension InstallationSettings {
+    /// The secret that signs unsubscribe tokens and Message-IDs: `unsubscribe.secret` when
+    /// configured, else the one `seqd migrate` stored. Every reader of the secret asks here.
+    public func unsubscribeSecret(configured: String?) throws -> String {
+        guard let secret = configured ?? storedUnsubscribeSecret else {
+            throw StoreError(.notMigrated, "no unsubscribe secret: configure unsubscribe.secret or run `seqd migrate`")
+        }
+        return secret
+    }
+}

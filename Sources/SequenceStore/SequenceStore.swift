@@ -50,3 +50,9 @@ public enum SchemaCheck {
         }
     }
 }
+
+extension PostgresError {
+    /// The transition trigger (invariant 4) refused a status change: SQLSTATE SQ001, raised by
+    /// `seqd.enrollments_guard_transition`.
+    public var isRefusedTransition: Bool { sqlState == "SQ001" }
+}

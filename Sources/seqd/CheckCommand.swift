@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceEngine
 import SequenceStore
@@ -41,9 +41,7 @@ struct CheckCommand: AsyncParsableCommand {
         } else {
             grace = 2 * configuration.seconds("delivery.lease_timeout")
         }
-        let limit = self.limit
-        let results = try await ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd check"))
-            .run { try InvariantCheck.run($0, leaseGraceSeconds: grace, limit: limit) }
+        let results = try await configuration.operations("check").check(leaseGraceSeconds: grace, limit: limit)
         let failing = results.filter { !$0.violations.isEmpty }
         if json {
             try printJSON(results)

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceEngine
 import SequenceStore
@@ -22,7 +22,7 @@ struct ContactCommand: AsyncParsableCommand {
         func run() async throws {
             let configuration = try await global.loadConfiguration()
             let email = contact
-            print(try await privacyDatabase(configuration).run { try ContactPrivacy.export($0, email: email) })
+            print(try await configuration.operations("contact").exportContact(email: email))
         }
     }
 
@@ -48,10 +48,7 @@ struct ContactCommand: AsyncParsableCommand {
         func run() async throws {
             let configuration = try await global.loadConfiguration()
             let email = contact
-            let id = try await privacyDatabase(configuration).run { connection in
-                try ContactPrivacy(actor: cliActor, installationID: try InstallationSettings.load(connection).installationID)
-                    .erase(connection, email: email)
-            }
+            let id = try await configuration.operations("contact").eraseContact(email: email)
             print("contact \(id) erased; the address stays suppressed as a hash")
         }
     }
@@ -128,9 +125,7 @@ struct ContactCommand: AsyncParsableCommand {
             let contact = ContactFields(
                 email: email, firstName: firstName, lastName: lastName, timeZone: timeZone,
                 attributes: try parsedAttributes())
-            let database = ConfinedConnection(
-                configuration.databaseURL, options: SessionOptions(applicationName: "seqd contact add"))
-            let summary = try await database.run { try ContactStore.upsert($0, [contact]) }
+            let (summary, _) = try await configuration.operations("contact add").upsertContact(contact)
             print(summary.created > 0 ? "contact created" : summary.updated > 0 ? "contact updated" : "contact unchanged")
         }
     }
@@ -163,13 +158,14 @@ struct ContactCommand: AsyncParsableCommand {
         func run() async throws {
             let configuration = try await global.loadConfiguration()
             let csv = try ContactFile.read(file)
-            let database = ConfinedConnection(
-                configuration.databaseURL, options: SessionOptions(applicationName: "seqd contact import"))
-            let strict = self.strict
-            let summary = try await database.run { connection in
-                let progress = ImportProgress(label: "importing", total: csv.contacts.count)
-                defer { progress.finish() }
-                return try ContactStore.importFile(connection, csv, strict: strict) { progress.update($0) }
+            let progress = ImportProgress(label: "importing", total: csv.contacts.count)
+            let summary: ContactUpsertSummary
+            do {
+                summary = try await configuration.operations("contact import").importContacts(csv, strict: strict) { progress.update($0) }
+                progress.finish()
+            } catch {
+                progress.finish()
+                throw error
             }
             if json {
                 try printJSON(ImportReport(file: file, csv: csv, summary: summary, strict: strict))
@@ -259,8 +255,4 @@ fileprivate final class ImportProgress: Sendable {
         guard enabled else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
-}
-
-private func privacyDatabase(_ configuration: SeqdConfiguration) -> ConfinedConnection {
-    ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd contact"))
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceEngine
 import SequenceStore
@@ -28,7 +28,7 @@ struct DeliveriesCommand: AsyncParsableCommand {
         func run() async throws {
             let configuration = try await global.loadConfiguration()
             let (status, limit) = (self.status, self.limit)
-            let deliveries = try await database(configuration).run { try DeliveryAdmin.list($0, status: status, limit: limit) }
+            let deliveries = try await configuration.operations("deliveries").deliveries(status: status, limit: limit)
             if json { return try printJSON(deliveries) }
             guard !deliveries.isEmpty else { return print("no deliveries\(status.map { " with status \($0)" } ?? "")") }
             var table = TextTable("ID", "ENROLLMENT", "SEQUENCE", "STEP", "STATUS", "ATTEMPTS", "NEXT ATTEMPT", "LAST ERROR")
@@ -54,10 +54,7 @@ struct DeliveriesCommand: AsyncParsableCommand {
             let configuration = try await global.loadConfiguration()
             let id = self.id
             let policy = configuration.deliveryPolicy
-            let delivery = try await database(configuration).run { connection in
-                try DeliveryAdmin(actor: cliActor, installationID: try InstallationSettings.load(connection).installationID, policy: policy)
-                    .release(connection, id: id)
-            }
+            let delivery = try await configuration.operations("deliveries").releaseDelivery(id, policy: policy)
             print("delivery \(delivery.id) (\(delivery.sequence), step \(delivery.stepKey)) is \(delivery.status) again")
         }
     }
@@ -80,10 +77,7 @@ struct DeliveriesCommand: AsyncParsableCommand {
             let configuration = try await global.loadConfiguration()
             let (id, then, reason) = (self.id, self.then, self.reason)
             let policy = configuration.deliveryPolicy
-            let result = try await database(configuration).run { connection in
-                try DeliveryAdmin(actor: cliActor, installationID: try InstallationSettings.load(connection).installationID, policy: policy)
-                    .cancel(connection, id: id, then: then, reason: reason)
-            }
+            let result = try await configuration.operations("deliveries").cancelDelivery(id, then: then, reason: reason, policy: policy)
             let enrollment = result.enrollment.map { " enrollment \($0.enrollmentID): \($0.from.rawValue) → \($0.to?.rawValue ?? "?")" } ?? ""
             print("delivery \(result.delivery.id) cancelled;\(enrollment)")
         }
@@ -91,10 +85,3 @@ struct DeliveriesCommand: AsyncParsableCommand {
 }
 
 extension AfterCancel: ExpressibleByArgument {}
-
-/// The audit actor for commands run by a person: `cli:<login>`.
-let cliActor = "cli:\(ProcessInfo.processInfo.environment["USER"] ?? "operator")"
-
-private func database(_ configuration: SeqdConfiguration) -> ConfinedConnection {
-    ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd deliveries"))
-}

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceEngine
 import SequenceStore
@@ -71,12 +71,8 @@ struct EnrollCommand: AsyncParsableCommand {
         } else {
             selection = .emails(contacts)
         }
-        let database = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd enroll"))
-        let (sequence, allowReenroll, dryRun, actor) = (self.sequence, self.allowReenroll, self.dryRun, Self.actor)
-        let summary = try await database.run {
-            try Enroller.enroll(
-                $0, sequence: sequence, selection: selection, allowReenroll: allowReenroll, dryRun: dryRun, actor: actor)
-        }
+        let summary = try await configuration.operations("enroll").enroll(
+            sequence: sequence, selection: selection, allowReenroll: allowReenroll, dryRun: dryRun)
         if json {
             try printJSON(summary)
         } else {
@@ -92,9 +88,6 @@ struct EnrollCommand: AsyncParsableCommand {
                 message: "nothing enrolled: \(summary.unknownContacts) address\(summary.unknownContacts == 1 ? " is" : "es are") not a known contact")
         }
     }
-
-    /// Recorded as the audit trail's actor for enrollments made from the command line.
-    static var actor: String { cliActor }
 }
 
 extension EnrollmentSummary {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceStore
 
@@ -42,9 +42,7 @@ struct EventWebhookCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try await global.loadConfiguration()
-            let database = ConfinedConnection(
-                configuration.databaseURL, options: SessionOptions(applicationName: "seqd event-webhook"))
-            let status = try await database.run { try EventWebhookStatus.load($0) }
+            let status = try await configuration.operations("event-webhook").eventWebhookStatus()
             if json { return try printJSON(status) }
             print(status.rendered)
         }

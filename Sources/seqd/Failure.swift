@@ -1,6 +1,6 @@
 import Delivery
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceStore
 
@@ -27,33 +27,23 @@ struct Failure {
     let message: String
 
     init(_ error: any Error) {
-        switch error {
+        switch ApplicationError.mapping(error) {
         case let failure as CommandFailure:
             (status, message) = (failure.status, failure.message)
         case let config as ConfigError:
             (status, message) = (config.isMissingFile ? .noInput : .dataError, config.description)
-        case let store as StoreError:
-            switch store.kind {
-            case .notMigrated, .notFound, .refused: (status, message) = (.refused, store.description)
-            case .badInput: (status, message) = (.dataError, store.description)
+        case let application as ApplicationError:
+            message = application.message
+            switch application.kind {
+            case .badInput: status = .dataError
+            case .notFound, .refused, .invalidTransition, .permissionDenied, .notMigrated: status = .refused
+            case .unavailable: status = .unavailable
+            case .internal: status = .software
             }
         case let transport as TransportConfigurationError:
             (status, message) = (.dataError, "configuration: \(transport)")
         case let outbox as FileTransportError:
             (status, message) = (.dataError, "configuration key delivery.file.directory: \(outbox)")
-        case let refused as Migrator.RefusedError:
-            (status, message) = (.refused, refused.description)
-        case let database as PostgresError:
-            switch database.kind {
-            case .connectionFailed, .connectionLost:
-                (status, message) = (.unavailable, "database unreachable: \(database.message)")
-            case .server where database.sqlState == "SQ001":
-                (status, message) = (.refused, database.message)
-            case .server where database.sqlState == "42501":
-                (status, message) = (.refused, "permission denied for this database role: \(database.message)")
-            case .server, .decoding, .usage:
-                (status, message) = (.software, "database error: \(database)")
-            }
         default:
             (status, message) = (.software, "internal error: \(error)")
         }

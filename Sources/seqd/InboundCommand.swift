@@ -1,7 +1,7 @@
 import ArgumentParser
 import Delivery
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceEngine
 import SequenceStore
@@ -56,25 +56,12 @@ struct InboundCommand: AsyncParsableCommand {
         let configuration = try await global.loadConfiguration()
         let resumeAfter = TimeInterval(configuration.seconds("inbound.ooo_resume_after"))
         let authservID = try configuration.trustedAuthservID()
-        let configuredSecret = configuration.string("unsubscribe.secret")
-        let database = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd inbound"))
-        defer { database.close() }
-        let result = try await database.run { connection in
-            let installation = try InstallationSettings.load(connection)
-            guard let secret = configuredSecret ?? installation.storedUnsubscribeSecret else {
-                throw StoreError(.notMigrated, "no unsubscribe secret: configure unsubscribe.secret or run `seqd migrate`")
-            }
-            let key = MessageID.Key(secret: secret)
-            let trust = InboundTrust(
-                verifyReference: { MessageID.verify($0, deliveryKey: $1, key: key) }, trustedAuthservID: authservID)
-            return try InboundMail(actor: "inbound", installationID: installation.installationID, oooResumeAfter: resumeAfter, trust: trust)
-                .process(message, using: connection)
-        }
-        var settled = true
-        if result.outcome == .applied {
-            let timeout = Double(configuration.seconds("delivery.lease_timeout") + 5)
-            settled = try await database.run { try InboundMail.waitForInFlightSends(result, using: $0, timeout: timeout) }
-        }
+        // Changes made by inbound mail are the mail's, not the operator's who piped it in.
+        let operations = configuration.operations("inbound").acting(as: Actor(name: "inbound", source: "cli"))
+        defer { operations.database.close() }
+        let trust = try await operations.inboundTrust(configuredSecret: configuration.string("unsubscribe.secret"), authservID: authservID)
+        let outcome = try await operations.inbound({ message }, trust: trust, oooResumeAfter: resumeAfter)
+        let (result, settled) = (outcome.result, outcome.inFlightSettled)
         if json { try printJSON(result) } else { print(Self.render(result, inFlightSettled: settled)) }
         if result.outcome == .unmatched || result.outcome == .refused { throw ExitCode(ExitStatus.refused.rawValue) }
     }

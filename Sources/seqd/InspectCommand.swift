@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceStore
 
@@ -24,9 +24,8 @@ struct InspectCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try await global.loadConfiguration()
-        let database = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd inspect"))
         let email = contact
-        let inspection = try await database.run { try Inspection.load($0, email: email) }
+        let inspection = try await configuration.operations("inspect").inspect(email: email)
         if json {
             try printJSON(inspection)
             return

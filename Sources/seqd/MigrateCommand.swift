@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceStore
 
@@ -25,18 +25,15 @@ struct MigrateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try await global.loadConfiguration()
-        let secretConfigured = configuration.string("unsubscribe.secret") != nil
-        let database = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd migrate"))
+        let operations = configuration.operations("migrate")
         if print {
-            let sql = try await database.run { try Migrator(connection: $0).pendingSQL() }
+            let sql = try await operations.pendingMigrationSQL()
             Swift.print(sql.isEmpty ? "-- nothing to apply: the schema is up to date" : sql)
             return
         }
-        let report = try await database.run {
-            try Migrator(connection: $0).migrate(
-                unsubscribeSecretConfigured: secretConfigured,
-                webhookSecretConfigured: configuration.string("webhook.secret") != nil)
-        }
+        let report = try await operations.migrate(
+            unsubscribeSecretConfigured: configuration.string("unsubscribe.secret") != nil,
+            webhookSecretConfigured: configuration.string("webhook.secret") != nil)
         for file in report.applied { Swift.print("applied \(file)") }
         if report.applied.isEmpty {
             Swift.print("schema is up to date (version \(Migrations.latestVersion))")

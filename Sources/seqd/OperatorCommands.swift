@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceEngine
 import SequenceStore
@@ -125,23 +125,8 @@ struct OperatorCommand<Verb: OperatorVerb>: AsyncParsableCommand {
         let configuration = try await global.loadConfiguration()
         let event = Verb.event(until: try until.map { try Date($0, strategy: .iso8601) })
         let target: OperatorTarget = enrollment.map { .enrollment($0) } ?? .contacts(contacts, sequence: sequence)
-        let database = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd \(Verb.name)"))
-        let actor = cliActor
-        let reason = self.reason
-        let outcomes = try await database.run { connection in
-            let installation = try InstallationSettings.load(connection)
-            return try OperatorActions(actor: actor, source: "cli", installationID: installation.installationID)
-                .apply(event, to: target, reason: reason, using: connection)
-        }
-        var settled = true
-        if event.waitsForInFlightSends {
-            let (contacts, enrollment) = (self.contacts, self.enrollment)
-            let timeout = Double(configuration.seconds("delivery.lease_timeout") + 5)
-            settled = try await database.run {
-                try OperatorActions.waitForInFlightSends(contacts: contacts, enrollmentID: enrollment, using: $0, timeout: timeout)
-            }
-        }
-        let report = OperatorReport(verb: Verb.name, outcomes: outcomes, inFlightSettled: settled)
+        let result = try await configuration.operations(Verb.name).signal(event, to: target, reason: reason)
+        let report = OperatorReport(verb: Verb.name, outcomes: result.outcomes, inFlightSettled: result.inFlightSettled)
         if json { try printJSON(report) } else { print(report.rendered) }
         if !report.changedAnything { throw ExitCode(ExitStatus.refused.rawValue) }
     }

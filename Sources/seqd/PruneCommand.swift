@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceEngine
 import SequenceStore
@@ -43,13 +43,7 @@ struct PruneCommand: AsyncParsableCommand {
         }
         let summary: Retention.Summary
         do {
-            summary = try await ConfinedConnection(
-                configuration.databaseURL, options: SessionOptions(applicationName: "seqd prune")
-            ).run {
-                try Retention.prune(
-                    $0, olderThanSeconds: horizon, dryRun: dryRun,
-                    progress: show)
-            }
+            summary = try await configuration.operations("prune").prune(olderThanSeconds: horizon, dryRun: dryRun, progress: show)
         } catch {
             progress?.finish()
             throw error

@@ -2,15 +2,15 @@ import ArgumentParser
 import Delivery
 import Foundation
 import Logging
-import ServiceLifecycle
-import UnixSignals
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceDaemon
 import SequenceEngine
 import SequenceHTTP
 import SequenceStore
+import ServiceLifecycle
 import Synchronization
+import UnixSignals
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -80,7 +80,7 @@ struct RunCommand: AsyncParsableCommand {
         if untilFinished {
             services.append(
                 .init(
-                    service: ProgressService(databaseURL: configuration.databaseURL, sequence: sequence),
+                    service: ProgressService(operations: configuration.operations("progress"), sequence: sequence),
                     successTerminationBehavior: .gracefullyShutdownGroup))
         }
         var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -197,17 +197,15 @@ struct ListenerService: Service {
 /// `--until-finished`: shows progress until no enrollment (of the sequence) is active or paused,
 /// then returns, which shuts the group down gracefully.
 struct ProgressService: Service {
-    let databaseURL: String
+    let operations: Operations
     let sequence: String?
 
     func run() async throws {
-        let monitor = ConfinedConnection(databaseURL, options: SessionOptions(applicationName: "seqd progress"))
-        defer { monitor.close() }
+        defer { operations.database.close() }
         let progress = RunProgressDisplay()
-        let sequence = self.sequence
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                guard let state = try? await monitor.run({ try RunProgress.load($0, sequence: sequence) }) else {
+                guard let state = try? await operations.runProgress(sequence: sequence) else {
                     try? await Task.sleep(for: .seconds(1))
                     continue
                 }

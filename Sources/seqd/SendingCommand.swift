@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceStore
 
@@ -39,22 +39,18 @@ struct SendingCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
         func run() async throws {
             let configuration = try await global.loadConfiguration()
-            try await show(try await database(configuration).run { try SendSwitch.state($0) }, json: json)
+            try await show(try await configuration.operations("sending").sendSwitch(), json: json)
         }
     }
 }
 
 private func change(_ global: GlobalOptions, paused: Bool) async throws -> SendSwitch.State {
     let configuration = try await global.loadConfiguration()
-    return try await database(configuration).run { try SendSwitch.set(paused: paused, $0) }
+    return try await configuration.operations("sending").setSendSwitch(paused: paused)
 }
 
 private func show(_ state: SendSwitch.State, json: Bool) async throws {
     if json { return try printJSON(state) }
     let since = state.since.map { " since \(RFC3339.format($0))" } ?? ""
     print("sending is \(state.paused ? "PAUSED" : "on")\(since); \(state.pendingDeliveries) deliveries pending")
-}
-
-private func database(_ configuration: SeqdConfiguration) -> ConfinedConnection {
-    ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd sending"))
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceEngine
 import SequenceStore
@@ -38,12 +38,7 @@ struct SequenceCommand: AsyncParsableCommand {
         func run() async throws {
             let configuration = try await global.loadConfiguration()
             let definitions = try Self.validate(files)
-            let database = ConfinedConnection(
-                configuration.databaseURL, options: SessionOptions(applicationName: "seqd sequence apply"))
-            let files = self.files
-            let results = try await database.run {
-                try SequenceCatalog.apply($0, definitions, sourceFiles: files)
-            }
+            let results = try await configuration.operations("sequence apply").applySequences(definitions, sourceFiles: files)
             if json {
                 try printJSON(results)
                 return
@@ -100,9 +95,7 @@ struct SequenceCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try await global.loadConfiguration()
-            let database = ConfinedConnection(
-                configuration.databaseURL, options: SessionOptions(applicationName: "seqd sequence list"))
-            let sequences = try await database.run { try SequenceCatalog.list($0) }
+            let sequences = try await configuration.operations("sequence list").sequences()
             if json {
                 try printJSON(sequences)
                 return
@@ -149,10 +142,7 @@ struct SequenceCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try await global.loadConfiguration()
-            let database = ConfinedConnection(
-                configuration.databaseURL, options: SessionOptions(applicationName: "seqd sequence show"))
-            let (name, version) = (self.name, self.version)
-            let stored = try await database.run { try SequenceCatalog.show($0, name: name, version: version) }
+            let stored = try await configuration.operations("sequence show").sequence(name, version: version)
             if json {
                 try printJSON(ShownVersion(stored))
                 return
@@ -180,10 +170,7 @@ struct SequenceCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try await global.loadConfiguration()
-            let database = ConfinedConnection(
-                configuration.databaseURL, options: SessionOptions(applicationName: "seqd sequence pause"))
-            let name = self.name
-            let result = try await database.run { try SequencePause.pause($0, name: name) }
+            let result = try await configuration.operations("sequence pause").pauseSequence(name)
             print("\(result.name): paused at \(result.pausedAt.formatted(.iso8601))")
         }
     }
@@ -206,10 +193,7 @@ struct SequenceCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try await global.loadConfiguration()
-            let database = ConfinedConnection(
-                configuration.databaseURL, options: SessionOptions(applicationName: "seqd sequence resume"))
-            let name = self.name
-            let result = try await database.run { try SequencePause.resume($0, name: name) }
+            let result = try await configuration.operations("sequence resume").resumeSequence(name)
             let held = (result.resumedAt ?? result.pausedAt).timeIntervalSince(result.pausedAt)
             print(
                 "\(result.name): resumed after \(formatSeconds(held)); "

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceEngine
 import SequenceStore
@@ -82,20 +82,14 @@ extension SequenceCommand {
         func run() async throws {
             let configuration = try await global.loadConfiguration()
             let map = try Self.parseMap(mappings)
-            let database = ConfinedConnection(
-                configuration.databaseURL, options: SessionOptions(applicationName: "seqd sequence migrate"))
-            let (name, toVersion, dryRun) = (self.name, self.toVersion, self.dryRun)
             let report: SequenceMigrationReport
             let progress = ChunkProgress(noun: "enrollments")
             let show: (@Sendable (Int, Int) throws -> Void)? = progress.map { display in
                 { @Sendable done, total in display.show(done: done, of: total) }
             }
             do {
-                report = try await database.run {
-                    try SequenceMigration.migrate(
-                        $0, sequence: name, toVersion: toVersion, map: map, dryRun: dryRun, actor: cliActor,
-                        progress: show)
-                }
+                report = try await configuration.operations("sequence migrate").migrateSequence(
+                    name, toVersion: toVersion, map: map, dryRun: dryRun, progress: show)
             } catch let error as VersionMigrationPlan.MapError {
                 progress?.finish()
                 throw CommandFailure(status: .usage, message: error.description)

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Delivery
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceDaemon
 import SequenceEngine
@@ -56,12 +56,8 @@ extension SequenceCommand {
 
         func run() async throws {
             let configuration = try await global.loadConfiguration()
-            let database = ConfinedConnection(
-                configuration.databaseURL, options: SessionOptions(applicationName: "seqd sequence preview"))
-            let (name, contact, version) = (self.name, self.contact, self.version)
-            let context = try await database.run {
-                try SequencePreview.load($0, sequence: name, contact: contact, version: version)
-            }
+            let context = try await configuration.operations("sequence preview").previewContext(
+                sequence: name, contact: contact, version: version)
             let messages: [MessagePreview.Message]
             let webhooks: [MessagePreview.Webhook]
             do {

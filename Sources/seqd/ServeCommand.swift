@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceDaemon
 import SequenceHTTP
@@ -50,17 +50,15 @@ func makeListener(
     _ configuration: SeqdConfiguration, logger: Logger, health: @escaping @Sendable () -> HealthState
 ) async throws -> HTTPListener? {
     guard let port = configuration.integer("http.port") else { return nil }
-    let setup = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd http setup"))
-    let installation = try await setup.run { try InstallationSettings.load($0) }
-    setup.close()
-    guard let secret = configuration.string("unsubscribe.secret") ?? installation.storedUnsubscribeSecret else {
-        throw StoreError(.notMigrated, "no unsubscribe secret: configure unsubscribe.secret or run `seqd migrate`")
-    }
+    let setup = configuration.operations("http setup")
+    let installation = try await setup.installation()
+    setup.database.close()
+    let secret = try installation.unsubscribeSecret(configured: configuration.string("unsubscribe.secret"))
     do {
         return try HTTPListener(
             host: configuration.string("http.host") ?? "127.0.0.1", port: port, databaseURL: configuration.databaseURL,
             apiToken: configuration.string("http.api_token"), unsubscribeSecret: secret,
-            installationID: installation.installationID, health: health, logger: logger,
+            health: health, logger: logger,
             inFlightWait: .seconds(configuration.seconds("delivery.lease_timeout") + 5),
             oooResumeAfter: .seconds(configuration.seconds("inbound.ooo_resume_after")),
             trustedAuthservID: try configuration.trustedAuthservID())

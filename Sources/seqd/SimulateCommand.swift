@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceEngine
 import SequenceStore
@@ -46,19 +46,10 @@ struct SimulateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try await global.loadConfiguration()
-        let (name, address) = (sequence, contact)
         let given = try start.map { try Date($0, strategy: .iso8601) }
-        let (stored, fields, now) = try await ConfinedConnection(
-            configuration.databaseURL, options: SessionOptions(applicationName: "seqd simulate")
-        ).run { connection in
-            let stored = try SequenceCatalog.show(connection, name: name)
-            guard let fields = try ContactStore.find(connection, email: address) else {
-                throw CommandFailure(status: .refused, message: "no contact with address \(address)")
-            }
-            let now = try connection.query("SELECT now() AS now")[0].decode("now", as: Date.self)
-            return (stored, fields, now)
-        }
-        let startAt = given ?? Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
+        let simulation = try await configuration.operations("simulate").simulationStart(sequence: sequence, contact: contact)
+        let (stored, fields) = (simulation.sequence, simulation.contact)
+        let startAt = given ?? Date(timeIntervalSince1970: simulation.now.timeIntervalSince1970.rounded(.down))
         let entries = Simulation.run(stored.definition, contact: fields, start: startAt)
         let report = SimulationReport(
             sequence: stored.name, version: stored.version, contact: fields, definition: stored.definition, start: startAt,

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceStore
 
@@ -24,12 +24,8 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try await global.loadConfiguration()
-        let database = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd status"))
-        let sequence = self.sequence
-        let threshold = Double(configuration.seconds("worker.long_transaction_warning"))
-        let report = try await database.run {
-            try StatusReport.load(from: $0, sequence: sequence, longTransactionWarning: threshold)
-        }
+        let report = try await configuration.operations("status").status(
+            sequence: sequence, longTransactionWarning: Double(configuration.seconds("worker.long_transaction_warning")))
         if json {
             try printJSON(report)
             return

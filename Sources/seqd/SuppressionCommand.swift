@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Postgres
+import SeqdApplication
 import SeqdConfig
 import SequenceEngine
 import SequenceStore
@@ -38,12 +38,7 @@ struct SuppressionCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try await global.loadConfiguration()
-            let (contact, reason) = (self.contact, self.reason)
-            let database = ConfinedConnection(configuration.databaseURL, options: SessionOptions(applicationName: "seqd suppression"))
-            defer { database.close() }
-            let removed = try await database.run {
-                try SuppressionRemoval.remove($0, address: contact, reason: reason, actor: cliActor)
-            }
+            let removed = try await configuration.operations("suppression").removeSuppression(address: contact, reason: reason)
             if json {
                 try printJSON(["removed": removed])
             } else {

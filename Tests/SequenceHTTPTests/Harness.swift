@@ -59,7 +59,7 @@ final class Harness: Sendable {
         let logs = LogCapture()
         let listener = try HTTPListener(
             host: "127.0.0.1", port: 0, databaseURL: url, apiToken: apiToken, unsubscribeSecret: secret,
-            installationID: installationID, health: health, logger: logs.logger, registry: registry,
+            health: health, logger: logs.logger, registry: registry,
             gaugeInterval: gaugeInterval, inFlightWait: inFlightWait, trustedAuthservID: trustedAuthservID,
             readinessInterval: readinessInterval, idleTimeout: idleTimeout)
         let serving = Task { try await listener.run() }

@@ -114,7 +114,7 @@ struct ListenerTests {
     func shutdownFirst() async throws {
         let listener = try HTTPListener(
             host: "127.0.0.1", port: 0, databaseURL: "postgresql:///unused", apiToken: nil, unsubscribeSecret: "s",
-            installationID: "t", logger: LogCapture().logger)
+            logger: LogCapture().logger)
         await listener.shutdown()
         try await listener.run()
         #expect(await listener.boundPort() == nil)
@@ -125,7 +125,7 @@ struct ListenerTests {
         let harness = try await Harness.start(prefix: "portinuse")
         let second = try HTTPListener(
             host: "127.0.0.1", port: harness.port, databaseURL: harness.databaseURL, apiToken: nil, unsubscribeSecret: "s",
-            installationID: "t", logger: LogCapture().logger)
+            logger: LogCapture().logger)
         await #expect(throws: (any Error).self) { try await second.run() }
         #expect(await second.boundPort() == nil)
         #expect(try await harness.request(.GET, "/healthz", token: nil).status == 200)

@@ -40,7 +40,8 @@ public enum ContactEnrollments {
         return (try row.decode("id"), try row.decode("status"))
     }
 
-    private static func address(_ connection: Connection, contactID: Int64) throws -> String? {
+    /// The address of the contact with `contactID`, or nil.
+    public static func address(_ connection: Connection, contactID: Int64) throws -> String? {
         let rows = try connection.query("SELECT email FROM seqd.contacts WHERE id = $1", [contactID])
         return rows.count == 1 ? try rows[0].decode("email", as: String.self) : nil
     }

@@ -29,8 +29,8 @@ public struct SequencePreviewContext: Sendable {
     /// Delivery keys of the emails the contact's live enrollment has sent, by step key: a
     /// threaded step replies to the real Message-ID of one of them.
     public let sentKeysByStep: [String: String]
-    public let installationID: String
-    public let storedUnsubscribeSecret: String?
+    /// The installation's id and stored secrets.
+    public let installation: InstallationSettings
     /// The database's clock: the `Date` header.
     public let now: Date
 
@@ -38,7 +38,7 @@ public struct SequencePreviewContext: Sendable {
     /// (`<installation>-e<enrollment>-<step>`) but never equal to one, so a preview's Message-ID
     /// can never be taken for a sent message's.
     public func previewDeliveryKey(stepKey: String) -> String {
-        "preview-\(installationID)-c\(contactID)-\(stepKey)"
+        "preview-\(installation.installationID)-c\(contactID)-\(stepKey)"
     }
 }
 
@@ -107,7 +107,7 @@ public enum SequencePreview {
             contactID: try contactRow.decode("id"), contact: try Enroller.contactFields(contactRow),
             toName: try contactRow.decode("name", as: String?.self), suppressed: try contactRow.decode("suppressed"),
             sentKeysByStep: try JSONDecoder().decode([String: String].self, from: Data(sentKeys.utf8)),
-            installationID: installation.installationID, storedUnsubscribeSecret: installation.storedUnsubscribeSecret,
+            installation: installation,
             now: try contactRow.decode("now"))
     }
 }

@@ -210,19 +210,6 @@ public final class InboundMail {
         }
     }
 
-    /// Waits, as the operator commands do (invariant 3), until no send of the enrollments this
-    /// message changed is in flight. Returns false on timeout.
-    public static func waitForInFlightSends(_ result: InboundResult, using connection: Connection, timeout: TimeInterval) throws -> Bool {
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        for enrollment in result.enrollments where enrollment.refused == nil {
-            let left = max(0, deadline.timeIntervalSinceNow)
-            guard try OperatorActions.waitForInFlightSends(contacts: [], enrollmentID: enrollment.id, using: connection, timeout: left) else {
-                return false
-            }
-        }
-        return true
-    }
-
     // MARK: Matching
 
     private struct Match {

@@ -204,22 +204,9 @@ public final class OperatorActions {
         }
     }
 
-    /// Waits until none of these contacts' deliveries is being sent (or its lease has expired,
-    /// after which no confirmation can land). Returns false on timeout.
-    public static func waitForInFlightSends(
-        contacts addresses: [String], enrollmentID: Int64?, using connection: Connection, timeout: TimeInterval
-    ) throws -> Bool {
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        while true {
-            if try !sendsInFlight(contacts: addresses, enrollmentIDs: enrollmentID.map { [$0] } ?? [], using: connection) { return true }
-            if Date() > deadline { return false }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-    }
-
     /// Whether a delivery to one of `addresses` or of one of `enrollmentIDs` is being sent now
-    /// (leased and not expired). One short query, for callers that wait without holding a
-    /// connection between checks (the HTTP API).
+    /// (leased and not expired; after a lease expires no confirmation can land). One short query,
+    /// for callers that wait without holding a connection between checks (`InFlightWaiter`).
     public static func sendsInFlight(contacts addresses: [String], enrollmentIDs: [Int64], using connection: Connection) throws -> Bool {
         try connection.query(
             """

@@ -1,7 +1,7 @@
 import Postgres
 import Synchronization
 
-/// A fixed set of confined connections shared by the API handlers.
+/// A fixed set of confined connections shared by concurrent callers (the API's handlers).
 ///
 /// Each request borrows one connection for all its statements and gives it back; when all are
 /// busy, requests wait their turn instead of opening more, so the listener's share of
@@ -30,7 +30,12 @@ final class ConnectionPool: Sendable {
         return try await connection.run(body)
     }
 
-    /// Cancels whatever statement each connection is running (shutdown) and closes them.
+    /// Cancels whatever statement each connection is running (shutdown).
+    func cancel() {
+        for connection in all { connection.cancel() }
+    }
+
+    /// Cancels and closes every connection.
     func close() {
         for connection in all {
             connection.cancel()

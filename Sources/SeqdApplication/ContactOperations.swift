@@ -1,0 +1,52 @@
+import SequenceEngine
+import SequenceStore
+
+/// Contacts: upsert, import, look up, export and erase.
+extension Operations {
+    /// Creates or updates one contact; returns what happened and its id.
+    public func upsertContact(_ contact: ContactFields) async throws -> (summary: ContactUpsertSummary, id: Int64?) {
+        try await database.run { connection in
+            let summary = try ContactStore.upsert(connection, [contact])
+            return (summary, try ContactEnrollments.contactID(connection, email: contact.email))
+        }
+    }
+
+    /// Imports a parsed file's valid contacts in one transaction, or with `strict` nothing when any
+    /// row was rejected. `progress` gets the number written so far.
+    public func importContacts(
+        _ csv: ContactCSV, strict: Bool, progress: @escaping @Sendable (Int) -> Void
+    ) async throws -> ContactUpsertSummary {
+        try await database.run { try ContactStore.importFile($0, csv, strict: strict, progress: progress) }
+    }
+
+    /// A contact's enrollments with state and history (`seqd inspect`). Unknown: `.notFound`.
+    public func inspect(email: String) async throws -> Inspection {
+        try await database.run { try Inspection.load($0, email: email) }
+    }
+
+    /// The same, by contact id (the API's paths carry ids, never addresses).
+    public func inspect(contactID: Int64) async throws -> Inspection {
+        try await database.run { try ContactEnrollments.load($0, contactID: contactID) }
+    }
+
+    /// Everything stored about a contact, as JSON text (GDPR access).
+    public func exportContact(email: String) async throws -> String {
+        try await database.run { try ContactPrivacy.export($0, email: email) }
+    }
+
+    /// Ends the contact's enrollments, removes its personal data, keeps a hashed suppression.
+    /// Returns the erased contact's id.
+    public func eraseContact(email: String) async throws -> Int64 {
+        let actor = actor.name
+        return try await database.run { connection in
+            try ContactPrivacy(actor: actor, installationID: try InstallationSettings.load(connection).installationID)
+                .erase(connection, email: email)
+        }
+    }
+
+    /// Lifts a suppression; returns how many were removed (0: the address was not suppressed).
+    public func removeSuppression(address: String, reason: String) async throws -> Int {
+        let actor = actor.name
+        return try await database.run { try SuppressionRemoval.remove($0, address: address, reason: reason, actor: actor) }
+    }
+}

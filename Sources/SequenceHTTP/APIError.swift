@@ -39,9 +39,21 @@ struct APIError: Error {
         return .object(object)
     }
 
+    /// Methods the path serves, for `Allow` on a 405.
+    var allowedMethods: [HTTPRequest.Method] = []
+
+    /// A method the path does not serve.
+    static func methodNotAllowed(allowed: [HTTPRequest.Method]) -> APIError {
+        let names = allowed.map(\.rawValue).joined(separator: ", ")
+        var error = APIError(.methodNotAllowed, "method_not_allowed", "this path serves \(names) only", extra: ["allow": .array(allowed.map { .string($0.rawValue) })])
+        error.allowedMethods = allowed
+        return error
+    }
+
     var response: Response {
         var response = JSONResponse.make(status, body)
         if status == .unauthorized { response.headers[.wwwAuthenticate] = "Bearer realm=\"seqd\"" }
+        if !allowedMethods.isEmpty { response.headers[.allow] = allowedMethods.map(\.rawValue).joined(separator: ", ") }
         return response
     }
 

@@ -17,6 +17,22 @@ package struct Route: Sendable {
 }
 
 extension Route {
+    /// The methods each path serves, in the order of `all`.
+    package static var methodsByPath: [(path: String, methods: [HTTPRequest.Method])] {
+        var paths = [(path: String, methods: [HTTPRequest.Method])]()
+        for route in all {
+            if let index = paths.firstIndex(where: { $0.path == route.path }) {
+                paths[index].methods.append(route.method)
+            } else {
+                paths.append((route.path, [route.method]))
+            }
+        }
+        return paths
+    }
+
+    /// Methods a client may try on a path that does not serve them; they get 405 with `Allow`.
+    static let refusableMethods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options, .trace]
+
     /// Every route the listener serves.
     package static let all: [Route] = [
         Route(method: .get, path: "/healthz", requiresToken: false) { try await $0.healthz($1, $2) },

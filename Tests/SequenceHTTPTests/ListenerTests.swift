@@ -161,14 +161,22 @@ struct ListenerTests {
         }
     }
 
-    @Test("unknown routes get a JSON 404")
+    @Test("unknown routes get a JSON 404; a known path asked with a method it does not serve gets 405 and Allow")
     func notFound() async throws {
         let harness = try await Harness.start(prefix: "notfound")
         let reply = try await harness.request(.GET, "/v2/whatever", token: nil)
         #expect(reply.status == 404)
         #expect(reply.json["error"] as? String == "not_found")
-        let wrongMethod = try await harness.request(.DELETE, "/v1/contacts")
-        #expect(wrongMethod.status == 404 || wrongMethod.status == 405)
+        for (method, path, allow) in [
+            (HTTPMethod.DELETE, "/v1/contacts", "POST"), (.GET, "/v1/signals", "POST"), (.PUT, "/u/abc", "GET, POST"),
+            (.POST, "/v1/contacts/7/enrollments", "GET"), (.OPTIONS, "/healthz", "GET"),
+        ] {
+            // No token: the method is refused before anything else is looked at.
+            let wrongMethod = try await harness.request(method, path, token: nil)
+            #expect(wrongMethod.status == 405, "\(method) \(path): \(wrongMethod)")
+            #expect(wrongMethod.headers["allow"] == allow, "\(method) \(path): \(wrongMethod.headers)")
+            #expect(wrongMethod.json["error"] as? String == "method_not_allowed")
+        }
         try await harness.stop()
     }
 

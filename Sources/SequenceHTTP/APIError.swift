@@ -96,6 +96,8 @@ enum JSONResponse {
         var headers = HTTPFields()
         headers[.contentType] = "application/json; charset=utf-8"
         headers[.cacheControl] = "no-store"
+        // A value echoed in an error is never sniffed into markup by a browser.
+        headers[.xContentTypeOptions] = "nosniff"
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: value.serialized + "\n")))
     }
 }
@@ -125,39 +127,26 @@ enum JSONValue: Sendable, Equatable {
 
     /// Compact JSON with sorted keys, so responses are stable for scripts and tests.
     var serialized: String {
-        switch self {
-        case .null: return "null"
-        case .bool(let value): return value ? "true" : "false"
-        case .integer(let value): return String(value)
-        case .number(let value): return value.isFinite ? "\(value)" : "null"
-        case .string(let value): return Self.quote(value)
-        case .array(let values): return "[" + values.map(\.serialized).joined(separator: ",") + "]"
-        case .object(let object):
-            return "{" + object.keys.sorted().map { Self.quote($0) + ":" + object[$0]!.serialized }.joined(separator: ",") + "}"
-        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Encoding a tree of strings, numbers and containers cannot fail; non-finite numbers are
+        // written as null (JSON has no NaN) by `encode(to:)`.
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
     }
+}
 
-    private static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            // Also escape < and > so a value echoed in an error can never become markup.
-            case "<": out += "\\u003c"
-            case ">": out += "\\u003e"
-            default:
-                if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
+extension JSONValue: Encodable {
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .integer(let value): try container.encode(value)
+        case .number(let value): if value.isFinite { try container.encode(value) } else { try container.encodeNil() }
+        case .string(let value): try container.encode(value)
+        case .array(let values): try container.encode(values)
+        case .object(let members): try container.encode(members)
         }
-        return out + "\""
     }
 }
 

@@ -153,7 +153,7 @@ extension Handlers {
         let until: Date?
         if let text = try body.string("until", maxLength: 64) {
             guard type == "pause" else { throw APIError(.badRequest, "invalid_field", "'until' goes with type pause only", field: "until") }
-            guard let date = try? Date(text, strategy: .iso8601) else {
+            guard let date = Self.rfc3339Date(text) else {
                 throw APIError(.badRequest, "invalid_field", "'until' must be an RFC 3339 time such as 2026-12-27T09:00:00Z", field: "until")
             }
             until = date
@@ -247,6 +247,20 @@ extension Handlers {
         var request = request
         let buffer = try await request.collectBody(upTo: JSONBody.maxSize)
         return try JSONBody(buffer, allowed: allowed)
+    }
+}
+
+extension Handlers {
+    /// An RFC 3339 date-time as JSON Schema's `date-time` format allows it: any offset or `Z`,
+    /// optional fractional seconds, `T` and `Z` in either case.
+    static func rfc3339Date(_ text: String) -> Date? {
+        let text = text.uppercased()
+        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime], [.withInternetDateTime, .withFractionalSeconds]] {
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = options
+            if let date = formatter.date(from: text) { return date }
+        }
+        return nil
     }
 }
 

@@ -13,9 +13,12 @@ package enum OpenAPIDocument {
 
             Errors are JSON objects: {"error": CODE, "message": TEXT} plus, where it applies,
             "field" (the request field at fault) and "status" (the enrollment's current status).
-            Bad JSON, unknown fields and wrong types are 400; unknown sequences or contacts named in
-            a body and values the store rejects are 422; invalid transitions are 409; an unreachable
-            or busy database is 503.
+            Bad JSON, unknown fields, wrong types and anything else these schemas rule out (lengths,
+            patterns, which fields go together) are 400; unknown sequences or contacts named in a
+            body and values the store rejects (an address that cannot be mailed, an unknown time
+            zone) are 422; invalid transitions are 409; an unreachable or busy database is 503. A
+            path asked with a method it does not serve is 405 with `Allow`. Text fields never hold
+            NUL (PostgreSQL text cannot).
 
             /v1 needs `Authorization: Bearer <http.api_token>`: without a token or with a wrong one
             the answer is 401. When no http.api_token is configured the API is off and every /v1
@@ -41,39 +44,53 @@ package enum OpenAPIDocument {
               additionalProperties: false
               required: [email]
               properties:
-                email: { type: string, format: email }
-                first_name: { type: [string, "null"] }
-                last_name: { type: [string, "null"] }
-                time_zone: { type: [string, "null"], description: an IANA zone such as Europe/Berlin }
+                email: { type: string, format: email, maxLength: 254 }
+                first_name: { type: [string, "null"], maxLength: 1000, pattern: '^[^\x00]*$' }
+                last_name: { type: [string, "null"], maxLength: 1000, pattern: '^[^\x00]*$' }
+                time_zone: { type: [string, "null"], maxLength: 100, pattern: '^[^\x00]*$', description: an IANA zone such as Europe/Berlin }
                 attributes:
-                  type: object
+                  type: [object, "null"]
                   description: merged key by key into the stored attributes; values are stored as text
-                  additionalProperties: { type: [string, number, boolean] }
+                  propertyNames: { minLength: 1, maxLength: 200, pattern: '^[^\x00]*$' }
+                  additionalProperties:
+                    oneOf:
+                      - { type: string, maxLength: 10000, pattern: '^[^\x00]*$' }
+                      - { type: [number, boolean] }
             EnrollmentRequest:
               type: object
               additionalProperties: false
               required: [sequence]
               description: name the contact with exactly one of email and contact_id
+              oneOf:
+                - { required: [email] }
+                - { required: [contact_id] }
               properties:
-                sequence: { type: string }
-                email: { type: string, format: email }
-                contact_id: { type: integer, minimum: 1 }
-                allow_reenroll: { type: boolean, default: false, description: enroll a contact who went through the sequence before }
+                sequence: { type: string, minLength: 1, maxLength: 200, pattern: '^[^\x00]*$' }
+                email: { type: string, format: email, maxLength: 254 }
+                contact_id: { type: integer, format: int64, minimum: 1, maximum: 9223372036854775807 }
+                allow_reenroll: { type: [boolean, "null"], default: false, description: enroll a contact who went through the sequence before }
             Signal:
               type: object
               additionalProperties: false
               required: [type]
               description: name the target with exactly one of email and enrollment_id
+              oneOf:
+                - { required: [email] }
+                - { required: [enrollment_id] }
+              dependentSchemas:
+                until: { properties: { type: { const: pause } } }
+                sequence: { required: [email], properties: { type: { enum: [reply, pause, resume, stop] } } }
               properties:
                 type: { type: string, enum: [reply, opt_out, bounce, pause, resume, stop] }
                 email:
                   type: string
                   format: email
+                  maxLength: 254
                   description: every live enrollment of the contact (or its enrollment in `sequence`); opt_out and bounce suppress the address even when it has no contact
-                enrollment_id: { type: integer, minimum: 1 }
-                sequence: { type: string, description: with email, only the enrollment in this sequence; not for opt_out and bounce }
-                reason: { type: string, description: recorded in the audit trail }
-                until: { type: string, format: date-time, description: pause only, resume automatically at this RFC 3339 time }
+                enrollment_id: { type: integer, format: int64, minimum: 1, maximum: 9223372036854775807 }
+                sequence: { type: string, maxLength: 200, pattern: '^[^\x00]*$', description: with email, only the enrollment in this sequence; not for opt_out and bounce }
+                reason: { type: string, maxLength: 1000, pattern: '^[^\x00]*$', description: recorded in the audit trail }
+                until: { type: string, format: date-time, maxLength: 64, description: pause only, resume automatically at this RFC 3339 time }
             SignalResult:
               type: object
               properties:
@@ -245,7 +262,7 @@ package enum OpenAPIDocument {
               summary: A contact's enrollments with state, deliveries and full history
               security: [{ bearer: [] }]
               parameters:
-                - { name: id, in: path, required: true, schema: { type: integer, minimum: 1 } }
+                - { name: id, in: path, required: true, schema: { type: integer, format: int64, minimum: 1, maximum: 9223372036854775807 } }
               responses:
                 "200":
                   description: the contact's enrollments
@@ -318,7 +335,7 @@ package enum OpenAPIDocument {
               summary: A page with a button that confirms the unsubscribe
               responses:
                 "200": { $ref: "#/components/responses/Page" }
-                "400": { description: "the link is malformed, tampered with or unknown (reveals nothing else)", content: { text/html: {} } }
+                "404": { description: "the link is malformed, tampered with or unknown (reveals nothing else)", content: { text/html: {} } }
             post:
               summary: RFC 8058 one-click unsubscribe
               description: Suppresses the address and ends its live enrollments before answering. Idempotent.
@@ -328,12 +345,19 @@ package enum OpenAPIDocument {
                   application/x-www-form-urlencoded:
                     schema:
                       type: object
+                      required: [List-Unsubscribe]
                       properties:
                         List-Unsubscribe: { type: string, enum: [One-Click] }
-                  multipart/form-data: {}
+                  multipart/form-data:
+                    schema:
+                      type: object
+                      required: [List-Unsubscribe]
+                      properties:
+                        List-Unsubscribe: { type: string, enum: [One-Click] }
               responses:
                 "200": { $ref: "#/components/responses/Page" }
-                "400": { description: "a bad token, or a body without List-Unsubscribe=One-Click", content: { text/html: {} } }
+                "400": { description: "a body without List-Unsubscribe=One-Click", content: { text/html: {} } }
+                "404": { description: "the link is malformed, tampered with or unknown (reveals nothing else)", content: { text/html: {} } }
                 "503": { $ref: "#/components/responses/Error" }
         """#
 }

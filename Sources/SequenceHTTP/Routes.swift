@@ -17,21 +17,16 @@ package struct Route: Sendable {
 }
 
 extension Route {
-    /// The methods each path serves, in the order of `all`.
-    package static var methodsByPath: [(path: String, methods: [HTTPRequest.Method])] {
-        var paths = [(path: String, methods: [HTTPRequest.Method])]()
-        for route in all {
-            if let index = paths.firstIndex(where: { $0.path == route.path }) {
-                paths[index].methods.append(route.method)
-            } else {
-                paths.append((route.path, [route.method]))
-            }
-        }
-        return paths
+    /// The methods served at a concrete path (`/v1/contacts/7/enrollments` matches the template
+    /// `/v1/contacts/{id}/enrollments`), in the order of `all`; empty for an unknown path.
+    static func methods(servedAt path: String) -> [HTTPRequest.Method] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        return all.filter { route in
+            let template = route.path.split(separator: "/", omittingEmptySubsequences: false)
+            return template.count == segments.count
+                && zip(template, segments).allSatisfy { $0.hasPrefix("{") && !$1.isEmpty || $0 == $1 }
+        }.map(\.method)
     }
-
-    /// Methods a client may try on a path that does not serve them; they get 405 with `Allow`.
-    static let refusableMethods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options, .trace]
 
     /// Every route the listener serves.
     package static let all: [Route] = [

@@ -106,6 +106,7 @@ public final class HTTPListener: Sendable {
     public func run() async throws {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: AccessLog(logger: logger, registry: handlers.registry))
+        router.add(middleware: MethodNotAllowed())
         for route in Route.all {
             let handlers = self.handlers
             router.on(RouterPath(stringLiteral: route.path), method: route.method) { request, context -> Response in
@@ -113,15 +114,7 @@ public final class HTTPListener: Sendable {
                 return try await route.handle(handlers, request, context)
             }
         }
-        // A path that exists answers a method it does not serve with 405 and the methods it does
-        // (RFC 9110 §15.5.6), not with 404 as if the path were unknown.
-        for (path, allowed) in Route.methodsByPath {
-            let refusal = APIError.methodNotAllowed(allowed: allowed)
-            for method in Route.refusableMethods where !allowed.contains(method) {
-                guard !(method == .head && allowed.contains(.get)) else { continue }  // HEAD rides on GET
-                router.on(RouterPath(stringLiteral: path), method: method) { _, _ -> Response in refusal.response }
-            }
-        }
+
         let idle = TimeAmount.milliseconds(Int64(idleTimeout / .milliseconds(1)))
         let application = Application(
             router: router, server: .http1(configuration: .init(idleTimeout: idle)),

@@ -68,8 +68,9 @@ extension Handlers {
         }
     }
 
+    /// 404: a link that does not verify names no unsubscribe this server knows (and says no more).
     static var invalidLink: Response {
-        page(.badRequest, title: "Invalid link", body: "<h1>This unsubscribe link is not valid</h1><p>Please use the link from the most recent email.</p>")
+        page(.notFound, title: "Invalid link", body: "<h1>This unsubscribe link is not valid</h1><p>Please use the link from the most recent email.</p>")
     }
 
     /// A self-contained page: no scripts, no external resources, not cached, not indexed, and no

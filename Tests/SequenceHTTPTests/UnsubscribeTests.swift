@@ -10,7 +10,7 @@ import TestSupport
 
 @Suite("one-click unsubscribe")
 struct UnsubscribeTests {
-    @Test("GET /u/{token} shows a confirm form that posts One-Click back; a bad token is 400")
+    @Test("GET /u/{token} shows a confirm form that posts One-Click back; a bad token is 404")
     func page() async throws {
         let harness = try await Harness.start(prefix: "unsubpage")
         let enrollmentID = try await harness.enroll("ada@example.com")
@@ -29,7 +29,7 @@ struct UnsubscribeTests {
         let other = UnsubscribeToken.make(enrollmentID: enrollmentID, secret: "another secret")
         for bad in [other, "garbage", String(token.dropLast()) + (token.last == "A" ? "B" : "A"), String(repeating: "A", count: 300)] {
             let reply = try await harness.request(.GET, "/u/\(bad)", token: nil)
-            #expect(reply.status == 400, "\(bad)")
+            #expect(reply.status == 404, "\(bad)")
             #expect(reply.body.contains("not valid"))
         }
         try await harness.stop()
@@ -77,17 +77,17 @@ struct UnsubscribeTests {
         try await harness.stop()
     }
 
-    @Test("POST /u/{token}: multipart one-click works; a bad token or a missing One-Click body is 400")
+    @Test("POST /u/{token}: multipart one-click works; a bad token is 404, a missing One-Click body 400")
     func refusals() async throws {
         let harness = try await Harness.start(prefix: "unsubbad")
         let enrollmentID = try await harness.enroll("ada@example.com")
         let token = UnsubscribeToken.make(enrollmentID: enrollmentID, secret: harness.secret)
         let forged = UnsubscribeToken.make(enrollmentID: enrollmentID, secret: "guessed")
-        #expect(try await harness.request(.POST, "/u/\(forged)", body: "List-Unsubscribe=One-Click", token: nil).status == 400)
+        #expect(try await harness.request(.POST, "/u/\(forged)", body: "List-Unsubscribe=One-Click", token: nil).status == 404)
         // A valid token for an enrollment that does not exist looks the same as a forged one.
         let missing = UnsubscribeToken.make(enrollmentID: 987_654, secret: harness.secret)
         let unknown = try await harness.request(.POST, "/u/\(missing)", body: "List-Unsubscribe=One-Click", token: nil)
-        #expect(unknown.status == 400)
+        #expect(unknown.status == 404)
         let forgedReply = try await harness.request(.POST, "/u/\(forged)", body: "List-Unsubscribe=One-Click", token: nil)
         #expect(unknown.body == forgedReply.body)
         #expect(try await harness.request(.POST, "/u/\(token)", body: "unsubscribe=yes", token: nil).status == 400)

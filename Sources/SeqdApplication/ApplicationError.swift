@@ -14,6 +14,8 @@ public struct ApplicationError: Error, Sendable, CustomStringConvertible {
         case refused
         /// The transition guard refused a status change (invariant 4).
         case invalidTransition
+        /// The thing changed since the caller read it (an `If-Match` that no longer matches).
+        case preconditionFailed
         /// The database role lacks a privilege this action needs.
         case permissionDenied
         /// The database cannot be reached, or is too busy (a statement or lock timeout): retry.
@@ -51,6 +53,8 @@ public struct ApplicationError: Error, Sendable, CustomStringConvertible {
             }
         case let refused as Migrator.RefusedError:
             return ApplicationError(.refused, refused.description)
+        case let stale as SequenceCatalog.VersionPreconditionFailed:
+            return ApplicationError(.preconditionFailed, stale.description)
         case let database as PostgresError:
             let (kind, message): (Kind, String)
             if database.isConnectionError {

@@ -1,4 +1,5 @@
 import SequenceEngine
+import Postgres
 import SequenceStore
 
 /// Contacts: upsert, import, look up, export and erase.
@@ -32,6 +33,30 @@ extension Operations {
     /// Everything stored about a contact, as JSON text (GDPR access).
     public func exportContact(email: String) async throws -> String {
         try await database.run { try ContactPrivacy.export($0, email: email) }
+    }
+
+    /// The same, by contact id. Unknown id: `.notFound`.
+    public func exportContact(id: Int64) async throws -> String {
+        try await database.run { connection in
+            try ContactPrivacy.export(connection, email: try Self.address(connection, contactID: id))
+        }
+    }
+
+    /// Erases the contact with `id` (see `eraseContact(email:)`). Unknown id: `.notFound`.
+    public func eraseContact(id: Int64) async throws {
+        let actor = actor.name
+        try await database.run { connection in
+            let email = try Self.address(connection, contactID: id)
+            _ = try ContactPrivacy(actor: actor, installationID: try InstallationSettings.load(connection).installationID)
+                .erase(connection, email: email)
+        }
+    }
+
+    private static func address(_ connection: Connection, contactID: Int64) throws -> String {
+        guard let email = try ContactEnrollments.address(connection, contactID: contactID) else {
+            throw StoreError(.notFound, "no contact with id \(contactID)")
+        }
+        return email
     }
 
     /// Ends the contact's enrollments, removes its personal data, keeps a hashed suppression.

@@ -55,6 +55,16 @@ extension Operations {
         }
     }
 
+    /// One enrollment with its history and its contact's id. Unknown: `.notFound`.
+    public func enrollment(id: Int64) async throws -> (contactID: Int64, enrollment: Inspection.Enrollment) {
+        try await database.run { try Inspection.enrollment($0, id: id) }
+    }
+
+    /// A page of enrollments in id order after `cursor`, of `sequence` and in `status` when given.
+    public func enrollments(sequence: String?, status: EnrollmentStatus?, after cursor: Int64, limit: Int) async throws -> EnrollmentPage {
+        try await database.run { try EnrollmentPage.load($0, sequence: sequence, status: status, after: cursor, limit: limit) }
+    }
+
     /// An operator signal's outcomes and whether the sends it stopped had settled when it answered.
     public struct SignalResult: Sendable {
         public let outcomes: [OperatorOutcome]

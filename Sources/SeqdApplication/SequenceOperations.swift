@@ -9,6 +9,15 @@ extension Operations {
         try await database.run { try SequenceCatalog.apply($0, definitions, sourceFiles: sourceFiles) }
     }
 
+    /// Applies one definition only if the latest stored version is `expectedLatest` (an HTTP
+    /// `If-Match`); otherwise `.preconditionFailed` and nothing changes.
+    public func applySequence(_ definition: SequenceDefinition, ifLatestVersion expectedLatest: Int?) async throws -> AppliedSequence {
+        try await database.run { connection in
+            guard let expectedLatest else { return try SequenceCatalog.apply(connection, [definition])[0] }
+            return try SequenceCatalog.apply(connection, definition, ifLatestVersion: expectedLatest)
+        }
+    }
+
     public func sequences() async throws -> [SequenceSummary] {
         try await database.run { try SequenceCatalog.list($0) }
     }

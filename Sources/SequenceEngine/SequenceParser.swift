@@ -524,3 +524,13 @@ struct SequenceParser {
         return previous[b.count]
     }
 }
+
+extension SequenceDefinition {
+    /// What sequence names and step keys look like (a regular expression).
+    public static var namePattern: String { SequenceParser.namePattern }
+    public static var maxNameLength: Int { SequenceParser.maxNameLength }
+
+    /// Whether `name` could name a sequence (the parser's rule, for callers that take names from
+    /// elsewhere, such as a URL path).
+    public static func isValidName(_ name: String) -> Bool { SequenceParser.isIdentifier(name) }
+}

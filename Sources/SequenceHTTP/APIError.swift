@@ -69,6 +69,7 @@ struct APIError: Error {
             case .notFound: return APIError(.notFound, "not_found", failure.message)
             case .refused: return APIError(.conflict, "refused", failure.message)
             case .invalidTransition: return APIError(.conflict, "invalid_transition", failure.message)
+            case .preconditionFailed: return APIError(.preconditionFailed, "precondition_failed", failure.message)
             case .badInput: return APIError(.unprocessableContent, "invalid_input", failure.message)
             case .notMigrated: return APIError(.serviceUnavailable, "not_migrated", failure.message)
             case .unavailable:

@@ -108,37 +108,40 @@ extension Handlers {
     }
 
     static func json(_ inspection: Inspection, contactID: Int64) -> JSONValue {
-        func time(_ date: Date?) -> JSONValue { date.map { .string(rfc3339($0)) } ?? .null }
-        func text(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
-        return .object([
+        .object([
             "contact_id": .integer(contactID),
             "email": .string(inspection.email),
             "suppressed": .bool(inspection.suppressed),
-            "enrollments": .array(
-                inspection.enrollments.map { enrollment in
+            "enrollments": .array(inspection.enrollments.map(json)),
+        ])
+    }
+
+    /// One enrollment with its audit history and deliveries, as every API answer shows it.
+    static func json(_ enrollment: Inspection.Enrollment) -> JSONValue {
+        func time(_ date: Date?) -> JSONValue { date.map { .string(rfc3339($0)) } ?? .null }
+        func text(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
+        return .object([
+            "id": .integer(enrollment.id), "sequence": .string(enrollment.sequence),
+            "version": .integer(Int64(enrollment.version)), "step": .string(enrollment.stepKey),
+            "status": .string(enrollment.status), "blocked_reason": .string(enrollment.blockedReason),
+            "next_run_at": time(enrollment.nextRunAt),
+            "events": .array(
+                enrollment.events.map { event in
                     .object([
-                        "id": .integer(enrollment.id), "sequence": .string(enrollment.sequence),
-                        "version": .integer(Int64(enrollment.version)), "step": .string(enrollment.stepKey),
-                        "status": .string(enrollment.status), "blocked_reason": .string(enrollment.blockedReason),
-                        "next_run_at": time(enrollment.nextRunAt),
-                        "events": .array(
-                            enrollment.events.map { event in
-                                .object([
-                                    "at": time(event.at), "event": .string(event.event), "from_status": text(event.fromStatus),
-                                    "to_status": .string(event.toStatus), "from_step": text(event.fromStep),
-                                    "to_step": .string(event.toStep), "actor": .string(event.actor), "reason": text(event.reason),
-                                ])
-                            }),
-                        "deliveries": .array(
-                            enrollment.deliveries.map { delivery in
-                                .object([
-                                    "id": .integer(delivery.id), "step": .string(delivery.stepKey),
-                                    "status": .string(delivery.status), "attempts": .integer(Int64(delivery.attempts)),
-                                    "sent_at": time(delivery.sentAt), "last_error": text(delivery.lastError),
-                                ])
-                            }),
+                        "at": time(event.at), "event": .string(event.event), "from_status": text(event.fromStatus),
+                        "to_status": .string(event.toStatus), "from_step": text(event.fromStep),
+                        "to_step": .string(event.toStep), "actor": .string(event.actor), "reason": text(event.reason),
                     ])
                 }),
+            "deliveries": .array(enrollment.deliveries.map(json)),
+        ])
+    }
+
+    static func json(_ delivery: Inspection.Delivery) -> JSONValue {
+        .object([
+            "id": .integer(delivery.id), "step": .string(delivery.stepKey),
+            "status": .string(delivery.status), "attempts": .integer(Int64(delivery.attempts)),
+            "sent_at": delivery.sentAt.map { .string(rfc3339($0)) } ?? .null, "last_error": delivery.lastError.map { .string($0) } ?? .null,
         ])
     }
 

@@ -20,6 +20,8 @@ final class Handlers: Sendable {
     let inboundTrust: InboundTrust
     /// `inbound.ooo_resume_after`: how long an auto-reply without a clear return date pauses.
     let oooResumeAfter: Duration
+    /// `worker.long_transaction_warning` in seconds, for `GET /v1/status`.
+    let longTransactionWarning: Double
     let logger: Logger
 
     /// How long one background readiness check waits for the database (probes time out too).
@@ -28,7 +30,7 @@ final class Handlers: Sendable {
     init(
         operations: Operations, readiness: ReadinessProbe, registry: PrometheusCollectorRegistry, apiToken: String?,
         unsubscribeSecret: String, health: @escaping @Sendable () -> HealthState, inboundTrust: InboundTrust,
-        oooResumeAfter: Duration, logger: Logger
+        oooResumeAfter: Duration, longTransactionWarning: Double, logger: Logger
     ) {
         self.operations = operations
         self.readiness = readiness
@@ -38,6 +40,7 @@ final class Handlers: Sendable {
         self.health = health
         self.inboundTrust = inboundTrust
         self.oooResumeAfter = oooResumeAfter
+        self.longTransactionWarning = longTransactionWarning
         self.logger = logger
     }
 

@@ -141,40 +141,93 @@ package enum OpenAPIDocument {
                 suppressed: { type: boolean }
                 enrollments:
                   type: array
+                  items: { $ref: "#/components/schemas/Enrollment" }
+            Enrollment:
+              type: object
+              properties:
+                id: { type: integer }
+                contact_id: { type: integer, description: "in GET /v1/enrollments/{id}" }
+                sequence: { type: string }
+                version: { type: integer }
+                step: { type: string }
+                status: { type: string, enum: [active, paused, completed, replied, opted_out, bounced, failed, stopped] }
+                blocked_reason: { type: string }
+                next_run_at: { type: [string, "null"], format: date-time }
+                events:
+                  type: array
+                  items:
+                    type: object
+                    properties:
+                      at: { type: string, format: date-time }
+                      event: { type: string }
+                      from_status: { type: [string, "null"] }
+                      to_status: { type: string }
+                      from_step: { type: [string, "null"] }
+                      to_step: { type: string }
+                      actor: { type: string }
+                      reason: { type: [string, "null"] }
+                deliveries:
+                  type: array
+                  items: { $ref: "#/components/schemas/Delivery" }
+            Delivery:
+              type: object
+              properties:
+                id: { type: integer }
+                step: { type: string }
+                status: { type: string }
+                attempts: { type: integer }
+                sent_at: { type: [string, "null"], format: date-time }
+                last_error: { type: [string, "null"] }
+            EnrollmentPage:
+              type: object
+              required: [enrollments, next_cursor]
+              properties:
+                enrollments:
+                  type: array
                   items:
                     type: object
                     properties:
                       id: { type: integer }
+                      contact_id: { type: integer }
                       sequence: { type: string }
                       version: { type: integer }
                       step: { type: string }
-                      status: { type: string, enum: [active, paused, completed, replied, opted_out, bounced, failed, stopped] }
-                      blocked_reason: { type: string }
+                      status: { type: string }
                       next_run_at: { type: [string, "null"], format: date-time }
-                      events:
-                        type: array
-                        items:
-                          type: object
-                          properties:
-                            at: { type: string, format: date-time }
-                            event: { type: string }
-                            from_status: { type: [string, "null"] }
-                            to_status: { type: string }
-                            from_step: { type: [string, "null"] }
-                            to_step: { type: string }
-                            actor: { type: string }
-                            reason: { type: [string, "null"] }
-                      deliveries:
-                        type: array
-                        items:
-                          type: object
-                          properties:
-                            id: { type: integer }
-                            step: { type: string }
-                            status: { type: string }
-                            attempts: { type: integer }
-                            sent_at: { type: [string, "null"], format: date-time }
-                            last_error: { type: [string, "null"] }
+                      updated_at: { type: string, format: date-time }
+                next_cursor: { type: [string, "null"], description: "pass as cursor for the next page; null on the last page" }
+            SequenceSummary:
+              type: object
+              properties:
+                name: { type: string }
+                latest_version: { type: [integer, "null"] }
+                live: { type: integer, description: active, paused and failed enrollments }
+                finished: { type: integer }
+                paused_at: { type: [string, "null"], format: date-time }
+            SequenceVersion:
+              type: object
+              properties:
+                name: { type: string }
+                version: { type: integer }
+                latest_version: { type: integer }
+                content_hash: { type: string }
+                created_at: { type: string, format: date-time }
+                created_by: { type: string }
+                paused_at: { type: [string, "null"], format: date-time }
+                definition: { type: object, description: the definition as stored (canonical JSON) }
+            SequencePause:
+              type: object
+              properties:
+                name: { type: string }
+                paused_at: { type: string, format: date-time }
+                resumed_at: { type: [string, "null"], format: date-time }
+                shifted_enrollments: { type: integer, description: "on resume: waiting enrollments whose due time moved by the pause's length" }
+            SendSwitch:
+              type: object
+              properties:
+                paused: { type: boolean }
+                since: { type: [string, "null"], format: date-time }
+                pending_deliveries: { type: integer }
           responses:
             Error:
               description: a JSON error
@@ -242,6 +295,24 @@ package enum OpenAPIDocument {
                 "422": { $ref: "#/components/responses/Error" }
                 "503": { $ref: "#/components/responses/ApiDisabled" }
           /v1/enrollments:
+            get:
+              summary: Enrollments in id order, filtered by sequence and status, a page at a time
+              description: Pass next_cursor from one page as cursor for the next; pages stay stable while enrollments are added.
+              security: [{ bearer: [] }]
+              parameters:
+                - { name: sequence, in: query, required: false, schema: { type: string, minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9_-]*$' } }
+                - { name: status, in: query, required: false, schema: { type: string, enum: [active, paused, completed, replied, opted_out, bounced, failed, stopped] } }
+                - { name: limit, in: query, required: false, schema: { type: integer, minimum: 1, maximum: 500, default: 100 } }
+                - { name: cursor, in: query, required: false, schema: { type: string, pattern: '^[1-9][0-9]{0,17}$' } }
+              responses:
+                "200":
+                  description: a page
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/EnrollmentPage" }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
             post:
               summary: Enroll a contact in a sequence, pinned to its latest version and due at once
               security: [{ bearer: [] }]
@@ -272,6 +343,206 @@ package enum OpenAPIDocument {
                 "400": { $ref: "#/components/responses/Error" }
                 "401": { $ref: "#/components/responses/Unauthorized" }
                 "404": { $ref: "#/components/responses/Error" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+          /v1/contacts/{id}/export:
+            get:
+              summary: Everything seqd holds about a contact, as JSON (data-subject access; what `seqd contact export` prints)
+              security: [{ bearer: [] }]
+              parameters:
+                - { name: id, in: path, required: true, schema: { type: integer, format: int64, minimum: 1, maximum: 9223372036854775807 } }
+              responses:
+                "200":
+                  description: the contact's data
+                  content:
+                    application/json:
+                      schema: { type: object }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "404": { $ref: "#/components/responses/Error" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+          /v1/contacts/{id}:
+            delete:
+              summary: Erase a contact - end its enrollments, remove its personal data, keep a hashed suppression (`seqd contact erase`)
+              description: Cannot be undone. Repeating it changes nothing more.
+              security: [{ bearer: [] }]
+              parameters:
+                - { name: id, in: path, required: true, schema: { type: integer, format: int64, minimum: 1, maximum: 9223372036854775807 } }
+              responses:
+                "200":
+                  description: "erased: {id, erased: true}"
+                  content:
+                    application/json:
+                      schema: { type: object, properties: { id: { type: integer }, erased: { type: boolean } } }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "404": { $ref: "#/components/responses/Error" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+          /v1/sequences:
+            get:
+              summary: Sequences with their latest version and enrollment counts (`seqd sequence list`)
+              security: [{ bearer: [] }]
+              responses:
+                "200":
+                  description: the sequences, by name
+                  content:
+                    application/json:
+                      schema: { type: object, properties: { sequences: { type: array, items: { $ref: "#/components/schemas/SequenceSummary" } } } }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+          /v1/sequences/{name}:
+            parameters:
+              - { name: name, in: path, required: true, schema: { type: string, minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9_-]*$' } }
+            get:
+              summary: One stored version (the latest unless version is given) with its definition (`seqd sequence show`)
+              description: The latest version carries an ETag ("v3"); send it back in If-Match when applying a change.
+              security: [{ bearer: [] }]
+              parameters:
+                - { name: version, in: query, required: false, schema: { type: integer, minimum: 1, maximum: 2147483647 } }
+              responses:
+                "200":
+                  description: the version
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/SequenceVersion" }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "404": { $ref: "#/components/responses/Error" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+            put:
+              summary: Apply a sequence definition (`seqd sequence apply`); a changed definition becomes a new version
+              description: |
+                The body is the sequence file itself, as JSON (or YAML, with Content-Type application/yaml); its
+                name must be the path's. The same content again changes nothing (200, the version it already
+                has), so a retried PUT is safe. With If-Match (the ETag of GET), the change applies only if the
+                latest version is still that one, else 412 and nothing changes.
+              security: [{ bearer: [] }]
+              parameters:
+                - { name: If-Match, in: header, required: false, schema: { type: string, pattern: '^"v[0-9]{1,9}"$' } }
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: { type: object }
+              responses:
+                "201": { description: "a new version: {name, version, created: true}, with its ETag" }
+                "200": { description: "unchanged: {name, version, created: false}" }
+                "412": { description: "If-Match names a version that is no longer the latest", content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
+                "422": { description: "invalid_sequence: the definition's issues, each with its path", content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+          /v1/sequences/{name}/pause:
+            post:
+              summary: Pause a whole sequence; its enrollments keep their place (`seqd sequence pause`)
+              security: [{ bearer: [] }]
+              parameters:
+                - { name: name, in: path, required: true, schema: { type: string, minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9_-]*$' } }
+              responses:
+                "200":
+                  description: paused
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/SequencePause" }
+                "409": { $ref: "#/components/responses/Error" }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "404": { $ref: "#/components/responses/Error" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+          /v1/sequences/{name}/resume:
+            post:
+              summary: Resume a paused sequence; waits shift by the pause's length (`seqd sequence resume`)
+              security: [{ bearer: [] }]
+              parameters:
+                - { name: name, in: path, required: true, schema: { type: string, minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9_-]*$' } }
+              responses:
+                "200":
+                  description: resumed
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/SequencePause" }
+                "409": { $ref: "#/components/responses/Error" }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "404": { $ref: "#/components/responses/Error" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+          /v1/enrollments/{id}:
+            get:
+              summary: One enrollment with its state, deliveries and full history
+              security: [{ bearer: [] }]
+              parameters:
+                - { name: id, in: path, required: true, schema: { type: integer, format: int64, minimum: 1, maximum: 9223372036854775807 } }
+              responses:
+                "200":
+                  description: the enrollment
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Enrollment" }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "404": { $ref: "#/components/responses/Error" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+          /v1/enrollments/{id}/deliveries:
+            get:
+              summary: The deliveries of one enrollment
+              security: [{ bearer: [] }]
+              parameters:
+                - { name: id, in: path, required: true, schema: { type: integer, format: int64, minimum: 1, maximum: 9223372036854775807 } }
+              responses:
+                "200":
+                  description: its deliveries, oldest first
+                  content:
+                    application/json:
+                      schema: { type: object, properties: { enrollment_id: { type: integer }, deliveries: { type: array, items: { $ref: "#/components/schemas/Delivery" } } } }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "404": { $ref: "#/components/responses/Error" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+          /v1/status:
+            get:
+              summary: Enrollment counts per sequence, version, step and status, and the due backlog (`seqd status`)
+              security: [{ bearer: [] }]
+              parameters:
+                - { name: sequence, in: query, required: false, schema: { type: string, minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9_-]*$' } }
+              responses:
+                "200":
+                  description: the counts
+                  content:
+                    application/json:
+                      schema: { type: object, properties: { at: { type: string, format: date-time }, due_backlog: { type: integer }, oldest_due_seconds: { type: number }, warning: { type: [string, "null"] }, counts: { type: array, items: { type: object, properties: { sequence: { type: string }, version: { type: integer }, step: { type: string }, status: { type: string }, count: { type: integer } } } } } }
+                "400": { $ref: "#/components/responses/Error" }
+                "404": { description: no sequence of that name, content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+          /v1/sending:
+            get:
+              summary: Whether sending is paused installation-wide (`seqd sending status`)
+              security: [{ bearer: [] }]
+              responses:
+                "200":
+                  description: the switch
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/SendSwitch" }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+            put:
+              summary: Pause or resume all sending (`seqd sending pause|resume`); idempotent
+              security: [{ bearer: [] }]
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: { type: object, additionalProperties: false, required: [paused], properties: { paused: { type: boolean } } }
+              responses:
+                "200":
+                  description: the switch as it now is
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/SendSwitch" }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
                 "503": { $ref: "#/components/responses/ApiDisabled" }
           /v1/signals:
             post:

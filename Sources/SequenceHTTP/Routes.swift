@@ -41,6 +41,21 @@ extension Route {
             try await $0.contactEnrollments($1, $2)
         },
         Route(method: .post, path: "/v1/signals", requiresToken: true) { try await $0.signal($1, $2) },
+        Route(method: .get, path: "/v1/contacts/{id}/export", requiresToken: true) { try await $0.exportContact($1, $2) },
+        Route(method: .delete, path: "/v1/contacts/{id}", requiresToken: true) { try await $0.eraseContact($1, $2) },
+        Route(method: .get, path: "/v1/sequences", requiresToken: true) { try await $0.listSequences($1, $2) },
+        Route(method: .get, path: "/v1/sequences/{name}", requiresToken: true) { try await $0.showSequence($1, $2) },
+        Route(method: .put, path: "/v1/sequences/{name}", requiresToken: true) { try await $0.applySequence($1, $2) },
+        Route(method: .post, path: "/v1/sequences/{name}/pause", requiresToken: true) { try await $0.pauseSequence($1, $2) },
+        Route(method: .post, path: "/v1/sequences/{name}/resume", requiresToken: true) { try await $0.resumeSequence($1, $2) },
+        Route(method: .get, path: "/v1/enrollments", requiresToken: true) { try await $0.listEnrollments($1, $2) },
+        Route(method: .get, path: "/v1/enrollments/{id}", requiresToken: true) { try await $0.showEnrollment($1, $2) },
+        Route(method: .get, path: "/v1/enrollments/{id}/deliveries", requiresToken: true) {
+            try await $0.enrollmentDeliveries($1, $2)
+        },
+        Route(method: .get, path: "/v1/status", requiresToken: true) { try await $0.status($1, $2) },
+        Route(method: .get, path: "/v1/sending", requiresToken: true) { try await $0.sending($1, $2) },
+        Route(method: .put, path: "/v1/sending", requiresToken: true) { try await $0.setSending($1, $2) },
         Route(method: .post, path: "/v1/inbound", requiresToken: true) { try await $0.inbound($1, $2) },
         Route(method: .get, path: "/u/{token}", requiresToken: false) { try await $0.unsubscribePage($1, $2) },
         Route(method: .post, path: "/u/{token}", requiresToken: false) { try await $0.unsubscribe($1, $2) },

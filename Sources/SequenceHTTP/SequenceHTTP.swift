@@ -62,6 +62,7 @@ public final class HTTPListener: Sendable {
     ///   - inFlightWait: how long signals that stop mail wait for a send already under way
     ///     (`delivery.lease_timeout` plus a margin, as the CLI waits).
     ///   - oooResumeAfter: `inbound.ooo_resume_after`, for `POST /v1/inbound`.
+    ///   - longTransactionWarning: `worker.long_transaction_warning`, for `GET /v1/status`.
     ///   - trustedAuthservID: `inbound.authserv_id` when `inbound.trust_from` is on, else nil.
     ///   - readinessInterval: how often the background check behind `/readyz` runs.
     ///   - idleTimeout: how long a client connection may sit idle before the listener closes it.
@@ -69,7 +70,8 @@ public final class HTTPListener: Sendable {
         host: String, port: Int, databaseURL: String, apiToken: String?, unsubscribeSecret: String,
         health: @escaping @Sendable () -> HealthState = { .alive }, logger: Logger,
         registry: PrometheusCollectorRegistry = SeqdMetrics.registry, gaugeInterval: Duration = .seconds(15),
-        inFlightWait: Duration = .seconds(35), oooResumeAfter: Duration = .seconds(7 * 86_400), trustedAuthservID: String? = nil,
+        inFlightWait: Duration = .seconds(35), oooResumeAfter: Duration = .seconds(7 * 86_400), longTransactionWarning: Duration = .seconds(30),
+        trustedAuthservID: String? = nil,
         readinessInterval: Duration = .seconds(2), idleTimeout: Duration = .seconds(60)
     ) throws {
         guard (0...65_535).contains(port) else { throw SetupError(description: "http.port \(port) is not a port number (1–65535)") }
@@ -96,7 +98,7 @@ public final class HTTPListener: Sendable {
             registry: registry, apiToken: apiToken, unsubscribeSecret: unsubscribeSecret, health: health,
             inboundTrust: InboundTrust(
                 verifyReference: { MessageID.verify($0, deliveryKey: $1, key: messageIDKey) }, trustedAuthservID: trustedAuthservID),
-            oooResumeAfter: oooResumeAfter, logger: logger)
+            oooResumeAfter: oooResumeAfter, longTransactionWarning: Double(longTransactionWarning.components.seconds), logger: logger)
         gauges = operations(.dedicated(databaseURL, purpose: "http gauges", statementTimeoutMilliseconds: 10_000))
     }
 

@@ -36,7 +36,7 @@ struct Failure {
             message = application.message
             switch application.kind {
             case .badInput: status = .dataError
-            case .notFound, .refused, .invalidTransition, .permissionDenied, .notMigrated: status = .refused
+            case .notFound, .refused, .invalidTransition, .preconditionFailed, .permissionDenied, .notMigrated: status = .refused
             case .unavailable: status = .unavailable
             case .internal: status = .software
             }

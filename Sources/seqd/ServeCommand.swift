@@ -61,6 +61,7 @@ func makeListener(
             health: health, logger: logger,
             inFlightWait: .seconds(configuration.seconds("delivery.lease_timeout") + 5),
             oooResumeAfter: .seconds(configuration.seconds("inbound.ooo_resume_after")),
+            longTransactionWarning: .seconds(configuration.seconds("worker.long_transaction_warning")),
             trustedAuthservID: try configuration.trustedAuthservID())
     } catch let error as HTTPListener.SetupError {
         throw CommandFailure(status: .dataError, message: error.description)

@@ -110,10 +110,11 @@ final class Harness: Sendable {
     /// Sends one request; `token` nil sends no Authorization header.
     func request(
         _ method: HTTPMethod, _ path: String, json: String? = nil, body: String? = nil, contentType: String? = nil,
-        token: String? = Harness.token, authorization: String? = nil
+        token: String? = Harness.token, authorization: String? = nil, headers: [String: String] = [:]
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
         request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let authorization { request.headers.replaceOrAdd(name: "Authorization", value: authorization) }
         if let json {

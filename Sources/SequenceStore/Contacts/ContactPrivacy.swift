@@ -50,9 +50,13 @@ public final class ContactPrivacy {
         try SchemaCheck.requireSupported(connection)
         return try connection.transaction { connection in
             let contact = try connection.query(
-                "SELECT id FROM seqd.contacts WHERE lower(email) = lower($1) FOR UPDATE", [email])
+                "SELECT id, email = 'erased-' || id || '@erased.invalid' AS erased FROM seqd.contacts WHERE lower(email) = lower($1) FOR UPDATE",
+                [email])
             guard contact.count == 1 else { throw StoreError(.notFound, "no contact with that email address") }
             let id = try contact[0].decode("id", as: Int64.self)
+            // Erased already (named by its placeholder address): nothing is left to remove, and
+            // erasing again must not fail (a client retrying DELETE /v1/contacts/{id}).
+            if try contact[0].decode("erased", as: Bool.self) { return id }
             // Ending the live enrollments goes through the machine and the opt-out path, which also
             // cancels pending deliveries and waits for claims in progress (Suppressions.add).
             _ = try Suppressions.add(

@@ -85,9 +85,31 @@ public enum SequenceCatalog {
         }
     }
 
-    private static func applyOne(_ connection: Connection, _ definition: SequenceDefinition, sourceFile: String?) throws
-        -> AppliedSequence
-    {
+    /// The latest version was not the one the caller last saw (`If-Match`): nothing was applied.
+    public struct VersionPreconditionFailed: Error, Sendable, CustomStringConvertible {
+        public let name: String
+        public let expected: Int
+        /// nil when the sequence does not exist.
+        public let latest: Int?
+        public var description: String {
+            "sequence '\(name)' is at version \(latest.map(String.init) ?? "none"), not \(expected): read it again before changing it"
+        }
+    }
+
+    /// Applies one definition only if its latest stored version is `expectedLatest` (checked under
+    /// the sequence's row lock, so two clients that both read version 3 cannot both replace it).
+    public static func apply(
+        _ connection: Connection, _ definition: SequenceDefinition, ifLatestVersion expectedLatest: Int
+    ) throws -> AppliedSequence {
+        try SchemaCheck.requireSupported(connection)
+        return try connection.transaction { connection in
+            try applyOne(connection, definition, sourceFile: nil, expectedLatest: expectedLatest)
+        }
+    }
+
+    private static func applyOne(
+        _ connection: Connection, _ definition: SequenceDefinition, sourceFile: String?, expectedLatest: Int? = nil
+    ) throws -> AppliedSequence {
         // The sequence row is the lock that serialises applies of one name: two concurrent applies
         // of the same content then make one version, not two (the second sees the first's version
         // once it gets the lock, because READ COMMITTED takes a fresh snapshot per statement).
@@ -98,6 +120,12 @@ public enum SequenceCatalog {
             WHERE sequence_id = $1 ORDER BY version DESC LIMIT 1
             """, [sequenceID])
         let hash = contentHash(definition)
+        if let expectedLatest {
+            let current = latest.count == 1 ? try latest[0].decode("version", as: Int.self) : nil
+            if current != expectedLatest {
+                throw VersionPreconditionFailed(name: definition.name, expected: expectedLatest, latest: current)
+            }
+        }
         var next = 1
         if latest.count == 1 {
             let version = try latest[0].decode("version", as: Int.self)

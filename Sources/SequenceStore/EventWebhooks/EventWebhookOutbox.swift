@@ -220,7 +220,7 @@ public struct EventWebhookStatus: Sendable, Codable, Equatable {
         do {
             types = try connection.query("SELECT value FROM seqd.settings WHERE name = 'event_webhook.types'").rows.first
                 .map { try $0.decode("value", as: String.self).split(separator: ",").map(String.init) }
-        } catch let error as PostgresError where error.sqlState == "42501" {
+        } catch let error as PostgresError where error.isPermissionDenied {
             types = nil
         }
         return EventWebhookStatus(

@@ -31,10 +31,11 @@ extension String {
     }
 }
 
-/// Prints a value as stable, pretty JSON with sorted keys, for `--json`.
+/// Prints a value as stable, pretty JSON with sorted keys and every key present (`null` when
+/// absent, see `AllKeys`), for `--json`.
 func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     encoder.dateEncodingStrategy = .iso8601
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    print(String(decoding: try encoder.encode(AllKeys(value: value)), as: UTF8.self))
 }

@@ -56,21 +56,6 @@ public struct EnrollmentSummary: Sendable, Equatable, Codable {
         case unknownContacts = "unknown_contacts"
     }
 
-    // `imported` is written as null when there was no import, so `--json` has a fixed shape.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(sequence, forKey: .sequence)
-        try container.encode(version, forKey: .version)
-        try container.encode(dryRun, forKey: .dryRun)
-        try container.encode(enrolled, forKey: .enrolled)
-        try container.encode(alreadyLive, forKey: .alreadyLive)
-        try container.encode(enrolledBefore, forKey: .enrolledBefore)
-        try container.encode(suppressed, forKey: .suppressed)
-        try container.encode(missingTemplateFields, forKey: .missingTemplateFields)
-        try container.encode(missingFields, forKey: .missingFields)
-        try container.encode(unknownContacts, forKey: .unknownContacts)
-        try container.encode(imported, forKey: .imported)
-    }
 }
 
 /// Enrolls contacts in a sequence (`seqd enroll`), pinned to its latest version and due at once.

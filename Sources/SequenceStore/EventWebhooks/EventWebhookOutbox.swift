@@ -181,22 +181,6 @@ public struct EventWebhookStatus: Sendable, Codable, Equatable {
     /// The most recent failed attempt's error (the receiver's status and the start of its body).
     public let lastError: String?
 
-    private enum CodingKeys: String, CodingKey {
-        case enabledTypes, pending, failed, oldestPendingSeconds, deliveredLastHour, nextRetryAt, lastError
-    }
-
-    /// Every key always present (null when there is nothing), so `--json` has one stable shape.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(enabledTypes, forKey: .enabledTypes)
-        try container.encode(pending, forKey: .pending)
-        try container.encode(failed, forKey: .failed)
-        try container.encode(oldestPendingSeconds, forKey: .oldestPendingSeconds)
-        try container.encode(deliveredLastHour, forKey: .deliveredLastHour)
-        try container.encode(nextRetryAt, forKey: .nextRetryAt)
-        try container.encode(lastError, forKey: .lastError)
-    }
-
     public static func load(_ connection: Connection) throws -> EventWebhookStatus {
         try SchemaCheck.requireSupported(connection)
         let present = try connection.query("SELECT to_regclass('seqd.event_webhook_outbox') IS NOT NULL AS present")[0]

@@ -37,15 +37,6 @@ public struct SequenceSummary: Sendable, Equatable, Codable {
         case pausedAt = "paused_at"
     }
 
-    // Absent values are written as null rather than left out, so `--json` has a fixed shape.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(name, forKey: .name)
-        try container.encode(latestVersion, forKey: .latestVersion)
-        try container.encode(live, forKey: .live)
-        try container.encode(finished, forKey: .finished)
-        try container.encode(pausedAt, forKey: .pausedAt)
-    }
 }
 
 /// One stored version of a sequence, for `seqd sequence show`.

@@ -47,19 +47,6 @@ public struct SequenceMigrationReport: Sendable, Equatable, Codable {
             case toStep = "to_step"
         }
 
-        // nil members are written as null, so `--json` has a fixed shape.
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(fromVersion, forKey: .fromVersion)
-            try container.encode(fromIndex, forKey: .fromIndex)
-            try container.encode(fromStep, forKey: .fromStep)
-            try container.encode(outcome, forKey: .outcome)
-            try container.encode(toIndex, forKey: .toIndex)
-            try container.encode(toStep, forKey: .toStep)
-            try container.encode(mapped, forKey: .mapped)
-            try container.encode(reason, forKey: .reason)
-            try container.encode(count, forKey: .count)
-        }
     }
 
     public enum Outcome: String, Sendable, Codable {

@@ -29,18 +29,6 @@ public struct InboundResult: Sendable, Encodable {
         /// Why this enrollment changed although the message did not match it:
         /// `stop_company_on_reply` (a colleague at the same company replied).
         public let note: String?
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(id, forKey: .id)
-            try container.encode(sequence, forKey: .sequence)
-            try container.encode(from, forKey: .from)
-            try container.encode(to, forKey: .to)
-            try container.encode(refused, forKey: .refused)
-            try container.encode(note, forKey: .note)
-        }
-
-        enum CodingKeys: String, CodingKey { case id, sequence, from, to, refused, note }
     }
 
     public let outcome: Outcome
@@ -72,21 +60,6 @@ public struct InboundResult: Sendable, Encodable {
         case messageID = "message_id", matchedBy = "matched_by", returnDate = "return_date", resumeAt = "resume_at"
     }
 
-    /// Every key always present (null when it does not apply), so scripts can rely on the shape.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(outcome, forKey: .outcome)
-        try container.encode(classification, forKey: .classification)
-        try container.encode(detail, forKey: .detail)
-        try container.encode(messageID, forKey: .messageID)
-        try container.encode(matchedBy, forKey: .matchedBy)
-        try container.encode(returnDate, forKey: .returnDate)
-        try container.encode(resumeAt, forKey: .resumeAt)
-        try container.encode(suppressed, forKey: .suppressed)
-        try container.encode(ignoredRecipients, forKey: .ignoredRecipients)
-        try container.encode(enrollments, forKey: .enrollments)
-        try container.encode(note, forKey: .note)
-    }
 }
 
 /// What inbound mail must prove before it changes anything (design.md, invariant 9).

@@ -2,6 +2,7 @@ import ArgumentParser
 import SeqdConfig
 import SequenceDaemon
 import SequenceHTTP
+import SequenceStore
 
 struct ConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -42,6 +43,8 @@ struct ConfigCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try await global.loadConfiguration()
+            // Checked here too, not only when `seqd run` starts: a typo must not wait for a deploy.
+            _ = try EventWebhookType.parse(list: configuration.string("event_webhook.types") ?? "")
             if json {
                 struct Entry: Encodable {
                     let value: String?

@@ -262,6 +262,10 @@ struct EventWebhookTests {
             ["run", "--once"], environment: Self.environment(port: server.port).merging(["SEQD_EVENT_WEBHOOK_TYPES": "completed,exploded"]) { $1 })
         #expect(bad.status == 65, "\(bad)")
         #expect(bad.stderr.contains("exploded"), "\(bad)")
+        // `config check` says so before any deploy.
+        let checked = try await scenario.seqd.run(
+            ["config", "check"], environment: ["SEQD_EVENT_WEBHOOK_TYPES": "completed,exploded"])
+        #expect(checked.status == 65 && checked.stderr.contains("unknown type 'exploded'"), "\(checked)")
         let once = try await scenario.seqd.run(
             ["run", "--once"], environment: Self.environment(port: server.port).merging(["SEQD_EVENT_WEBHOOK_TYPES": "completed"]) { $1 })
         #expect(once.status == 0, "\(once)")

@@ -32,21 +32,38 @@ public enum ExternalCommand {
         if let home = ProcessInfo.processInfo.environment["HOME"] { environment["HOME"] = home }
         environment.merge(extra) { $1 }
         process.environment = environment
-        // Files rather than pipes, so a chatty program can never fill a pipe and hang.
+        let result = try await collect(process)
+        if check && result.status != 0 {
+            throw Failed(description: "`\(arguments.joined(separator: " "))` failed: \(result)")
+        }
+        return result
+    }
+
+    /// Runs a configured `process` to its end without blocking a concurrency-pool thread, with
+    /// `input` as its stdin (empty when nil), and returns its status and output. Output goes to
+    /// files rather than pipes, so a chatty program can never fill a pipe and hang.
+    public static func collect(_ process: Process, input: Data? = nil) async throws -> SeqdProcess.Result {
         let id = UUID().uuidString
-        let outURL = FileManager.default.temporaryDirectory.appendingPathComponent("cmd-\(id).out")
-        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("cmd-\(id).err")
+        let directory = FileManager.default.temporaryDirectory
+        let (outURL, errURL, inURL) = (
+            directory.appendingPathComponent("cmd-\(id).out"), directory.appendingPathComponent("cmd-\(id).err"),
+            directory.appendingPathComponent("cmd-\(id).in")
+        )
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
         _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer {
-            try? FileManager.default.removeItem(at: outURL)
-            try? FileManager.default.removeItem(at: errURL)
+            for url in [outURL, errURL, inURL] { try? FileManager.default.removeItem(at: url) }
         }
         let out = try FileHandle(forWritingTo: outURL)
         let err = try FileHandle(forWritingTo: errURL)
         process.standardOutput = out
         process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        if let input {
+            try input.write(to: inURL)
+            process.standardInput = try FileHandle(forReadingFrom: inURL)
+        } else {
+            process.standardInput = FileHandle.nullDevice
+        }
         let status: Int32 = try await withCheckedThrowingContinuation { continuation in
             process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
             do {
@@ -58,13 +75,9 @@ public enum ExternalCommand {
         }
         try out.close()
         try err.close()
-        let result = SeqdProcess.Result(
+        return SeqdProcess.Result(
             status: status, stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
             stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
-        if check && status != 0 {
-            throw Failed(description: "`\(arguments.joined(separator: " "))` failed: \(result)")
-        }
-        return result
     }
 
     /// The prefix that runs a command as the `postgres` user when the tests run as root

@@ -57,42 +57,7 @@ public struct SeqdProcess: Sendable {
         if let home = ProcessInfo.processInfo.environment["HOME"] { environment["HOME"] = home }
         environment.merge(extra) { $1 }
         process.environment = environment
-        // Files rather than pipes: a chatty child can never fill a pipe buffer and deadlock.
-        let id = UUID().uuidString
-        let outURL = FileManager.default.temporaryDirectory.appendingPathComponent("seqd-\(id).out")
-        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("seqd-\(id).err")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        defer {
-            try? FileManager.default.removeItem(at: outURL)
-            try? FileManager.default.removeItem(at: errURL)
-        }
-        let out = try FileHandle(forWritingTo: outURL)
-        let err = try FileHandle(forWritingTo: errURL)
-        process.standardOutput = out
-        process.standardError = err
-        let inURL = FileManager.default.temporaryDirectory.appendingPathComponent("seqd-\(id).in")
-        defer { try? FileManager.default.removeItem(at: inURL) }
-        if let input {
-            try input.write(to: inURL)
-            process.standardInput = try FileHandle(forReadingFrom: inURL)
-        } else {
-            process.standardInput = FileHandle.nullDevice
-        }
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do {
-                try process.run()
-            } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: error)
-            }
-        }
-        try out.close()
-        try err.close()
-        return Result(
-            status: status, stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+        return try await ExternalCommand.collect(process, input: input)
     }
 
     /// The `seqd` built alongside the running test bundle.

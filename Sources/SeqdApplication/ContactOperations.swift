@@ -1,5 +1,5 @@
-import SequenceEngine
 import Postgres
+import SequenceEngine
 import SequenceStore
 
 /// Contacts: upsert, import, look up, export and erase.
@@ -42,13 +42,22 @@ extension Operations {
         }
     }
 
-    /// Erases the contact with `id` (see `eraseContact(email:)`). Unknown id: `.notFound`.
+    /// Ends the contact's enrollments, removes its personal data, keeps a hashed suppression.
+    /// Returns the erased contact's id. Erasing an erased contact changes nothing.
+    public func eraseContact(email: String) async throws -> Int64 {
+        try await erase { _ in email }
+    }
+
+    /// The same, by contact id. Unknown id: `.notFound`.
     public func eraseContact(id: Int64) async throws {
+        _ = try await erase { try Self.address($0, contactID: id) }
+    }
+
+    private func erase(_ address: @escaping @Sendable (Connection) throws -> String) async throws -> Int64 {
         let actor = actor.name
-        try await database.run { connection in
-            let email = try Self.address(connection, contactID: id)
-            _ = try ContactPrivacy(actor: actor, installationID: try InstallationSettings.load(connection).installationID)
-                .erase(connection, email: email)
+        return try await database.run { connection in
+            try ContactPrivacy(actor: actor, installationID: try InstallationSettings.load(connection).installationID)
+                .erase(connection, email: try address(connection))
         }
     }
 
@@ -57,16 +66,6 @@ extension Operations {
             throw StoreError(.notFound, "no contact with id \(contactID)")
         }
         return email
-    }
-
-    /// Ends the contact's enrollments, removes its personal data, keeps a hashed suppression.
-    /// Returns the erased contact's id.
-    public func eraseContact(email: String) async throws -> Int64 {
-        let actor = actor.name
-        return try await database.run { connection in
-            try ContactPrivacy(actor: actor, installationID: try InstallationSettings.load(connection).installationID)
-                .erase(connection, email: email)
-        }
     }
 
     /// Lifts a suppression; returns how many were removed (0: the address was not suppressed).

@@ -40,10 +40,20 @@ enum Suppressions {
         _ connection: Connection, address: String, reason: Reason, source: String, actor: String, detail: String? = nil,
         cache: DefinitionCache, installationID: String
     ) throws -> [EventResult] {
-        // Lock the address's claimable deliveries first: a sender's claim that holds one commits
-        // before this continues, and none can be claimed afterwards. The suppression is stamped
-        // with the clock after that, so "no attempt started after the suppression" is exact and
-        // `seqd check` can verify it.
+        // Lock the address's live enrollments, then its claimable deliveries, before anything
+        // else: an advance or a claim that holds one commits before this continues, and none can
+        // lease one afterwards (both skip locked rows). An advance leases the delivery it creates
+        // in its own transaction, so without the enrollments' locks an advance that began after
+        // the stamp below, but before this commits, could lease a new delivery for the address.
+        // The suppression is stamped with the clock after that, so "no attempt started (leased)
+        // after the suppression" is exact and `seqd check` can verify it.
+        try connection.query(
+            """
+            SELECT e.id FROM seqd.enrollments e JOIN seqd.contacts c ON c.id = e.contact_id
+            WHERE lower(c.email) = lower($1) AND e.status IN ('active', 'paused', 'failed')
+            ORDER BY e.id
+            FOR UPDATE OF e
+            """, [address])
         try connection.query(
             """
             SELECT d.id FROM seqd.deliveries d JOIN seqd.contacts c ON c.id = d.contact_id

@@ -48,9 +48,9 @@ extension Operations {
         try await erase { _ in email }
     }
 
-    /// The same, by contact id. Unknown id: `.notFound`.
+    /// The same, by contact id. Unknown id: `.notFound`; an erased one: nothing changes.
     public func eraseContact(id: Int64) async throws {
-        _ = try await erase { try Self.address($0, contactID: id) }
+        _ = try await erase { try Self.address($0, contactID: id, includingErased: true) }
     }
 
     private func erase(_ address: @escaping @Sendable (Connection) throws -> String) async throws -> Int64 {
@@ -61,8 +61,8 @@ extension Operations {
         }
     }
 
-    private static func address(_ connection: Connection, contactID: Int64) throws -> String {
-        guard let email = try ContactEnrollments.address(connection, contactID: contactID) else {
+    private static func address(_ connection: Connection, contactID: Int64, includingErased: Bool = false) throws -> String {
+        guard let email = try ContactEnrollments.address(connection, contactID: contactID, includingErased: includingErased) else {
             throw StoreError(.notFound, "no contact with id \(contactID)")
         }
         return email

@@ -150,6 +150,9 @@ struct ResourceAPITests {
         #expect(try row.decode("first_name", as: String?.self) == nil)
         let suppressed = try connection.query("SELECT seqd.is_suppressed('grace@example.com') AS s")[0].decode("s", as: Bool.self)
         #expect(suppressed)
+        // Erased is gone for every read (what is left is an anonymous audit trail).
+        #expect(try await harness.request(.GET, "/v1/contacts/\(id)/export").status == 404)
+        #expect(try await harness.request(.GET, "/v1/contacts/\(id)/enrollments").status == 404)
         #expect(try await harness.request(.GET, "/v1/contacts/999999/export").status == 404)
         #expect(try await harness.request(.DELETE, "/v1/contacts/999999").status == 404)
         try await harness.stop()

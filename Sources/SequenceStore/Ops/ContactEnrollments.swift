@@ -40,9 +40,13 @@ public enum ContactEnrollments {
         return (try row.decode("id"), try row.decode("status"))
     }
 
-    /// The address of the contact with `contactID`, or nil.
-    public static func address(_ connection: Connection, contactID: Int64) throws -> String? {
-        let rows = try connection.query("SELECT email FROM seqd.contacts WHERE id = $1", [contactID])
+    /// The address of the contact with `contactID`, or nil. An erased contact (its address
+    /// replaced by `erased-<id>@erased.invalid`) counts as gone unless `includingErased`: what is
+    /// left of it is an anonymous audit trail, not a contact anyone can look up.
+    public static func address(_ connection: Connection, contactID: Int64, includingErased: Bool = false) throws -> String? {
+        let rows = try connection.query(
+            "SELECT email FROM seqd.contacts WHERE id = $1 AND ($2 OR email <> 'erased-' || id || '@erased.invalid')",
+            [contactID, includingErased])
         return rows.count == 1 ? try rows[0].decode("email", as: String.self) : nil
     }
 }

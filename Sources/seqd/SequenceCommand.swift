@@ -360,6 +360,7 @@ extension BranchCondition.Field {
         switch self {
         case .attribute(let name): name
         case .stepData(let name): "step_data.\(name)"
+        case .property(let name): "event.\(name)"
         }
     }
 }

@@ -130,8 +130,11 @@ struct ContactCommand: AsyncParsableCommand {
                 attributes: try parsedAttributes())
             let database = ConfinedConnection(
                 configuration.databaseURL, options: SessionOptions(applicationName: "seqd contact add"))
-            let summary = try await database.run { try ContactStore.upsert($0, [contact]) }
+            let summary = try await database.run { try ContactStore.upsert($0, [contact], actor: cliActor) }
             print(summary.created > 0 ? "contact created" : summary.updated > 0 ? "contact updated" : "contact unchanged")
+            for conversion in summary.converted {
+                print("enrollment \(conversion.enrollmentID) (\(conversion.sequence)) converted: \(conversion.goal)")
+            }
         }
     }
 
@@ -169,7 +172,7 @@ struct ContactCommand: AsyncParsableCommand {
             let summary = try await database.run { connection in
                 let progress = ImportProgress(label: "importing", total: csv.contacts.count)
                 defer { progress.finish() }
-                return try ContactStore.importFile(connection, csv, strict: strict) { progress.update($0) }
+                return try ContactStore.importFile(connection, csv, strict: strict, actor: cliActor) { progress.update($0) }
             }
             if json {
                 try printJSON(ImportReport(file: file, csv: csv, summary: summary, strict: strict))

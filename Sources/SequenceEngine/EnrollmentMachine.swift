@@ -177,7 +177,7 @@ public struct EnrollmentMachine: Sendable {
     /// had queued is cancelled. The driver decides that a goal is met (it needs the events the
     /// contact sent since enrolling) and records which one in the audit reason.
     public mutating func goalMet(now: Date) -> EnrollmentOutcome {
-        end(.converted, event: "goal")
+        end(.converted, event: "goal-met")
     }
 
     /// Pause, keeping the remaining wait (none while awaiting delivery: the delivery waits too).

@@ -359,7 +359,7 @@ struct SequenceParser {
         let given = ["attribute", "step_data", "property"].filter { fields[$0] != nil }
         guard given.count == 1 else {
             if given.isEmpty {
-                issue(path + ".attribute", "missing required field (or step_data, for a field a webhook step saved, or property, for one of the triggering event)")
+                issue(path + ".attribute", "missing required field (or step_data, for a field a webhook step saved)")
             } else {
                 issue(path, "has \(given.joined(separator: " and ")); use one")
             }

@@ -345,7 +345,7 @@ private let accepted: [EnrollmentStatus: Set<String>] = {
     }
 
     @Test func eventNamesAreStable() {
-        #expect(events.map(\.name) == ["due", "delivered", "delivery_failed", "reply", "opt_out", "bounce", "pause", "pause", "resume", "stop", "retry", "skip_step"])
+        #expect(events.map(\.name) == ["due", "delivered", "delivery_failed", "reply", "opt_out", "bounce", "pause", "pause", "resume", "stop", "retry", "skip_step", "goal_met"])
     }
 }
 

@@ -33,11 +33,15 @@ enum Goals {
         return names
     }
 
-    /// Locks the live enrollments of these contacts, in id order like every other locker.
+    /// Locks the live enrollments of these contacts whose pinned version has goals, in id order
+    /// like every other locker. A version without `exit_when` is never locked: an import that
+    /// updates many contacts must not hold every enrollment they have.
     private static let lockLive = """
         SELECT \(EnrollmentRecord.columns)
         FROM seqd.enrollments e JOIN seqd.contacts c ON c.id = e.contact_id
         WHERE e.contact_id = ANY($1::bigint[]) AND e.status IN ('active', 'paused', 'failed')
+          AND (SELECT v.definition ? 'exit_when' FROM seqd.sequence_versions v
+               WHERE v.sequence_id = e.sequence_id AND v.version = e.sequence_version)
         ORDER BY e.id
         FOR UPDATE OF e
         """

@@ -59,6 +59,9 @@ struct TriggersGoalsTests {
         #expect(human.stdout.contains("was already recorded"), "\(human)")
         #expect(try count(connection, "SELECT count(*) AS n FROM seqd.enrollments") == 1)
         #expect(try count(connection, "SELECT count(*) AS n FROM seqd.events") == 1)
+        let shown = try await scenario.seqd.run("sequence", "show", "trial")
+        #expect(shown.stdout.contains("trigger: event trial_started if event.plan in [pro, team]"), "\(shown)")
+        #expect(shown.stdout.contains("exit when (converted): event meeting_booked; plan = paid"), "\(shown)")
         // A new key for the same contact follows the enroll rules: already live.
         let live = try await send(scenario, "--contact", "ada@example.com", "--name", "trial_started", "--key", "signup-2", "--property", "plan=pro")
         #expect(live.stdout.contains("not enrolled in trial: already live"), "\(live)")

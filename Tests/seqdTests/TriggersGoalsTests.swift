@@ -102,6 +102,9 @@ struct TriggersGoalsTests {
         var ada = try enrollment(connection, "ada@example.com")
         #expect(ada.status == "active" && ada.step == 2, "waiting before the nudge: \(ada)")
 
+        // Event webhooks on (as `seqd run` would write the row): the conversion is posted like any outcome.
+        try connection.execute(
+            "INSERT INTO seqd.settings (name, value) VALUES ('event_webhook.types', 'converted') ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value")
         let updated = try await scenario.seqd.run("contact", "add", "--email", "ada@example.com", "--attr", "plan=paid")
         #expect(updated.status == 0, "\(updated)")
         #expect(updated.stdout.contains("enrollment \(ada.id) (trial) converted: exit_when[1]"), "\(updated)")
@@ -112,6 +115,7 @@ struct TriggersGoalsTests {
         #expect(try audit.decode("event", as: String.self) == "goal_met")
         #expect(try audit.decode("f", as: String.self) == "active")
         #expect(try audit.decode("reason", as: String?.self) == #"exit_when[1] {"attribute":"plan","equals":"paid"}"#)
+        #expect(try count(connection, "SELECT count(*) AS n FROM seqd.event_webhook_outbox WHERE type = 'converted' AND enrollment_id = \(ada.id)") == 1)
 
         // Even when the wait would be over, the daemon never sends the nudge.
         try await scenario.runOnce()

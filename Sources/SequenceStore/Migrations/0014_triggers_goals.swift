@@ -16,6 +16,9 @@ extension Migrations {
     ///   conversions per step (`converted`: enrollments that met a goal while at that step).
     /// - The update guard's terminal list is now read from the transition table (a status with no
     ///   way out is terminal), so the next terminal status needs only its rows there.
+    /// - Event webhooks (0012) post `converted` like the other outcomes: the outbox's type CHECK
+    ///   allows it, and the enqueue trigger now takes any new status other than active and paused
+    ///   as the type (the enabled list, which `seqd run` validates, decides what is written).
     static let triggersGoals = Migration(
         version: 14, name: "triggers_goals",
         sql: #"""
@@ -130,6 +133,34 @@ extension Migrations {
             -- step row of the view (converted enrollments are a minority of a sequence's).
             CREATE INDEX enrollments_converted ON seqd.enrollments (sequence_id, sequence_version, current_step_index)
                 WHERE status = 'converted';
+            ALTER TABLE seqd.event_webhook_outbox DROP CONSTRAINT event_webhook_outbox_type_check;
+            ALTER TABLE seqd.event_webhook_outbox ADD CONSTRAINT event_webhook_outbox_type_check
+                CHECK (type IN ('replied', 'bounced', 'opted_out', 'completed', 'failed', 'stopped', 'converted', 'delivered'));
+            CREATE OR REPLACE FUNCTION seqd.event_webhook_enqueue() RETURNS trigger
+            LANGUAGE plpgsql
+            SET search_path = pg_catalog, seqd, pg_temp
+            AS $$
+            DECLARE
+                enabled text[];
+            BEGIN
+                SELECT string_to_array(s.value, ',') INTO enabled FROM seqd.settings s WHERE s.name = 'event_webhook.types';
+                IF enabled IS NULL OR cardinality(enabled) = 0 THEN
+                    RETURN NULL;
+                END IF;
+                INSERT INTO seqd.event_webhook_outbox (event_id, enrollment_id, type, sequence_version, occurred_at)
+                SELECT n.id, n.enrollment_id, t.type,
+                       (SELECT e.sequence_version FROM seqd.enrollments e WHERE e.id = n.enrollment_id),
+                       n.at
+                FROM new_events n
+                CROSS JOIN LATERAL (VALUES
+                    (CASE WHEN n.to_status IS DISTINCT FROM n.from_status AND n.to_status NOT IN ('active', 'paused')
+                          THEN n.to_status::text END),
+                    (CASE WHEN n.event = 'delivered' THEN 'delivered' END)
+                ) AS t(type)
+                WHERE t.type = ANY (enabled);
+                RETURN NULL;
+            END $$;
+
             CREATE OR REPLACE VIEW seqd.step_funnel AS
             SELECT s.name AS sequence, f.version, f.step_index, f.step_key, f.step_type, f.entered, f.here_now, f.sent,
                    (SELECT count(*) FROM seqd.enrollments e

@@ -10,7 +10,7 @@
 --   seqd_owner     owns schema seqd and runs `seqd migrate` (DDL), `seqd prune` and
 --                  `seqd suppression remove`. Nothing else uses it.
 --   seqd_runtime   the daemon, the CLI and the HTTP listener: rows of seqd's tables, no DDL;
---                  enrollment_events, delivery_attempts, signals and suppressions append-only;
+--                  enrollment_events, delivery_attempts, signals, suppressions and events append-only;
 --                  reads the unsubscribe secret (it signs and verifies); pg_read_all_stats so it
 --                  can see the age of other sessions' transactions.
 --   seqd_readonly  operators and dashboards: SELECT on the tables and views, except
@@ -71,6 +71,13 @@ REVOKE INSERT, UPDATE ON seqd.schema_migrations, seqd.enrollment_transitions FRO
 -- fills in may change (migration 0006's trigger refuses rows already final).
 REVOKE UPDATE, DELETE, TRUNCATE ON seqd.enrollment_events, seqd.signals, seqd.suppressions, seqd.delivery_attempts
     FROM seqd_runtime;
+-- Contact events (migration 0014) are append-only too: a recorded event is evidence, and its key
+-- is what refuses a retried one. `seqd prune` (the owner) removes old ones. On a schema before
+-- 0014 the table does not exist yet.
+SELECT to_regclass('seqd.events') IS NOT NULL AS seqd_has_events \gset
+\if :seqd_has_events
+REVOKE UPDATE, DELETE, TRUNCATE ON seqd.events FROM seqd_runtime;
+\endif
 GRANT UPDATE (finished_at, outcome, reply) ON seqd.delivery_attempts TO seqd_runtime;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA seqd TO seqd_runtime;
 -- Functions: only the runtime role (and the owner) may call them; erase_contact_history is

@@ -4,10 +4,11 @@ import SequenceStore
 
 /// Contacts: upsert, import, look up, export and erase.
 extension Operations {
-    /// Creates or updates one contact; returns what happened and its id.
+    /// Creates or updates one contact; returns what happened (with the goals it met) and its id.
     public func upsertContact(_ contact: ContactFields) async throws -> (summary: ContactUpsertSummary, id: Int64?) {
-        try await database.run { connection in
-            let summary = try ContactStore.upsert(connection, [contact])
+        let actor = actor.name
+        return try await database.run { connection in
+            let summary = try ContactStore.upsert(connection, [contact], actor: actor)
             return (summary, try ContactEnrollments.contactID(connection, email: contact.email))
         }
     }
@@ -17,7 +18,8 @@ extension Operations {
     public func importContacts(
         _ csv: ContactCSV, strict: Bool, progress: @escaping @Sendable (Int) -> Void
     ) async throws -> ContactUpsertSummary {
-        try await database.run { try ContactStore.importFile($0, csv, strict: strict, progress: progress) }
+        let actor = actor.name
+        return try await database.run { try ContactStore.importFile($0, csv, strict: strict, actor: actor, progress: progress) }
     }
 
     /// A contact's enrollments with state and history (`seqd inspect`). Unknown: `.notFound`.

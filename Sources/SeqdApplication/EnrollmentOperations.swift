@@ -55,6 +55,14 @@ extension Operations {
         }
     }
 
+    /// Records an event once per key: upserts its contact, enrolls it into every sequence whose
+    /// trigger the event meets, and converts live enrollments whose goal it meets. A key seen
+    /// before changes nothing (`duplicate`).
+    public func recordEvent(_ event: IncomingEvent) async throws -> EventOutcome {
+        let actor = self.actor
+        return try await database.run { try EventIntake.record($0, event, source: actor.source, actor: actor.name) }
+    }
+
     /// One enrollment with its history and its contact's id. Unknown: `.notFound`.
     public func enrollment(id: Int64) async throws -> (contactID: Int64, enrollment: Inspection.Enrollment) {
         try await database.run { try Inspection.enrollment($0, id: id) }

@@ -186,7 +186,7 @@ extension ConfigKey {
             name: "event_webhook.url", defaultValue: nil, kind: .url(schemes: ["http", "https"]), isSecret: false,
             help: "enrollment events are posted here, signed; unset keeps it off"),
         ConfigKey(
-            name: "event_webhook.types", defaultValue: "replied,bounced,opted_out,completed,failed,stopped,delivered", kind: .text,
+            name: "event_webhook.types", defaultValue: "replied,bounced,opted_out,completed,failed,stopped,converted,delivered", kind: .text,
             isSecret: false, help: "comma-separated event types posted to event_webhook.url"),
         ConfigKey(
             name: "retention.older_than", defaultValue: "180d", kind: .duration, isSecret: false,

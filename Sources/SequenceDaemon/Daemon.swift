@@ -442,13 +442,14 @@ public final class Daemon: Sendable {
         guard summary.claimed > 0 else { return false }
         counters.advanced.add(summary.claimed, ordering: .relaxed)
         metrics.advances.increment(by: summary.claimed)
+        if summary.converted > 0 { metrics.conversions.increment(by: summary.converted) }
         // A full batch may leave more due: another advancer joins in. This one comes back at once
         // either way: a step it just ran may have made the next one due now (a zero wait), which
         // nothing else would announce before the poll.
         if summary.claimed >= settings.batchSize { advanceWake.wakeOne() }
         if !summary.leased.isEmpty { sessionWake.wake() }
         if summary.deliveriesCreated > summary.leased.count { claimWake.wakeOne() }
-        logger.debug("advanced \(summary.claimed): \(summary.deliveriesCreated) deliveries, \(summary.completed) completed, \(summary.failed) failed")
+        logger.debug("advanced \(summary.claimed): \(summary.deliveriesCreated) deliveries, \(summary.completed) completed, \(summary.converted) converted, \(summary.failed) failed")
         return true
     }
 

@@ -7,6 +7,9 @@ import Metrics
 /// and no label ever carries a contact or an address.
 struct DaemonMetrics: Sendable {
     let advances = Counter(label: "seqd_advances_total")
+    /// `seqd_conversions_total{source="advance"}`: enrollments this process ended `converted`
+    /// because a goal was met before a step (the API counts `source="event"` and `"contact"`).
+    let conversions = Counter(label: "seqd_conversions_total", dimensions: [("source", "advance")])
     let claimBatchSize = Recorder(label: "seqd_claim_batch_size", aggregate: true)
     let advanceDuration = Metrics.Timer(label: "seqd_advance_duration_seconds", preferredDisplayUnit: .seconds)
     let deliveryDuration = Metrics.Timer(label: "seqd_delivery_duration_seconds", preferredDisplayUnit: .seconds)

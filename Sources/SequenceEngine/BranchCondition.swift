@@ -6,12 +6,15 @@
 /// { attribute: plan, in: [pro, team] }      # the value is one of these
 /// { attribute: company, exists: true }      # the field is present and not blank (false: absent)
 /// { step_data: score, greater_than: 50 }    # a saved response field, compared as a number
+/// { property: plan, equals: pro }           # a property of the event that started the enrollment
 /// { attribute: seats, less_than: 10 }
 /// { not: { attribute: plan, equals: pro } } # negation of any condition
 /// ```
 ///
 /// `attribute` may name `email`, `first_name`, `last_name`, `time_zone` or any custom attribute;
-/// `step_data` names a field a webhook step's `save` stored on the enrollment. Comparisons are
+/// `step_data` names a field a webhook step's `save` stored on the enrollment; `property` names a
+/// property of the triggering event (a sequence's `trigger`, or the event being matched against
+/// the trigger's own condition). Comparisons are
 /// exact and case-sensitive; a missing field equals nothing, and a value that is not a number is
 /// neither greater nor less than anything.
 public indirect enum BranchCondition: Sendable, Hashable, Codable {
@@ -19,6 +22,8 @@ public indirect enum BranchCondition: Sendable, Hashable, Codable {
     public enum Field: Sendable, Hashable {
         case attribute(String)
         case stepData(String)
+        /// A property of the event that enrolled the contact (`ContactFields.event`).
+        case property(String)
     }
 
     /// The field equals the value.
@@ -40,6 +45,7 @@ public indirect enum BranchCondition: Sendable, Hashable, Codable {
             switch field {
             case .attribute(let name): return contact.value(of: name)
             case .stepData(let name): return stepData[name].flatMap { ContactFields.isBlank($0) ? nil : $0 }
+            case .property(let name): return contact.value(of: ContactFields.eventPrefix + name)
             }
         }
         switch self {
@@ -64,7 +70,7 @@ public indirect enum BranchCondition: Sendable, Hashable, Codable {
 
     // Stored in the same shape as it is authored, so the canonical JSON reads like the YAML.
     private enum CodingKeys: String, CodingKey {
-        case attribute, equals, `in`, exists, not
+        case attribute, equals, `in`, exists, not, property
         case stepData = "step_data"
         case greaterThan = "greater_than"
         case lessThan = "less_than"
@@ -79,6 +85,8 @@ public indirect enum BranchCondition: Sendable, Hashable, Codable {
         let field: Field
         if let name = try container.decodeIfPresent(String.self, forKey: .stepData) {
             field = .stepData(name)
+        } else if let name = try container.decodeIfPresent(String.self, forKey: .property) {
+            field = .property(name)
         } else {
             field = .attribute(try container.decode(String.self, forKey: .attribute))
         }
@@ -104,6 +112,7 @@ public indirect enum BranchCondition: Sendable, Hashable, Codable {
             switch field {
             case .attribute(let name): try container.encode(name, forKey: .attribute)
             case .stepData(let name): try container.encode(name, forKey: .stepData)
+            case .property(let name): try container.encode(name, forKey: .property)
             }
         }
         switch self {

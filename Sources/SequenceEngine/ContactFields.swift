@@ -2,7 +2,8 @@ import Foundation
 
 /// What the engine knows about a contact: the fields templates and branch conditions can name.
 /// `email`, `first_name`, `last_name` and `time_zone` are built in; anything else is looked up in
-/// `attributes` (a built-in name always wins over an attribute of the same name).
+/// `attributes` (a built-in name always wins over an attribute of the same name). `event.NAME`
+/// names a property of the event that started the enrollment (a sequence's `trigger`).
 public struct ContactFields: Sendable, Equatable {
     /// The address mail goes to.
     public var email: String
@@ -14,14 +15,24 @@ public struct ContactFields: Sendable, Equatable {
     public var timeZone: String?
     /// Custom attributes, e.g. `plan` or `company`.
     public var attributes: [String: String]
+    /// The properties of the event that enrolled the contact (`{{event.plan}}`); empty for an
+    /// enrollment an operator made.
+    public var event: [String: String]
+
+    /// The prefix of a template or condition field that names an event property.
+    public static let eventPrefix = "event."
 
     /// Creates contact fields.
-    public init(email: String, firstName: String? = nil, lastName: String? = nil, timeZone: String? = nil, attributes: [String: String] = [:]) {
+    public init(
+        email: String, firstName: String? = nil, lastName: String? = nil, timeZone: String? = nil, attributes: [String: String] = [:],
+        event: [String: String] = [:]
+    ) {
         self.email = email
         self.firstName = firstName
         self.lastName = lastName
         self.timeZone = timeZone
         self.attributes = attributes
+        self.event = event
     }
 
     /// Empty or only whitespace, line breaks and zero-width spaces (what Foundation's
@@ -42,6 +53,7 @@ public struct ContactFields: Sendable, Equatable {
         case "first_name": raw = firstName
         case "last_name": raw = lastName
         case "time_zone": raw = timeZone
+        case _ where field.hasPrefix(Self.eventPrefix): raw = event[String(field.dropFirst(Self.eventPrefix.count))]
         default: raw = attributes[field]
         }
         guard let raw, !Self.isBlank(raw) else { return nil }

@@ -14,6 +14,7 @@ import Foundation
 ///                        template/branch error ─► failed ── retry ───► active
 ///   active | paused | failed ── reply (exit_on_reply) ──► replied
 ///                            ── opt-out | bounce | stop ─► opted_out | bounced | stopped
+///                            ── goal met (exit_when) ─────► converted
 ///   paused ── delivery failed ──► failed
 /// ```
 /// `delivered` is accepted in every status and always records the send; only active and paused
@@ -36,9 +37,9 @@ public struct EnrollmentMachine: Sendable {
     /// Every status change the machine can make. The database's transition table must equal it.
     public static let allowedTransitions: Set<StatusChange<EnrollmentStatus>> = {
         let edges: [(EnrollmentStatus, [EnrollmentStatus])] = [
-            (.active, [.paused, .completed, .replied, .optedOut, .bounced, .failed, .stopped]),
-            (.paused, [.active, .replied, .optedOut, .bounced, .failed, .stopped]),
-            (.failed, [.active, .replied, .optedOut, .bounced, .stopped]),
+            (.active, [.paused, .completed, .replied, .optedOut, .bounced, .failed, .stopped, .converted]),
+            (.paused, [.active, .replied, .optedOut, .bounced, .failed, .stopped, .converted]),
+            (.failed, [.active, .replied, .optedOut, .bounced, .stopped, .converted]),
         ]
         return Set(edges.flatMap { from, targets in targets.map { StatusChange(from: from, to: $0) } })
     }()
@@ -65,6 +66,7 @@ public struct EnrollmentMachine: Sendable {
         case .stop: stop(now: now)
         case .retry: retry(now: now)
         case .skipStep: skipStep(now: now)
+        case .goalMet: goalMet(now: now)
         }
     }
 
@@ -85,7 +87,7 @@ public struct EnrollmentMachine: Sendable {
                 return reject("due", detail: "not due until \(nextRunAt.formatted(.iso8601))")
             }
             return .accepted(run(from: now, creatingDeliveries: true, senderLimitReached: senderLimitReached))
-        case .paused, .completed, .replied, .optedOut, .bounced, .failed, .stopped:
+        case .paused, .completed, .replied, .optedOut, .bounced, .failed, .stopped, .converted:
             return reject("due")
         }
     }
@@ -110,7 +112,7 @@ public struct EnrollmentMachine: Sendable {
                 state.remainingWait = 0
             }
             return .accepted([.recordSend])
-        case .completed, .replied, .optedOut, .bounced, .failed, .stopped:
+        case .completed, .replied, .optedOut, .bounced, .failed, .stopped, .converted:
             return .accepted([.recordSend])
         }
     }
@@ -138,7 +140,7 @@ public struct EnrollmentMachine: Sendable {
             state.remainingWait = nil
             state.resumeAt = nil
             return .accepted([])
-        case .failed, .completed, .replied, .optedOut, .bounced, .stopped:
+        case .failed, .completed, .replied, .optedOut, .bounced, .stopped, .converted:
             return reject("delivery failed")
         }
     }
@@ -151,7 +153,7 @@ public struct EnrollmentMachine: Sendable {
             guard definition.exitOnReply else { return .accepted([.recordReply] + company) }
             finish(.replied)
             return .accepted([.recordReply, .cancelPendingDeliveries] + company)
-        case .completed, .replied, .optedOut, .bounced, .stopped:
+        case .completed, .replied, .optedOut, .bounced, .stopped, .converted:
             return reject("reply")
         }
     }
@@ -171,6 +173,13 @@ public struct EnrollmentMachine: Sendable {
         end(.stopped, event: "stop")
     }
 
+    /// The contact met a goal (`exit_when`): the enrollment ends `converted` and whatever it still
+    /// had queued is cancelled. The driver decides that a goal is met (it needs the events the
+    /// contact sent since enrolling) and records which one in the audit reason.
+    public mutating func goalMet(now: Date) -> EnrollmentOutcome {
+        end(.converted, event: "goal-met")
+    }
+
     /// Pause, keeping the remaining wait (none while awaiting delivery: the delivery waits too).
     public mutating func pause(resumeAt: Date?, now: Date) -> EnrollmentOutcome {
         switch state.status {
@@ -180,7 +189,7 @@ public struct EnrollmentMachine: Sendable {
             state.nextRunAt = nil
             state.resumeAt = resumeAt
             return .accepted([])
-        case .paused, .completed, .replied, .optedOut, .bounced, .failed, .stopped:
+        case .paused, .completed, .replied, .optedOut, .bounced, .failed, .stopped, .converted:
             return reject("pause")
         }
     }
@@ -194,7 +203,7 @@ public struct EnrollmentMachine: Sendable {
             state.remainingWait = nil
             state.resumeAt = nil
             return .accepted([])
-        case .active, .completed, .replied, .optedOut, .bounced, .failed, .stopped:
+        case .active, .completed, .replied, .optedOut, .bounced, .failed, .stopped, .converted:
             return reject("resume")
         }
     }
@@ -211,7 +220,7 @@ public struct EnrollmentMachine: Sendable {
             }
             state.nextRunAt = now
             return .accepted([])
-        case .active, .paused, .completed, .replied, .optedOut, .bounced, .stopped:
+        case .active, .paused, .completed, .replied, .optedOut, .bounced, .stopped, .converted:
             return reject("retry")
         }
     }
@@ -229,7 +238,7 @@ public struct EnrollmentMachine: Sendable {
             state.lastError = nil
             state.currentStepIndex += 1
             return .accepted(run(from: now, creatingDeliveries: false))
-        case .paused, .completed, .replied, .optedOut, .bounced, .stopped:
+        case .paused, .completed, .replied, .optedOut, .bounced, .stopped, .converted:
             return reject("skip-step")
         }
     }
@@ -356,7 +365,7 @@ public struct EnrollmentMachine: Sendable {
         case .active, .paused, .failed:
             finish(status)
             return .accepted([.cancelPendingDeliveries])
-        case .completed, .replied, .optedOut, .bounced, .stopped:
+        case .completed, .replied, .optedOut, .bounced, .stopped, .converted:
             return reject(event)
         }
     }

@@ -18,11 +18,13 @@ public enum EnrollmentStatus: String, CaseIterable, Sendable, Codable, CustomStr
     case failed
     /// An operator stopped it.
     case stopped
+    /// The contact met one of the sequence's goals (`exit_when`).
+    case converted
 
     /// Never changes again (invariant 4).
     public var isTerminal: Bool {
         switch self {
-        case .completed, .replied, .optedOut, .bounced, .stopped: true
+        case .completed, .replied, .optedOut, .bounced, .stopped, .converted: true
         case .active, .paused, .failed: false
         }
     }
@@ -94,6 +96,8 @@ public enum EnrollmentEvent: Sendable, Equatable {
     case retry
     /// An operator cancelled the current step's delivery and moves on without it.
     case skipStep
+    /// The contact met a goal of the sequence (`exit_when`); `goal` describes which, for the audit.
+    case goalMet(goal: String)
 
     /// The name recorded in `enrollment_events.event`.
     public var name: String {
@@ -109,6 +113,7 @@ public enum EnrollmentEvent: Sendable, Equatable {
         case .stop: "stop"
         case .retry: "retry"
         case .skipStep: "skip_step"
+        case .goalMet: "goal_met"
         }
     }
 }

@@ -28,6 +28,71 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
     public let onFailure: OnFailure
     /// The steps, in order; never empty, keys unique.
     public let steps: [Step]
+    /// Enrolls a contact when this event arrives (`POST /v1/events`, `seqd event send`).
+    public let trigger: Trigger?
+    /// Goals: the first one met ends the enrollment `converted` (checked before each step and
+    /// when the contact changes or sends an event). Empty: none.
+    public let exitWhen: [Goal]
+
+    /// `trigger: { event: trial_started, if: { property: plan, equals: pro } }`: an event of this
+    /// name enrolls its contact when the optional condition holds for the contact and the event's
+    /// properties (`property:` fields).
+    public struct Trigger: Sendable, Equatable, Codable {
+        /// The event name that enrolls.
+        public let event: String
+        /// Tested against the contact with the event's properties; nil: every such event.
+        public let condition: BranchCondition?
+
+        /// Whether an event with these properties enrolls this contact.
+        public func matches(_ contact: ContactFields) -> Bool {
+            condition?.matches(contact) ?? true
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case event
+            case condition = "if"
+        }
+    }
+
+    /// One entry of `exit_when`: a branch condition on the contact (and the triggering event's
+    /// properties or saved step data), or `{ event: NAME }`: the contact sent that event since it
+    /// was enrolled.
+    public enum Goal: Sendable, Equatable, Codable {
+        case event(String)
+        case condition(BranchCondition)
+
+        private enum CodingKeys: String, CodingKey {
+            case event
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            if let name = try container.decodeIfPresent(String.self, forKey: .event) {
+                self = .event(name)
+            } else {
+                self = .condition(try BranchCondition(from: decoder))
+            }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            switch self {
+            case .event(let name):
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(name, forKey: .event)
+            case .condition(let condition):
+                try condition.encode(to: encoder)
+            }
+        }
+
+        /// Whether the goal holds for this contact, given the names of the events it sent since it
+        /// was enrolled.
+        public func isMet(by contact: ContactFields, stepData: [String: String], eventsSinceEnrollment: Set<String>) -> Bool {
+            switch self {
+            case .event(let name): eventsSinceEnrollment.contains(name)
+            case .condition(let condition): condition.matches(contact, stepData: stepData)
+            }
+        }
+    }
 
     /// The sequence's sender.
     public struct Sender: Sendable, Equatable, Codable {
@@ -203,10 +268,15 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
         case stopCompanyOnReply = "stop_company_on_reply"
         case sendWindow = "send_window"
         case skipDates = "skip_dates"
+        case trigger
+        case exitWhen = "exit_when"
     }
 
     init(name: String, description: String?, sender: Sender, timeZone: String, exitOnReply: Bool,
-         stopCompanyOnReply: Bool, sendWindow: SendWindow?, skipDates: [LocalDate], onFailure: OnFailure = .stop, steps: [Step]) {
+         stopCompanyOnReply: Bool, sendWindow: SendWindow?, skipDates: [LocalDate], onFailure: OnFailure = .stop, steps: [Step],
+         trigger: Trigger? = nil, exitWhen: [Goal] = []) {
+        self.trigger = trigger
+        self.exitWhen = exitWhen
         self.onFailure = onFailure
         self.name = name
         self.description = description
@@ -232,6 +302,8 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
         // Stored before webhook steps existed: stop, the only behaviour there was.
         onFailure = try container.decodeIfPresent(OnFailure.self, forKey: .onFailure) ?? .stop
         steps = try container.decode([Step].self, forKey: .steps)
+        trigger = try container.decodeIfPresent(Trigger.self, forKey: .trigger)
+        exitWhen = try container.decodeIfPresent([Goal].self, forKey: .exitWhen) ?? []
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -248,6 +320,9 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
         // so applying an unchanged file does not make a new version.
         if onFailure != .stop { try container.encode(onFailure, forKey: .onFailure) }
         try container.encode(steps, forKey: .steps)
+        // Only when set, like on_failure: sequences without them keep their canonical bytes.
+        try container.encodeIfPresent(trigger, forKey: .trigger)
+        if !exitWhen.isEmpty { try container.encode(exitWhen, forKey: .exitWhen) }
     }
 
     // MARK: Storage
@@ -285,6 +360,24 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
     public func threadParent(ofStepAt index: Int) -> String? {
         guard steps.indices.contains(index), case .email(let email) = steps[index].kind, email.thread else { return nil }
         return steps[..<index].last { if case .email = $0.kind { true } else { false } }?.key
+    }
+
+    /// The position in `exit_when` of the first goal this contact meets, if any.
+    public func metGoal(by contact: ContactFields, stepData: [String: String], eventsSinceEnrollment: Set<String>) -> Int? {
+        exitWhen.firstIndex { $0.isMet(by: contact, stepData: stepData, eventsSinceEnrollment: eventsSinceEnrollment) }
+    }
+
+    /// The event names `exit_when` waits for: whether a driver must look up the contact's events.
+    public var goalEvents: Set<String> {
+        Set(exitWhen.compactMap { if case .event(let name) = $0 { name } else { nil } })
+    }
+
+    /// `exit_when[1] {"event":"meeting_booked"}`: the goal as the audit trail names it.
+    public func goalDescription(at index: Int) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let json = (try? encoder.encode(exitWhen[index])).map { String(decoding: $0, as: UTF8.self) } ?? "?"
+        return "exit_when[\(index)] \(json)"
     }
 
     /// The zone in which this contact's waits and windows are computed.

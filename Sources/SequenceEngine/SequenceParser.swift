@@ -59,7 +59,7 @@ struct SequenceParser {
     private mutating func parseSequence(_ node: Node) -> SequenceDefinition? {
         guard let fields = mapping(node, "", allowed: [
             "name", "description", "sender", "time_zone", "exit_on_reply", "stop_company_on_reply",
-            "send_window", "skip_dates", "on_failure", "steps",
+            "send_window", "skip_dates", "on_failure", "steps", "trigger", "exit_when",
         ], required: ["name", "sender", "steps"]) else { return nil }
 
         let name = fields["name"].flatMap { string($0, "name") }
@@ -100,6 +100,13 @@ struct SequenceParser {
             }
         }
 
+        let trigger = fields["trigger"].flatMap { parseTrigger($0, "trigger") }
+        var exitWhen: [SequenceDefinition.Goal] = []
+        if let node = fields["exit_when"], let items = list(node, "exit_when") {
+            if items.isEmpty { issue("exit_when", "must list at least one goal (or leave exit_when out)") }
+            exitWhen = items.enumerated().compactMap { parseGoal($1, "exit_when[\($0)]") }
+        }
+
         var steps: [SequenceDefinition.Step] = []
         var stepsValid = false
         if let node = fields["steps"], let items = list(node, "steps") {
@@ -114,7 +121,35 @@ struct SequenceParser {
         return SequenceDefinition(
             name: name, description: description, sender: sender, timeZone: timeZone,
             exitOnReply: exitOnReply, stopCompanyOnReply: stopCompanyOnReply, sendWindow: sendWindow,
-            skipDates: Array(Set(skipDates)).sorted(), onFailure: onFailure, steps: steps)
+            skipDates: Array(Set(skipDates)).sorted(), onFailure: onFailure, steps: steps, trigger: trigger, exitWhen: exitWhen)
+    }
+
+    // MARK: Triggers and goals
+
+    private mutating func parseTrigger(_ node: Node, _ path: String) -> SequenceDefinition.Trigger? {
+        guard let fields = mapping(node, path, allowed: ["event", "if"], required: ["event"]) else { return nil }
+        let event = fields["event"].flatMap { eventName($0, path + ".event") }
+        let condition = fields["if"].flatMap { parseCondition($0, path + ".if") }
+        if fields["if"] != nil && condition == nil { return nil }
+        return event.map { SequenceDefinition.Trigger(event: $0, condition: condition) }
+    }
+
+    /// `{ event: NAME }`, or any branch condition.
+    private mutating func parseGoal(_ node: Node, _ path: String) -> SequenceDefinition.Goal? {
+        if case .mapping = node, node["event"] != nil {
+            guard let fields = mapping(node, path, allowed: ["event"], required: ["event"]) else { return nil }
+            return fields["event"].flatMap { eventName($0, path + ".event") }.map { .event($0) }
+        }
+        return parseCondition(node, path).map { .condition($0) }
+    }
+
+    private mutating func eventName(_ node: Node, _ path: String) -> String? {
+        guard let name = string(node, path) else { return nil }
+        if let problem = IncomingEvent.nameProblem(name) {
+            issue(path, problem)
+            return nil
+        }
+        return name
     }
 
     private mutating func parseSender(_ node: Node, _ path: String) -> SequenceDefinition.Sender? {
@@ -308,7 +343,7 @@ struct SequenceParser {
 
     private mutating func parseCondition(_ node: Node, _ path: String) -> BranchCondition? {
         let operatorNames = ["equals", "in", "exists", "greater_than", "less_than"]
-        guard let fields = mapping(node, path, allowed: ["attribute", "step_data", "not"] + operatorNames, required: []) else { return nil }
+        guard let fields = mapping(node, path, allowed: ["attribute", "step_data", "property", "not"] + operatorNames, required: []) else { return nil }
         if let inner = fields["not"] {
             if fields.count > 1 { issue(path, "'not' stands alone; put the other fields inside it") }
             return parseCondition(inner, path + ".not").map { .not($0) }
@@ -321,20 +356,25 @@ struct SequenceParser {
             return nil
         }
         let field: BranchCondition.Field
-        switch (fields["attribute"], fields["step_data"]) {
-        case (let node?, nil):
-            guard let name = string(node, path + ".attribute") else { return nil }
+        let given = ["attribute", "step_data", "property"].filter { fields[$0] != nil }
+        guard given.count == 1 else {
+            if given.isEmpty {
+                issue(path + ".attribute", "missing required field (or step_data, for a field a webhook step saved)")
+            } else {
+                issue(path, "has \(given.joined(separator: " and ")); use one")
+            }
+            return nil
+        }
+        guard let name = string(fields[given[0]]!, "\(path).\(given[0])") else { return nil }
+        switch given[0] {
+        case "attribute":
             field = .attribute(name)
-        case (nil, let node?):
-            guard let name = string(node, path + ".step_data") else { return nil }
+        case "step_data":
             if !Self.isFieldName(name) { issue(path + ".step_data", "'\(name)' is not a field name (letters, digits, _)") }
             field = .stepData(name)
-        case (.some, .some):
-            issue(path, "has attribute and step_data; use one")
-            return nil
-        case (nil, nil):
-            issue(path + ".attribute", "missing required field (or step_data, for a field a webhook step saved)")
-            return nil
+        default:
+            if !Self.isFieldName(name) { issue(path + ".property", "'\(name)' is not a property name (letters, digits, _)") }
+            field = .property(name)
         }
         switch operators[0] {
         case "equals":

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Metrics
 import SeqdApplication
 import SequenceEngine
 import SequenceStore
@@ -30,8 +31,49 @@ extension Handlers {
         let (summary, id) = try await operations.upsertContact(contact)
         guard let id else { throw APIError(.internalServerError, "internal_error", "the contact was not stored") }
         let result = summary.created > 0 ? "created" : summary.updated > 0 ? "updated" : "unchanged"
+        if !summary.converted.isEmpty {
+            Counter(label: "seqd_conversions_total", dimensions: [("source", "contact")]).increment(by: summary.converted.count)
+        }
         return JSONResponse.make(
-            summary.created > 0 ? .created : .ok, .object(["id": .integer(id), "result": .string(result)]))
+            summary.created > 0 ? .created : .ok,
+            .object([
+                "id": .integer(id), "result": .string(result),
+                "converted": .array(summary.converted.map { .object(["enrollment_id": .integer($0.enrollmentID), "sequence": .string($0.sequence), "goal": .string($0.goal)]) }),
+            ]))
+    }
+
+    // MARK: POST /v1/events
+
+    func recordEvent(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let body = try await jsonBody(request, allowed: ["contact", "name", "key", "properties", "occurred_at"])
+        let email = try body.string("contact", required: true, maxLength: 254)!
+        if let problem = EmailAddress.problem(email) {
+            throw APIError(.unprocessableContent, "invalid_field", problem, field: "contact")
+        }
+        var occurredAt: Date?
+        if let text = try body.string("occurred_at", maxLength: 64) {
+            guard let date = Self.rfc3339Date(text) else {
+                throw APIError(.badRequest, "invalid_field", "'occurred_at' must be an RFC 3339 time such as 2026-12-07T09:00:00Z", field: "occurred_at")
+            }
+            occurredAt = date
+        }
+        let name = try body.string("name", required: true, maxLength: IncomingEvent.maxNameLength)!
+        let key = try body.string("key", required: true, maxLength: IncomingEvent.maxKeyLength)!
+        let properties = try body.attributes("properties")
+        let event: IncomingEvent
+        do {
+            event = try IncomingEvent(email: email, name: name, key: key, properties: properties, occurredAt: occurredAt)
+        } catch {
+            throw APIError(.unprocessableContent, "invalid_field", "'\(error.field)' \(error.message)", field: error.field)
+        }
+        let outcome = try await operations.recordEvent(event)
+        Counter(label: "seqd_events_total", dimensions: [("result", outcome.duplicate ? "duplicate" : "recorded")]).increment()
+        if !outcome.converted.isEmpty {
+            Counter(label: "seqd_conversions_total", dimensions: [("source", "event")]).increment(by: outcome.converted.count)
+        }
+        // A retry is not an error: it is answered 200 with `duplicate: true`, the first time 201.
+        let json = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(outcome))
+        return JSONResponse.make(outcome.duplicate ? .ok : .created, json)
     }
 
     // MARK: POST /v1/enrollments

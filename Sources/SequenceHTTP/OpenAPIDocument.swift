@@ -69,6 +69,61 @@ package enum OpenAPIDocument {
                 email: { type: string, format: email, maxLength: 254 }
                 contact_id: { type: integer, format: int64, minimum: 1, maximum: 9223372036854775807 }
                 allow_reenroll: { type: [boolean, "null"], default: false, description: enroll a contact who went through the sequence before }
+            Event:
+              type: object
+              additionalProperties: false
+              required: [contact, name, key]
+              description: |
+                Something a contact did. The contact is created when it does not exist. A key seen
+                before changes nothing (the answer is 200 with duplicate true), so a sender may retry.
+              properties:
+                contact: { type: string, format: email, maxLength: 254, description: the contact's address }
+                name: { type: string, minLength: 1, maxLength: 100, pattern: "^[A-Za-z0-9][A-Za-z0-9_.:-]*$", description: "what happened, e.g. trial_started; matched against sequences' trigger.event and exit_when event goals" }
+                key: { type: string, minLength: 1, maxLength: 200, description: "the sender's idempotency key, unique across all events (no control characters)" }
+                properties:
+                  type: [object, "null"]
+                  maxProperties: 50
+                  description: "flat values, stored as text; templates of an enrollment the event started read them as {{event.NAME}}"
+                  propertyNames: { maxLength: 64, pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }
+                  additionalProperties:
+                    oneOf:
+                      - { type: string, maxLength: 1000 }
+                      - { type: number }
+                      - { type: boolean }
+                occurred_at: { type: [string, "null"], format: date-time, description: "when it happened by the sender's clock (RFC 3339); informational" }
+            EventResult:
+              type: object
+              properties:
+                event_id: { type: integer, description: the stored event (the first one with this key, for a duplicate) }
+                contact_id: { type: integer }
+                duplicate: { type: boolean, description: "the key was seen before: nothing was changed" }
+                contact_created: { type: boolean }
+                enrolled:
+                  type: array
+                  items:
+                    type: object
+                    properties:
+                      sequence: { type: string }
+                      version: { type: integer }
+                      enrollment_id: { type: integer }
+                skipped:
+                  type: array
+                  description: sequences whose trigger names the event but that did not enroll the contact
+                  items:
+                    type: object
+                    properties:
+                      sequence: { type: string }
+                      reason: { type: string, enum: [condition_not_met, already_live, enrolled_before, suppressed, missing_template_fields] }
+                      missing_fields: { type: array, items: { type: string } }
+                converted:
+                  type: array
+                  description: live enrollments of the contact that met a goal (exit_when) and ended converted
+                  items:
+                    type: object
+                    properties:
+                      enrollment_id: { type: integer }
+                      sequence: { type: string }
+                      goal: { type: string, description: "exit_when[N] and the goal as JSON, as the audit trail records it" }
             Signal:
               type: object
               additionalProperties: false
@@ -150,7 +205,7 @@ package enum OpenAPIDocument {
                 sequence: { type: string }
                 version: { type: integer }
                 step: { type: string }
-                status: { type: string, enum: [active, paused, completed, replied, opted_out, bounced, failed, stopped] }
+                status: { type: string, enum: [active, paused, completed, replied, opted_out, bounced, failed, stopped, converted] }
                 blocked_reason: { type: string }
                 next_run_at: { type: [string, "null"], format: date-time }
                 events:
@@ -289,7 +344,7 @@ package enum OpenAPIDocument {
                     schema: { $ref: "#/components/schemas/Contact" }
               responses:
                 "201": { description: "created: {id, result: created}" }
-                "200": { description: "existing contact: {id, result: updated|unchanged}" }
+                "200": { description: "existing contact: {id, result: updated|unchanged, converted: [{enrollment_id, sequence, goal}]}; an update that meets a goal (exit_when) of a live enrollment ends it converted at once" }
                 "400": { $ref: "#/components/responses/Error" }
                 "401": { $ref: "#/components/responses/Unauthorized" }
                 "422": { $ref: "#/components/responses/Error" }
@@ -301,7 +356,7 @@ package enum OpenAPIDocument {
               security: [{ bearer: [] }]
               parameters:
                 - { name: sequence, in: query, required: false, schema: { type: string, minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9_-]*$' } }
-                - { name: status, in: query, required: false, schema: { type: string, enum: [active, paused, completed, replied, opted_out, bounced, failed, stopped] } }
+                - { name: status, in: query, required: false, schema: { type: string, enum: [active, paused, completed, replied, opted_out, bounced, failed, stopped, converted] } }
                 - { name: limit, in: query, required: false, schema: { type: integer, minimum: 1, maximum: 500, default: 100 } }
                 - { name: cursor, in: query, required: false, schema: { type: string, pattern: '^[1-9][0-9]{0,17}$' } }
               responses:
@@ -327,6 +382,34 @@ package enum OpenAPIDocument {
                 "401": { $ref: "#/components/responses/Unauthorized" }
                 "409": { description: "already_enrolled, enrolled_before (with status) or suppressed", content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
                 "422": { description: "unknown_sequence, unknown_contact or missing_template_fields", content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
+                "503": { $ref: "#/components/responses/ApiDisabled" }
+          /v1/events:
+            post:
+              summary: Record an event; enroll the contact in every sequence whose trigger it meets, and convert enrollments whose goal it meets
+              description: |
+                Once per key: a retried event changes nothing and is answered 200 with duplicate true.
+                Enrollment follows the rules of POST /v1/enrollments (one live enrollment per sequence,
+                never again after a finished one, never a suppressed address).
+              security: [{ bearer: [] }]
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: { $ref: "#/components/schemas/Event" }
+              responses:
+                "201":
+                  description: recorded
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/EventResult" }
+                "200":
+                  description: a repeat of a key seen before; nothing changed
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/EventResult" }
+                "400": { $ref: "#/components/responses/Error" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "422": { description: "invalid_field: a name, key, property or address the rules refuse (field names it)", content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
                 "503": { $ref: "#/components/responses/ApiDisabled" }
           /v1/contacts/{id}/enrollments:
             get:

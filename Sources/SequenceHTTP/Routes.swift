@@ -37,6 +37,7 @@ extension Route {
         Route(method: .get, path: "/v1/openapi.yaml", requiresToken: false) { try await $0.openAPI($1, $2) },
         Route(method: .post, path: "/v1/contacts", requiresToken: true) { try await $0.upsertContact($1, $2) },
         Route(method: .post, path: "/v1/enrollments", requiresToken: true) { try await $0.enroll($1, $2) },
+        Route(method: .post, path: "/v1/events", requiresToken: true) { try await $0.recordEvent($1, $2) },
         Route(method: .get, path: "/v1/contacts/{id}/enrollments", requiresToken: true) {
             try await $0.contactEnrollments($1, $2)
         },

@@ -127,6 +127,9 @@ struct ContactCommand: AsyncParsableCommand {
                 attributes: try parsedAttributes())
             let (summary, _) = try await configuration.operations("contact add").upsertContact(contact)
             print(summary.created > 0 ? "contact created" : summary.updated > 0 ? "contact updated" : "contact unchanged")
+            for conversion in summary.converted {
+                print("enrollment \(conversion.enrollmentID) (\(conversion.sequence)) converted: \(conversion.goal)")
+            }
         }
     }
 

@@ -9,7 +9,7 @@ struct EventWebhookCommand: AsyncParsableCommand {
         commandName: "event-webhook",
         abstract: "Enrollment events posted to event_webhook.url: what waits, and whether it is stuck.",
         discussion: """
-            `seqd run` posts enrollment events (replied, bounced, opted_out, completed, failed, stopped, \
+            `seqd run` posts enrollment events (replied, bounced, opted_out, completed, failed, stopped, converted, \
             delivered; event_webhook.types) to event_webhook.url, signed with Seqd-Signature, at least once, \
             retrying with backoff while the receiver fails. See the README's "Event webhooks".
 

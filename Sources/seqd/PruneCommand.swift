@@ -8,7 +8,7 @@ import SequenceStore
 struct PruneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
-        abstract: "Remove message bodies, attempt rows and audit events of finished work, old sender daily counts and delivered event webhooks, past a horizon.",
+        abstract: "Remove message bodies, attempt rows and audit events of finished work, old sender daily counts, delivered event webhooks and received contact events, past a horizon.",
         discussion: """
             Works in chunks of 5,000 deliveries, then enrollments, each its own transaction, with progress on \
             a terminal; an interrupted run can be repeated. Keeps every enrollment and delivery row, each finished enrollment's last audit event, failed \
@@ -53,7 +53,7 @@ struct PruneCommand: AsyncParsableCommand {
         print("""
             \(dryRun ? "would remove" : "removed"): \(summary.bodiesRemoved) message bodies, \(summary.attemptsDeleted) attempt rows, \
             \(summary.eventsDeleted) audit events, \(summary.senderDaysDeleted) sender daily counts, \
-            \(summary.eventWebhooksDeleted) delivered event webhooks \
+            \(summary.eventWebhooksDeleted) delivered event webhooks, \(summary.contactEventsDeleted) contact events \
             (older than \(WaitDuration.elapsed(seconds: horizon)))
             """)
     }

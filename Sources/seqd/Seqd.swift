@@ -19,7 +19,7 @@ struct Seqd: AsyncParsableCommand {
         subcommands: [
             MigrateCommand.self, SequenceCommand.self, ContactCommand.self, EnrollCommand.self, RunCommand.self,
             ServeCommand.self, SendingCommand.self, DeliveriesCommand.self, EventWebhookCommand.self, StatusCommand.self, InspectCommand.self, SimulateCommand.self, CheckCommand.self, PruneCommand.self, ConfigCommand.self,
-            InboundCommand.self, SuppressionCommand.self,
+            InboundCommand.self, SuppressionCommand.self, EventCommand.self,
         ] + OperatorCommands.all
     )
 

@@ -268,6 +268,17 @@ extension StoredSequenceVersion {
         if !definition.skipDates.isEmpty {
             lines.append("skip dates: " + definition.skipDates.map { "\($0)" }.joined(separator: ", "))
         }
+        if let trigger = definition.trigger {
+            lines.append("trigger: event \(trigger.event)" + (trigger.condition.map { " if \($0.summary)" } ?? ""))
+        }
+        if !definition.exitWhen.isEmpty {
+            lines.append("exit when (converted): " + definition.exitWhen.map { goal in
+                switch goal {
+                case .event(let name): "event \(name)"
+                case .condition(let condition): condition.summary
+                }
+            }.joined(separator: "; "))
+        }
         var table = TextTable("#", "KEY", "TYPE", "SUMMARY")
         for (index, step) in definition.steps.enumerated() {
             table.add(String(index), step.key, step.typeName, step.summary)
@@ -344,6 +355,7 @@ extension BranchCondition.Field {
         switch self {
         case .attribute(let name): name
         case .stepData(let name): "step_data.\(name)"
+        case .property(let name): "event.\(name)"
         }
     }
 }

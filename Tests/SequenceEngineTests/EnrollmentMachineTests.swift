@@ -71,15 +71,15 @@ private let scenarios: [EnrollmentScenario] = {
 
 private let events: [EnrollmentEvent] = [
     .due, .delivered(sentAt: now), .deliveryFailed(reason: "gave up"), .reply, .optOut, .bounce,
-    .pause(resumeAt: nil), .pause(resumeAt: now + 7 * day), .resume, .stop, .retry, .skipStep,
+    .pause(resumeAt: nil), .pause(resumeAt: now + 7 * day), .resume, .stop, .retry, .skipStep, .goalMet(goal: "exit_when[0]"),
 ]
 
 /// Which events each status accepts in at least one scenario (all others are always refused).
 private let accepted: [EnrollmentStatus: Set<String>] = {
     var table: [EnrollmentStatus: Set<String>] = [
-        .active: ["due", "delivered", "delivery_failed", "reply", "opt_out", "bounce", "pause", "stop", "skip_step"],
-        .paused: ["delivered", "delivery_failed", "reply", "opt_out", "bounce", "resume", "stop"],
-        .failed: ["delivered", "reply", "opt_out", "bounce", "stop", "retry", "skip_step"],
+        .active: ["due", "delivered", "delivery_failed", "reply", "opt_out", "bounce", "pause", "stop", "skip_step", "goal_met"],
+        .paused: ["delivered", "delivery_failed", "reply", "opt_out", "bounce", "resume", "stop", "goal_met"],
+        .failed: ["delivered", "reply", "opt_out", "bounce", "stop", "retry", "skip_step", "goal_met"],
     ]
     for status in EnrollmentStatus.allCases where status.isTerminal { table[status] = ["delivered"] }
     return table
@@ -127,8 +127,8 @@ private let accepted: [EnrollmentStatus: Set<String>] = {
     }
 
     @Test func statusLabelsMatchTheDatabase() {
-        #expect(EnrollmentStatus.allCases.map(\.rawValue) == ["active", "paused", "completed", "replied", "opted_out", "bounced", "failed", "stopped"])
-        #expect(EnrollmentStatus.allCases.filter(\.isTerminal) == [.completed, .replied, .optedOut, .bounced, .stopped])
+        #expect(EnrollmentStatus.allCases.map(\.rawValue) == ["active", "paused", "completed", "replied", "opted_out", "bounced", "failed", "stopped", "converted"])
+        #expect(EnrollmentStatus.allCases.filter(\.isTerminal) == [.completed, .replied, .optedOut, .bounced, .stopped, .converted])
         #expect(EnrollmentStatus.allCases.filter(\.isLive) == [.active, .paused, .failed])
     }
 
@@ -345,7 +345,7 @@ private let accepted: [EnrollmentStatus: Set<String>] = {
     }
 
     @Test func eventNamesAreStable() {
-        #expect(events.map(\.name) == ["due", "delivered", "delivery_failed", "reply", "opt_out", "bounce", "pause", "pause", "resume", "stop", "retry", "skip_step"])
+        #expect(events.map(\.name) == ["due", "delivered", "delivery_failed", "reply", "opt_out", "bounce", "pause", "pause", "resume", "stop", "retry", "skip_step", "goal_met"])
     }
 }
 

@@ -266,7 +266,7 @@ import Testing
             "test.yaml: steps[0].when[2].if.attribute: missing required field (or step_data, for a field a webhook step saved)",
             "test.yaml: steps[0].when[3].if.in: must list at least one value",
             "test.yaml: steps[0].when[4].if.exists: expected true or false, got 'sometimes'",
-            "test.yaml: steps[0].when[5].if.equal: unknown field — did you mean 'equals'? (allowed: attribute, step_data, not, equals, in, exists, greater_than, less_than)",
+            "test.yaml: steps[0].when[5].if.equal: unknown field — did you mean 'equals'? (allowed: attribute, step_data, property, not, equals, in, exists, greater_than, less_than)",
             "test.yaml: steps[0].when[5].if: needs one of equals, in, exists, greater_than, less_than (or not)",
             "test.yaml: steps[0].when[6].goto: missing required field",
         ])

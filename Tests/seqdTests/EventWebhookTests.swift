@@ -118,7 +118,7 @@ struct EventWebhookTests {
         let table = try await scenario.seqd.run("event-webhook", "status")
         #expect(table.status == 0)
         #expect(table.stdout.contains("PENDING"), "\(table)")
-        #expect(table.stdout.contains("replied, bounced, opted_out, completed, failed, stopped, delivered"), "\(table)")
+        #expect(table.stdout.contains("replied, bounced, opted_out, completed, failed, stopped, converted, delivered"), "\(table)")
 
         // Back up: its first two answers are 503 with Retry-After: 1, then it takes everything.
         let server = try await FixtureServer.start("event_receiver.py", ["--secret", Self.secret, "503:2,200"], port: port)

@@ -10,6 +10,9 @@ public struct ContactUpsertSummary: Sendable, Equatable, Codable {
     public var updated = 0
     /// Existing contacts the input did not change (nothing was written for them).
     public var unchanged = 0
+    /// Live enrollments of the updated contacts that now meet a goal (`exit_when`) and ended
+    /// `converted` in the same transaction.
+    public var converted: [Conversion] = []
 
     /// All contacts the upsert accepted.
     public var total: Int { created + updated + unchanged }
@@ -56,7 +59,7 @@ public enum ContactStore {
                    COALESCE(EXCLUDED.last_name, c.last_name), COALESCE(EXCLUDED.time_zone, c.time_zone),
                    c.attributes || EXCLUDED.attributes)
             -- xmax is 0 only on a freshly inserted row version.
-            RETURNING (c.xmax = 0) AS created
+            RETURNING c.id, (c.xmax = 0) AS created
             """)
 
     /// The contact with this address (any case), as templates, branches and the state machine
@@ -72,25 +75,44 @@ public enum ContactStore {
 
     /// Upserts `contacts` in batches inside one transaction, so an import lands entirely or not at
     /// all. `progress` receives the number of contacts written so far after each batch.
+    ///
+    /// A contact an upsert changed may now meet a goal of a live enrollment: those enrollments
+    /// end `converted` in the same transaction, audited by `actor`.
     public static func upsert(
-        _ connection: Connection, _ contacts: [ContactFields], progress: (Int) -> Void = { _ in }
+        _ connection: Connection, _ contacts: [ContactFields], actor: String = defaultActor, progress: (Int) -> Void = { _ in }
     ) throws -> ContactUpsertSummary {
         try SchemaCheck.requireSupported(connection)
-        return try connection.transaction { try upsertInTransaction($0, contacts, progress: progress) }
+        // Goals lock enrollments, as senders settling do (the other way round): a deadlock victim is retried.
+        return try connection.transaction(retryingConflicts: 5) { try upsertInTransaction($0, contacts, actor: actor, progress: progress) }
+    }
+
+    /// The audit actor of conversions when a caller names none (library callers and tests).
+    public static let defaultActor = "contacts"
+
+    /// The id of the contact with this address, created (with nothing but the address) when there
+    /// is none; an existing contact is left exactly as it is, its address's spelling included.
+    static func ensure(_ connection: Connection, email: String) throws -> (id: Int64, created: Bool) {
+        try validate([ContactFields(email: email)])
+        let inserted = try connection.query(
+            "INSERT INTO seqd.contacts (email) VALUES ($1) ON CONFLICT ((lower(email))) DO NOTHING RETURNING id", [email])
+        if let row = inserted.rows.first { return (try row.decode("id"), true) }
+        let rows = try connection.query("SELECT id FROM seqd.contacts WHERE lower(email) = lower($1)", [email])
+        guard let row = rows.rows.first else { throw StoreError(.notFound, "the contact was not stored") }
+        return (try row.decode("id"), false)
     }
 
     /// Imports a parsed contact file: its valid contacts, or with `strict` nothing at all when any
     /// row was rejected (the caller reports `csv.rejected` either way).
     public static func importFile(
-        _ connection: Connection, _ csv: ContactCSV, strict: Bool, progress: (Int) -> Void = { _ in }
+        _ connection: Connection, _ csv: ContactCSV, strict: Bool, actor: String = defaultActor, progress: (Int) -> Void = { _ in }
     ) throws -> ContactUpsertSummary {
         if strict && !csv.rejected.isEmpty { return ContactUpsertSummary() }
-        return try upsert(connection, csv.contacts, progress: progress)
+        return try upsert(connection, csv.contacts, actor: actor, progress: progress)
     }
 
     /// The same, inside the caller's transaction (`enroll --csv` imports and enrolls atomically).
     static func upsertInTransaction(
-        _ connection: Connection, _ contacts: [ContactFields], progress: (Int) -> Void = { _ in }
+        _ connection: Connection, _ contacts: [ContactFields], actor: String, progress: (Int) -> Void = { _ in }
     ) throws -> ContactUpsertSummary {
         try validate(contacts)
         // Duplicates are resolved per statement by the SQL; across batches the later batch simply
@@ -99,6 +121,7 @@ public enum ContactStore {
         var summary = ContactUpsertSummary()
         var duplicates = 0
         var done = 0
+        var updatedIDs = [Int64]()
         for start in stride(from: 0, to: contacts.count, by: batchSize) {
             let batch = contacts[start..<min(start + batchSize, contacts.count)]
             for contact in batch where !seen.insert(contact.email.lowercased()).inserted { duplicates += 1 }
@@ -109,6 +132,7 @@ public enum ContactStore {
                     try batch.map { try attributesJSON($0.attributes) },
                 ])
             let created = try rows.rows.filter { try $0.decode("created", as: Bool.self) }.count
+            updatedIDs += try rows.rows.filter { try !$0.decode("created", as: Bool.self) }.map { try $0.decode("id", as: Int64.self) }
             summary.created += created
             summary.updated += rows.count - created
             done += batch.count
@@ -116,6 +140,8 @@ public enum ContactStore {
         }
         // Whatever the statements did not return was an existing contact left as it was.
         summary.unchanged = max(0, contacts.count - duplicates - summary.created - summary.updated)
+        // New contacts have no enrollments; unchanged ones met no new goal.
+        summary.converted = try Goals.convertMet(connection, contactIDs: updatedIDs.sorted(), actor: actor, cache: DefinitionCache())
         return summary
     }
 

@@ -10,6 +10,8 @@ public struct AdvanceSummary: Sendable {
     public var completed = 0
     public var failed = 0
     public var optedOut = 0
+    /// Ended `converted`: a goal (`exit_when`) was met before the step ran.
+    public var converted = 0
     /// Emails moved later: outside their window, on a skip date, or over the sender's daily limit.
     public var deferred = 0
     /// The deliveries written already leased to the caller's senders (`DirectLease`), committed.
@@ -109,6 +111,8 @@ public final class Advancer {
         var deferrals = [Deferral]()
         /// Set when the plan queues an email whose sender has a daily limit.
         var senderSlot: SenderLimits.Demand?
+        /// Events the contact sent since enrolling, for goals; kept for a re-plan.
+        var goalEvents = Set<String>()
     }
 
     private func advance(
@@ -121,10 +125,10 @@ public final class Advancer {
         let now = try rows[0].decode("now", as: Date.self)
         let lease = try rows[0].decode("sending_paused", as: Bool.self) ? nil : lease
         var plans = [Plan]()
-        for row in rows.rows {
-            let record = try EnrollmentRecord(row: row)
-            let suppressed = try row.decode("suppressed", as: Bool.self)
-            plans.append(plan(record, suppressed: suppressed, now: now, connection))
+        let records = try rows.rows.map { (record: try EnrollmentRecord(row: $0), suppressed: try $0.decode("suppressed", as: Bool.self)) }
+        let goalEvents = try Goals.eventsSinceEnrollment(connection, records.map(\.record), cache: cache)
+        for (record, suppressed) in records {
+            plans.append(plan(record, suppressed: suppressed, goalEvents: goalEvents[record.id] ?? [], now: now, connection))
         }
         if let lease { reserved = lease.room.reserve(upTo: plans.reduce(0) { $0 + $1.outbox.leasable }) }
         let grant = lease.flatMap { reserved > 0 ? Grant(lease: $0, limit: reserved) : nil }
@@ -169,6 +173,7 @@ public final class Advancer {
             case .completed: summary.completed += 1
             case .failed: summary.failed += 1
             case .optedOut: summary.optedOut += 1
+            case .converted: summary.converted += 1
             case .active, .paused, .replied, .bounced, .stopped: break
             }
             summary.deferred += plan.deferrals.count
@@ -177,9 +182,12 @@ public final class Advancer {
     }
 
     /// Runs the state machine for one enrollment: `due`, or `optOut` when the address is
-    /// suppressed (invariant 3: the suppression list is checked when a step executes, too).
+    /// suppressed (invariant 3: the suppression list is checked when a step executes, too), or
+    /// `goalMet` when the contact meets a goal of the sequence: checked before every step, so a
+    /// goal met since the last step (by a change made in psql, say) sends nothing more.
     private func plan(
-        _ record: EnrollmentRecord, suppressed: Bool, now: Date, senderLimitReached: Bool = false, _ connection: Connection
+        _ record: EnrollmentRecord, suppressed: Bool, goalEvents: Set<String>, now: Date, senderLimitReached: Bool = false,
+        _ connection: Connection
     ) -> Plan {
         let definition: SequenceDefinition
         do {
@@ -188,10 +196,19 @@ public final class Advancer {
             return failed(record, because: "sequence version \(record.sequenceVersion) cannot be read: \(error)")
         }
         var machine = EnrollmentMachine(definition: definition, contact: record.contact, state: record.state, stepData: record.stepData)
-        let outcome = suppressed ? machine.optOut(now: now) : machine.due(now: now, senderLimitReached: senderLimitReached)
-        var plan = Plan(
-            record: record, state: machine.state, event: suppressed ? "opt_out" : "due",
-            reason: suppressed ? "the address is suppressed" : nil)
+        let outcome: EnrollmentOutcome
+        let event: String
+        let reason: String?
+        if suppressed {
+            (outcome, event, reason) = (machine.optOut(now: now), "opt_out", "the address is suppressed")
+        } else if let goal = definition.metGoal(by: record.contact, stepData: record.stepData, eventsSinceEnrollment: goalEvents) {
+            let description = definition.goalDescription(at: goal)
+            (outcome, event, reason) = (machine.handle(.goalMet(goal: description), now: now), "goal_met", description)
+        } else {
+            (outcome, event, reason) = (machine.due(now: now, senderLimitReached: senderLimitReached), "due", nil)
+        }
+        var plan = Plan(record: record, state: machine.state, event: event, reason: reason)
+        plan.goalEvents = goalEvents
         guard case .accepted(let actions) = outcome else { return plan }
         for action in actions {
             switch action {
@@ -229,7 +246,9 @@ public final class Advancer {
             roomLeft[demand] = left
             if granted < indices.count { grantedAll = false }
             for index in indices.dropFirst(granted) {
-                plans[index] = plan(plans[index].record, suppressed: false, now: now, senderLimitReached: true, connection)
+                plans[index] = plan(
+                    plans[index].record, suppressed: false, goalEvents: plans[index].goalEvents, now: now, senderLimitReached: true,
+                    connection)
             }
         }
         return grantedAll

@@ -116,7 +116,7 @@ public enum Enroller {
             summary.unknownContacts = unknown
             try process(ids)
         case .imported(let contacts):
-            summary.imported = try ContactStore.upsertInTransaction(connection, contacts)
+            summary.imported = try ContactStore.upsertInTransaction(connection, contacts, actor: actor)
             let (ids, unknown) = try resolve(connection, contacts.map(\.email))
             summary.unknownContacts = unknown
             try process(ids)
@@ -139,26 +139,67 @@ public enum Enroller {
         return summary
     }
 
-    private struct Target {
+    /// A sequence's latest version, which new enrollments are pinned to.
+    struct Target {
+        let name: String
         let sequenceID: Int64
         let version: Int
         let definition: SequenceDefinition
+
+        init(row: Row) throws {
+            name = try row.decode("name")
+            sequenceID = try row.decode("id")
+            version = try row.decode("version")
+            definition = try SequenceDefinition.decodeStored(Data(try row.decode("definition", as: String.self).utf8))
+        }
     }
 
     private static func latestVersion(_ connection: Connection, sequence: String) throws -> Target {
         let rows = try connection.query(
             """
-            SELECT s.id, v.version, v.definition::text AS definition
+            SELECT s.name, s.id, v.version, v.definition::text AS definition
             FROM seqd.sequences s
             JOIN seqd.sequence_versions v ON v.sequence_id = s.id
             WHERE s.name = $1
             ORDER BY v.version DESC LIMIT 1
             """, [sequence])
         guard let row = rows.rows.first else { throw StoreError(.notFound, "no sequence named '\(sequence)'") }
-        let json = try row.decode("definition", as: String.self)
-        return Target(
-            sequenceID: try row.decode("id"), version: try row.decode("version"),
-            definition: try SequenceDefinition.decodeStored(Data(json.utf8)))
+        return try Target(row: row)
+    }
+
+    /// The sequences whose latest version has a trigger on this event name, by name. Reads every
+    /// sequence's latest version (sequences number in the tens or hundreds, not millions).
+    static func triggered(by event: String, _ connection: Connection) throws -> [Target] {
+        try connection.query(
+            """
+            SELECT * FROM (
+                SELECT DISTINCT ON (v.sequence_id) s.name, s.id, v.version, v.definition::text AS definition,
+                       v.definition -> 'trigger' ->> 'event' AS trigger_event
+                FROM seqd.sequence_versions v JOIN seqd.sequences s ON s.id = v.sequence_id
+                ORDER BY v.sequence_id, v.version DESC
+            ) latest
+            WHERE latest.trigger_event = $1
+            ORDER BY latest.name
+            """, [event]
+        ).rows.map(Target.init(row:))
+    }
+
+    /// The event that enrolls a contact through a sequence's trigger: stored on the enrollment,
+    /// so its templates can name `{{event.NAME}}`.
+    struct TriggeringEvent {
+        let id: Int64
+        let properties: [String: String]
+    }
+
+    /// Enrolls one contact in `target` for an event, under the usual rules (one live enrollment,
+    /// not again after a finished one, never a suppressed address, no template holes), in the
+    /// caller's transaction; the caller names the audit context.
+    static func enroll(
+        _ connection: Connection, contactID: Int64, in target: Target, for event: TriggeringEvent
+    ) throws -> EnrollmentSummary {
+        var summary = EnrollmentSummary(sequence: target.name, version: target.version, dryRun: false)
+        try enrollBatch(connection, contactIDs: [contactID], target: target, allowReenroll: false, event: event, into: &summary)
+        return summary
     }
 
     /// The contacts with these addresses (any case), each once and sorted by id, and how many
@@ -185,7 +226,7 @@ public enum Enroller {
     /// Reads the batch with its skip flags, lets the engine check template fields, and inserts the
     /// rest. The audit trigger writes one 'enroll' event per inserted row (context set by the caller).
     private static func enrollBatch(
-        _ connection: Connection, contactIDs: [Int64], target: Target, allowReenroll: Bool,
+        _ connection: Connection, contactIDs: [Int64], target: Target, allowReenroll: Bool, event: TriggeringEvent? = nil,
         into summary: inout EnrollmentSummary
     ) throws {
         let rows = try connection.query(
@@ -209,7 +250,9 @@ public enum Enroller {
             } else if try row.decode("suppressed", as: Bool.self) {
                 summary.suppressed += 1
             } else {
-                let missing = target.definition.missingFields(for: try contactFields(row))
+                var fields = try contactFields(row)
+                fields.event = event?.properties ?? [:]
+                let missing = target.definition.missingFields(for: fields)
                 if missing.isEmpty {
                     eligible.append(try row.decode("id"))
                 } else {
@@ -221,10 +264,10 @@ public enum Enroller {
         guard !eligible.isEmpty else { return }
         let inserted = try connection.query(
             """
-            INSERT INTO seqd.enrollments (contact_id, sequence_id, sequence_version, next_run_at)
-            SELECT u.id, $2, $3, now() FROM unnest($1::bigint[]) AS u(id) ORDER BY u.id
+            INSERT INTO seqd.enrollments (contact_id, sequence_id, sequence_version, next_run_at, trigger_event_id, event_properties)
+            SELECT u.id, $2, $3, now(), $4, $5::jsonb FROM unnest($1::bigint[]) AS u(id) ORDER BY u.id
             ON CONFLICT (contact_id, sequence_id) WHERE status IN ('active', 'paused', 'failed') DO NOTHING
-            """, [eligible, target.sequenceID, target.version]
+            """, [eligible, target.sequenceID, target.version, event?.id, try event.map { try ContactStore.attributesJSON($0.properties) }]
         ).affectedRows
         summary.enrolled += inserted
         // A concurrent enroll committed a live enrollment for these since the flags were read.

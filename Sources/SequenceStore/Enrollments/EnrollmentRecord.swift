@@ -13,13 +13,15 @@ struct EnrollmentRecord {
     let state: EnrollmentState
     /// Fields webhook steps saved (`step_data`), as text, for branch conditions.
     let stepData: [String: String]
+    /// `created_at`: goals on events count those received after it.
+    let enrolledAt: Date
 
     /// The columns every query that loads records selects, with `e` = enrollments, `c` = contacts.
     static let columns = """
         e.id, e.contact_id, e.sequence_id, e.sequence_version, e.status::text AS status, e.current_step_index,
         e.next_run_at, extract(epoch FROM e.remaining_wait)::float8 AS remaining_wait, e.resume_at, e.last_error,
         c.email, c.first_name, c.last_name, c.time_zone, c.attributes::text AS attributes,
-        e.step_data::text AS step_data
+        e.step_data::text AS step_data, e.event_properties::text AS event_properties, e.created_at AS enrolled_at
         """
 
     init(row: Row) throws {
@@ -34,10 +36,9 @@ struct EnrollmentRecord {
         contact = ContactFields(
             email: try row.decode("email"), firstName: try row.decode("first_name", as: String?.self),
             lastName: try row.decode("last_name", as: String?.self), timeZone: try row.decode("time_zone", as: String?.self),
-            attributes: attributes.mapValues(\.text))
-        let stepDataJSON = try row.decode("step_data", as: String.self)
-        stepData = stepDataJSON == "{}" ? [:]
-            : ((try? JSONDecoder().decode([String: AttributeValue].self, from: Data(stepDataJSON.utf8))) ?? [:]).mapValues(\.text)
+            attributes: attributes.mapValues(\.text), event: try Self.textObject(row.decode("event_properties", as: String?.self)))
+        enrolledAt = try row.decode("enrolled_at")
+        stepData = Self.textObject(try row.decode("step_data", as: String.self))
         let statusText = try row.decode("status", as: String.self)
         guard let status = EnrollmentStatus(rawValue: statusText) else {
             throw PostgresError(kind: .decoding, message: "unknown enrollment status \(statusText)", column: "status")
@@ -47,6 +48,14 @@ struct EnrollmentRecord {
             nextRunAt: try row.decode("next_run_at", as: Date?.self),
             remainingWait: try row.decode("remaining_wait", as: Double?.self),
             resumeAt: try row.decode("resume_at", as: Date?.self), lastError: try row.decode("last_error", as: String?.self))
+    }
+}
+
+extension EnrollmentRecord {
+    /// A stored JSON object of flat values (event properties) as text; NULL or `{}` is empty.
+    static func textObject(_ json: String?) -> [String: String] {
+        guard let json, json != "{}" else { return [:] }
+        return ((try? JSONDecoder().decode([String: AttributeValue].self, from: Data(json.utf8))) ?? [:]).mapValues(\.text)
     }
 }
 

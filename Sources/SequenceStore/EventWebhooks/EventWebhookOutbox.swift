@@ -10,6 +10,8 @@ public enum EventWebhookType: String, CaseIterable, Sendable, Codable {
     case completed
     case failed
     case stopped
+    /// A goal (`exit_when`) was met (issue 19).
+    case converted
     /// A delivery step's message or request went out (the `delivered` audit event).
     case delivered
 

@@ -26,6 +26,7 @@ public enum Migrations {
     public static let all: [Migration] = [
         schema, views, privacy, senderLimits, suppressionCheck, leastPrivilege, operationsAtSize, historyIndex,
         dropEventsIndex, throttledAttempts, webhookSteps, eventWebhooks,
+        convertedStatus, triggersGoals,
     ]
 
     /// The newest schema version this binary knows.
@@ -40,5 +41,7 @@ public enum Migrations {
     /// upgrade order, so replicas of this binary wait (`/readyz` 503) until it has run.
     /// 10: this binary records `throttled` attempts, which older schemas' CHECK refuses.
     /// 11: this binary reads and writes `enrollments.step_data`.
-    public static let minimumVersion = 11
+    /// 14: this binary reads `enrollments.event_properties` in every claim and records events in
+    /// `seqd.events`; the status `converted` and its transitions must exist before a goal is met.
+    public static let minimumVersion = 14
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import SequenceEngine
 
 /// `seqd check`: verifies the invariants of design.md §3 on a live database with read-only SQL.
 /// Each check is one query that returns the offending rows; an empty result is a pass.
@@ -28,7 +29,8 @@ public enum InvariantCheck {
         let sql: String
     }
 
-    static let terminal = "('completed', 'replied', 'opted_out', 'bounced', 'stopped')"
+    /// The statuses that never change again, from the engine's own list.
+    static let terminal = "(" + EnrollmentStatus.allCases.filter(\.isTerminal).map { "'\($0.rawValue)'" }.joined(separator: ", ") + ")"
 
     /// True while `index` exists, is unique and valid: the database then enforces what a check
     /// would look for, and the check need not read the table.
@@ -112,7 +114,7 @@ public enum InvariantCheck {
                 """),
         Check(
             name: "terminal-is-terminal",
-            description: "completed, replied, opted_out, bounced and stopped never change again (invariant 4)",
+            description: "completed, replied, opted_out, bounced, stopped and converted never change again (invariant 4)",
             sql: """
                 SELECT enrollment_id, NULL::bigint AS delivery_id,
                        'event ' || id || ' (' || event || ') changed a ' || from_status || ' enrollment to ' || to_status

@@ -14,6 +14,8 @@ public enum Retention {
         public var senderDaysDeleted = 0
         /// Event webhook outbox rows delivered before the horizon.
         public var eventWebhooksDeleted = 0
+        /// Events (`seqd.events`) received before the horizon.
+        public var contactEventsDeleted = 0
         public var dryRun = false
     }
 
@@ -66,7 +68,7 @@ public enum Retention {
                 """
                 DELETE FROM seqd.enrollment_events v USING seqd.enrollments e
                 WHERE v.enrollment_id = e.id AND e.id > $2 AND e.id <= $3
-                  AND e.status IN ('completed', 'replied', 'opted_out', 'bounced', 'stopped')
+                  AND e.status IN \(InvariantCheck.terminal)
                   AND e.updated_at < now() - make_interval(secs => $1)
                   AND v.id < (SELECT max(l.id) FROM seqd.enrollment_events l WHERE l.enrollment_id = e.id)
                 """, [horizon, low, low + step]).affectedRows
@@ -80,6 +82,20 @@ public enum Retention {
             [horizon]).affectedRows
         // Delivered event webhooks, oldest first, a chunk per transaction (rows not delivered
         // yet are never removed, however old).
+        // Events received before the horizon, a chunk per transaction. What they started keeps
+        // its copy of their properties; a goal on an event counts only events still stored, and a
+        // key older than the horizon is no longer recognised as a repeat (so the horizon should
+        // be longer than any sender retries, which the re-enrollment rule backs up).
+        while true {
+            let deleted = try connection.query(
+                """
+                DELETE FROM seqd.events WHERE id IN (
+                    SELECT id FROM seqd.events WHERE received_at < now() - make_interval(secs => $1)
+                    ORDER BY received_at LIMIT $2)
+                """, [horizon, Int(step)]).affectedRows
+            summary.contactEventsDeleted += deleted
+            if deleted < step { break }
+        }
         if try hasEventWebhookOutbox(connection) {
             while true {
                 let deleted = try connection.query(
@@ -115,11 +131,12 @@ public enum Retention {
                     WHERE d.status IN ('sent', 'cancelled') AND d.updated_at < now() - make_interval(secs => $1)) AS attempts,
                    (SELECT COALESCE(sum(n - 1), 0)::bigint FROM (
                         SELECT count(*) AS n FROM seqd.enrollment_events v JOIN seqd.enrollments e ON e.id = v.enrollment_id
-                        WHERE e.status IN ('completed', 'replied', 'opted_out', 'bounced', 'stopped')
+                        WHERE e.status IN \(InvariantCheck.terminal)
                           AND e.updated_at < now() - make_interval(secs => $1)
                         GROUP BY v.enrollment_id) per_enrollment) AS events,
                    (SELECT count(*) FROM seqd.sender_daily_counts
-                    WHERE day < (now() - make_interval(secs => $1))::date - 1) AS sender_days
+                    WHERE day < (now() - make_interval(secs => $1))::date - 1) AS sender_days,
+                   (SELECT count(*) FROM seqd.events WHERE received_at < now() - make_interval(secs => $1)) AS contact_events
             """, [horizon])[0]
         var summary = Summary()
         summary.dryRun = true
@@ -127,6 +144,7 @@ public enum Retention {
         summary.attemptsDeleted = try row.decode("attempts")
         summary.eventsDeleted = try row.decode("events")
         summary.senderDaysDeleted = try row.decode("sender_days")
+        summary.contactEventsDeleted = try row.decode("contact_events")
         if try hasEventWebhookOutbox(connection) {
             summary.eventWebhooksDeleted = try connection.query(
                 "SELECT count(*) AS n FROM seqd.event_webhook_outbox WHERE delivered_at < now() - make_interval(secs => $1)",

@@ -1,7 +1,9 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-// One direction of dependency: executable → daemon → store/delivery → engine, with C at the edges.
+// One direction of dependency: executable → daemon → store/delivery → engine, with C at the edges;
+// Mail (the message format, composed and parsed) sits below both the engine and Delivery and
+// depends on nothing of ours.
 let package = Package(
     name: "seqd",
     platforms: [.macOS(.v15)],
@@ -34,12 +36,14 @@ let package = Package(
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         .target(name: "Postgres", dependencies: ["CLibPQ"]),
-        .target(name: "SequenceEngine", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // RFC 5322/MIME composition and parsing: the message format, with no seqd decisions in it.
+        .target(name: "Mail", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "SequenceEngine", dependencies: ["Mail", .product(name: "Yams", package: "Yams")]),
         .target(
             name: "SequenceStore",
-            dependencies: ["Postgres", "SequenceEngine", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["Postgres", "SequenceEngine", "Mail", .product(name: "Crypto", package: "swift-crypto")]
         ),
-        .target(name: "Delivery", dependencies: ["CCurl", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Delivery", dependencies: ["Mail", "CCurl", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "SeqdConfig",
             dependencies: [
@@ -52,7 +56,7 @@ let package = Package(
         .target(
             name: "SequenceDaemon",
             dependencies: [
-                "SequenceStore", "SeqdConfig", "Delivery",
+                "SequenceStore", "SeqdConfig", "Delivery", "Mail",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -61,11 +65,11 @@ let package = Package(
         ),
         // The application layer: one function per operator action and query, for the CLI and the
         // API alike. The front ends below reach the database only through it (ArchitectureTests).
-        .target(name: "SeqdApplication", dependencies: ["Postgres", "SequenceStore", "SequenceEngine", "Delivery"]),
+        .target(name: "SeqdApplication", dependencies: ["Postgres", "SequenceStore", "SequenceEngine", "Delivery", "Mail"]),
         .target(
             name: "SequenceHTTP",
             dependencies: [
-                "SeqdApplication", "SequenceStore", "SequenceEngine", "Delivery", "SeqdConfig",
+                "SeqdApplication", "SequenceStore", "SequenceEngine", "Delivery", "Mail", "SeqdConfig",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -77,26 +81,27 @@ let package = Package(
         .executableTarget(
             name: "seqd",
             dependencies: [
-                "SeqdApplication", "SequenceDaemon", "SequenceHTTP", "SequenceStore", "SeqdConfig", "Delivery",
+                "SeqdApplication", "SequenceDaemon", "SequenceHTTP", "SequenceStore", "SeqdConfig", "Delivery", "Mail",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "TestSupport", dependencies: ["Postgres", "SequenceStore", "Delivery"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Postgres", "SequenceStore", "Delivery", "Mail"], path: "Tests/TestSupport"),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
-        .testTarget(name: "SequenceEngineTests", dependencies: ["SequenceEngine"]),
-        .testTarget(name: "SequenceStoreTests", dependencies: ["SequenceStore", "SequenceEngine", "TestSupport"]),
-        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "TestSupport"]),
+        .testTarget(name: "MailTests", dependencies: ["Mail", "TestSupport"]),
+        .testTarget(name: "SequenceEngineTests", dependencies: ["SequenceEngine", "Mail"]),
+        .testTarget(name: "SequenceStoreTests", dependencies: ["SequenceStore", "SequenceEngine", "Mail", "TestSupport"]),
+        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Mail", "TestSupport"]),
         .testTarget(name: "SeqdConfigTests", dependencies: ["SeqdConfig"]),
         .testTarget(
             name: "SequenceDaemonTests",
-            dependencies: ["SequenceDaemon", "SequenceStore", "SequenceEngine", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["SequenceDaemon", "SequenceStore", "SequenceEngine", "Mail", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "SequenceHTTPTests",
             dependencies: [
-                "SequenceHTTP", "SequenceStore", "SequenceEngine", "Delivery", "TestSupport", "Postgres",
+                "SequenceHTTP", "SequenceStore", "SequenceEngine", "Delivery", "Mail", "TestSupport", "Postgres",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -106,7 +111,7 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
-        .testTarget(name: "seqdTests", dependencies: ["TestSupport", "Postgres", "SequenceStore"]),
+        .testTarget(name: "seqdTests", dependencies: ["TestSupport", "Postgres", "SequenceStore", "Mail"]),
     ]
 )
 

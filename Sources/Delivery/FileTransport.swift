@@ -1,4 +1,5 @@
 import Foundation
+import Mail
 import Synchronization
 
 #if canImport(Glibc)

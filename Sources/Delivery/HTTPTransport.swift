@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import Mail
 import Synchronization
 
 /// Posts each message as JSON to an HTTP endpoint (an email API or a relay of the operator's own)

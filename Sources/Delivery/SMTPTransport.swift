@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import Mail
 import Synchronization
 
 /// Sends each message to an SMTP relay through libcurl and classifies every failure by the step of

@@ -1,3 +1,12 @@
+// The Delivery module hands a composed message (Mail's `ComposedMessage`) to a transport. Transports
+// (`file`, `null`, and `smtp`/`http` through libcurl) only move bytes and classify what happened as a
+// `TransportOutcome`; they never decide state. DKIM signing is the relay's job: seqd hands over the
+// final bytes and never rewrites them. Webhooks (`WebhookClient`, `WebhookSignature`) and the
+// unsubscribe tokens in `List-Unsubscribe` links live here too; composing and parsing the message
+// format is Mail's.
+
+import Mail
+
 /// What happened to one send attempt, classified for the delivery state machine.
 ///
 /// The classification is the transport's job because only it knows where in the protocol a failure

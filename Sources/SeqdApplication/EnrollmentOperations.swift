@@ -1,4 +1,5 @@
 import Delivery
+import Mail
 import SequenceEngine
 import SequenceStore
 

@@ -7,6 +7,7 @@ import CoreMetrics
 import Delivery
 import Foundation
 import Logging
+import Mail
 import Postgres
 import SequenceEngine
 import SequenceStore

@@ -1,5 +1,6 @@
 import Delivery
 import Foundation
+import Mail
 import SequenceStore
 
 /// Turns a claimed delivery into the message the transport sends. Deterministic: a retry of the

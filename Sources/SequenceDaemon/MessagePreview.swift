@@ -1,5 +1,6 @@
 import Delivery
 import Foundation
+import Mail
 import SequenceEngine
 import SequenceStore
 

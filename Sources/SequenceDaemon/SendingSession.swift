@@ -2,6 +2,7 @@ import CoreMetrics
 import Delivery
 import Foundation
 import Logging
+import Mail
 import SequenceEngine
 import SequenceStore
 import Synchronization

@@ -1,4 +1,5 @@
 import Foundation
+import Mail
 
 /// What an inbound message is, for the state machine (design.md §7).
 public enum InboundClassification: Sendable, Equatable {

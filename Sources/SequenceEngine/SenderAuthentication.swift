@@ -1,4 +1,5 @@
 import Foundation
+import Mail
 
 /// What an `Authentication-Results` header (RFC 8601) added by the operator's own MTA proves about
 /// an inbound message's `From` domain. Pure: reads the parsed header fields only.

@@ -79,7 +79,7 @@ package enum OpenAPIDocument {
               properties:
                 contact: { type: string, format: email, maxLength: 254, description: the contact's address }
                 name: { type: string, minLength: 1, maxLength: 100, pattern: "^[A-Za-z0-9][A-Za-z0-9_.:-]*$", description: "what happened, e.g. trial_started; matched against sequences' trigger.event and exit_when event goals" }
-                key: { type: string, minLength: 1, maxLength: 200, description: "the sender's idempotency key, unique across all events (no control characters)" }
+                key: { type: string, minLength: 1, maxLength: 200, pattern: '^[^\x00-\x1F\x7F-\x9F]*$', description: "the sender's idempotency key, unique across all events (no control characters)" }
                 properties:
                   type: [object, "null"]
                   maxProperties: 50
@@ -87,7 +87,7 @@ package enum OpenAPIDocument {
                   propertyNames: { maxLength: 64, pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }
                   additionalProperties:
                     oneOf:
-                      - { type: string, maxLength: 1000 }
+                      - { type: string, maxLength: 1000, pattern: '^[^\x00]*$' }
                       - { type: number }
                       - { type: boolean }
                 occurred_at: { type: [string, "null"], format: date-time, description: "when it happened by the sender's clock (RFC 3339); informational" }

@@ -7,6 +7,7 @@ import Delivery
 import Foundation
 import Hummingbird
 import Logging
+import Mail
 import NIOCore
 import Prometheus
 import SeqdApplication

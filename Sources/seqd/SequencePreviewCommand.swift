@@ -1,6 +1,7 @@
 import ArgumentParser
 import Delivery
 import Foundation
+import Mail
 import SeqdApplication
 import SeqdConfig
 import SequenceDaemon

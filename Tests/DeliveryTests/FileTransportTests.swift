@@ -1,5 +1,8 @@
 import Foundation
+import Mail
+import TestSupport
 import Testing
+
 @testable import Delivery
 
 @Suite("File and null transports")

@@ -1,4 +1,5 @@
 import Foundation
+import Mail
 import TestSupport
 import Testing
 @testable import Delivery

@@ -1,4 +1,6 @@
 import Foundation
+import Mail
+
 @testable import Delivery
 
 /// Runs the blocking `send` on a thread of its own, as the daemon does, so the tests never block
@@ -30,4 +32,12 @@ extension TransportOutcome {
             reason
         }
     }
+}
+
+/// A fresh directory under the system temporary directory; the caller removes it.
+func makeTemporaryDirectory() throws -> String {
+    let path = FileManager.default.temporaryDirectory
+        .appendingPathComponent("seqd-delivery-tests-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
 }

@@ -1,6 +1,7 @@
 import Delivery
 import Foundation
 import Logging
+import Mail
 import Metrics
 import SequenceEngine
 import SequenceStore

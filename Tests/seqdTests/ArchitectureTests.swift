@@ -36,7 +36,7 @@ struct ArchitectureTests {
     @Test("SQL appears only in the store and the driver")
     func sqlOnlyInTheStore() throws {
         let statements = ["SELECT ", "INSERT INTO", "DELETE FROM", "UPDATE seqd.", "pg_notify"]
-        for target in ["seqd", "SequenceHTTP", "SeqdApplication", "SequenceDaemon", "SequenceEngine", "Delivery", "SeqdConfig"] {
+        for target in ["seqd", "SequenceHTTP", "SeqdApplication", "SequenceDaemon", "SequenceEngine", "Mail", "Delivery", "SeqdConfig"] {
             for (path, text) in try Self.files(in: target) {
                 let found = statements.first { text.contains($0) }
                 #expect(found == nil, "\(path) holds SQL (\(found ?? "")): move it into SequenceStore")

@@ -1,10 +1,3 @@
-// The Delivery module turns an email the sequence engine decided to send into wire bytes and hands
-// them to a transport. Composition is pure and deterministic: the same `OutgoingMessage` always
-// yields byte-identical output, so a retried delivery is the same message with the same
-// Message-ID. Transports (`file`, `null`, and `smtp`/`http` through libcurl) only move bytes and
-// classify what happened as a `TransportOutcome`; they never decide state. DKIM signing is the
-// relay's job: seqd hands over the final bytes and never rewrites them.
-
 /// Composes RFC 5322 / MIME messages: CRLF line endings, RFC 2047 encoded headers,
 /// quoted-printable bodies, `multipart/alternative` when there is HTML.
 ///

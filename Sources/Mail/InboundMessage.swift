@@ -144,7 +144,7 @@ public struct InboundMessage: Sendable, Equatable {
         return InboundMessage(
             fields: fields,
             subject: first("Subject").map {
-                String(MIMEDecoding.decodeEncodedWords(String($0.prefix(maxSubjectCharacters * 4))).trimmingCharacters(in: .whitespaces)
+                String(EncodedWord.decode(String($0.prefix(maxSubjectCharacters * 4))).trimmingCharacters(in: .whitespaces)
                     .prefix(maxSubjectCharacters))
             },
             from: from, recipients: recipients, messageID: first("Message-ID").flatMap { MIMEDecoding.messageIDs($0).first },

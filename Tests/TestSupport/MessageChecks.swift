@@ -1,18 +1,19 @@
 import Foundation
-@testable import Delivery
+import Mail
 
-/// Small, independent decoders: the tests check the encoders against these rather than against
-/// the encoders' own idea of what they produce.
+/// Small, independent decoders for the Mail and Delivery tests: the tests check the encoders
+/// against these rather than against the encoders' own idea of what they produce (nor against
+/// Mail's own parser).
 
 /// The message's lines, split on CRLF (the final CRLF does not start another line).
-func crlfLines(_ data: [UInt8]) -> [String] {
+public func crlfLines(_ data: [UInt8]) -> [String] {
     var text = String(decoding: data, as: UTF8.self)
     if text.hasSuffix("\r\n") { text.removeLast() }  // "\r\n" is one Character in Swift
     return text.components(separatedBy: "\r\n")
 }
 
 /// Header fields (unfolded) up to the first empty line, in order.
-func headerFields(_ data: [UInt8]) -> [(name: String, value: String)] {
+public func headerFields(_ data: [UInt8]) -> [(name: String, value: String)] {
     var fields: [(name: String, value: String)] = []
     for line in crlfLines(data) {
         if line.isEmpty { break }
@@ -26,12 +27,12 @@ func headerFields(_ data: [UInt8]) -> [(name: String, value: String)] {
     return fields
 }
 
-func header(_ name: String, in data: [UInt8]) -> String? {
+public func header(_ name: String, in data: [UInt8]) -> String? {
     headerFields(data).first { $0.name.lowercased() == name.lowercased() }?.value
 }
 
 /// Decodes RFC 2047 B and Q encoded-words; whitespace between adjacent encoded-words is dropped.
-func decodeRFC2047(_ value: String) -> String {
+public func decodeRFC2047(_ value: String) -> String {
     let pattern = try! NSRegularExpression(pattern: #"=\?([^?]+)\?([BbQq])\?([^?]*)\?="#)
     var result = ""
     var previousWasEncoded = false
@@ -58,7 +59,7 @@ func decodeRFC2047(_ value: String) -> String {
 }
 
 /// RFC 2045 quoted-printable decoding: soft breaks removed, `=XX` decoded, CRLF kept.
-func decodeQuotedPrintable(_ text: String) -> [UInt8] {
+public func decodeQuotedPrintable(_ text: String) -> [UInt8] {
     let bytes = Array(text.utf8)
     var output: [UInt8] = []
     var index = 0
@@ -79,17 +80,9 @@ func decodeQuotedPrintable(_ text: String) -> [UInt8] {
     return output
 }
 
-/// A fresh directory under the system temporary directory; the caller removes it.
-func makeTemporaryDirectory() throws -> String {
-    let path = FileManager.default.temporaryDirectory
-        .appendingPathComponent("seqd-delivery-tests-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
-
 extension OutgoingMessage {
     /// A typical message; tests change only what they are about.
-    static func sample(
+    public static func sample(
         subject: String = "Welcome aboard",
         text: String = "Hello Ann,\nthanks for signing up.\n",
         html: String? = nil,
@@ -113,5 +106,5 @@ extension OutgoingMessage {
 
 extension MessageID.Key {
     /// A fixed key, so composed messages are the same in every test run.
-    static let testing = MessageID.Key(secret: "test-secret")
+    public static let testing = MessageID.Key(secret: "test-secret")
 }

@@ -1,9 +1,10 @@
 import Foundation
 
 /// The decoding half of MIME that inbound mail needs (RFC 2045–2047): transfer encodings,
-/// charsets, encoded-words, `Content-Type` parameters, address and msg-id lists. Lenient on
-/// purpose: mail in the wild breaks every rule, and a header we cannot decode is better read
-/// roughly than refused (only the message's outer structure is checked strictly).
+/// charsets, `Content-Type` parameters, address and msg-id lists. Quoted-printable and
+/// encoded-words are decoded beside their encoders, in ``QuotedPrintable`` and ``EncodedWord``.
+/// Lenient on purpose: mail in the wild breaks every rule, and a header we cannot decode is
+/// better read roughly than refused (only the message's outer structure is checked strictly).
 enum MIMEDecoding {
     // MARK: Transfer encodings
 
@@ -11,7 +12,7 @@ enum MIMEDecoding {
     static func decodeBody(_ bytes: [UInt8], transferEncoding: String?) -> [UInt8] {
         switch transferEncoding?.lowercased().trimmingCharacters(in: .whitespaces) {
         case "base64": base64(bytes)
-        case "quoted-printable": quotedPrintable(bytes, underscoreIsSpace: false)
+        case "quoted-printable": QuotedPrintable.decode(bytes)
         default: bytes
         }
     }
@@ -31,44 +32,6 @@ enum MIMEDecoding {
         return Data(base64Encoded: Data(cleaned)).map { Array($0) } ?? []
     }
 
-    /// Quoted-printable (RFC 2045 §6.7); with `underscoreIsSpace`, the Q encoding of RFC 2047.
-    /// A malformed `=` sequence is kept as it stands.
-    static func quotedPrintable(_ bytes: [UInt8], underscoreIsSpace: Bool) -> [UInt8] {
-        var output = [UInt8]()
-        output.reserveCapacity(bytes.count)
-        var index = 0
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "="), index + 1 < bytes.count {
-                // Soft line break: "=" then optional whitespace then CRLF or LF.
-                var next = index + 1
-                while next < bytes.count, bytes[next] == 0x20 || bytes[next] == 0x09 { next += 1 }
-                if next < bytes.count, bytes[next] == 0x0D || bytes[next] == 0x0A {
-                    if bytes[next] == 0x0D, next + 1 < bytes.count, bytes[next + 1] == 0x0A { next += 1 }
-                    index = next + 1
-                    continue
-                }
-                if index + 2 < bytes.count, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) {
-                    output.append(high << 4 | low)
-                    index += 3
-                    continue
-                }
-            }
-            output.append(underscoreIsSpace && byte == UInt8(ascii: "_") ? 0x20 : byte)
-            index += 1
-        }
-        return output
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        default: nil
-        }
-    }
-
     // MARK: Charsets
 
     /// Text in `charset`; unknown charsets and invalid bytes decode as UTF-8 with replacement
@@ -84,55 +47,6 @@ enum MIMEDecoding {
             }
         if let encoding, let decoded = String(data: Data(bytes), encoding: encoding) { return decoded }
         return String(decoding: bytes, as: UTF8.self)
-    }
-
-    // MARK: Encoded-words (RFC 2047)
-
-    /// Decodes the encoded-words in an unstructured header (`Subject`). Whitespace between two
-    /// adjacent encoded-words is dropped, as RFC 2047 §6.2 says; a malformed word stays as written.
-    static func decodeEncodedWords(_ value: String) -> String {
-        guard value.contains("=?") else { return value }
-        var output = ""
-        var pendingSpace = ""
-        var previousWasEncoded = false
-        var rest = Substring(value)
-        while !rest.isEmpty {
-            // Split off the next run of whitespace or the next word.
-            if rest.first!.isWhitespace {
-                let space = rest.prefix(while: \.isWhitespace)
-                pendingSpace += space
-                rest = rest.dropFirst(space.count)
-                continue
-            }
-            let word = rest.prefix { !$0.isWhitespace }
-            rest = rest.dropFirst(word.count)
-            if let decoded = decodeEncodedWord(word) {
-                if !previousWasEncoded { output += pendingSpace }
-                output += decoded
-                previousWasEncoded = true
-            } else {
-                output += pendingSpace + word
-                previousWasEncoded = false
-            }
-            pendingSpace = ""
-        }
-        return output + pendingSpace
-    }
-
-    /// One `=?charset?B|Q?text?=`, or nil when `word` is not one.
-    static func decodeEncodedWord(_ word: Substring) -> String? {
-        guard word.hasPrefix("=?"), word.hasSuffix("?="), word.count >= 8 else { return nil }
-        let inner = word.dropFirst(2).dropLast(2)
-        let parts = inner.split(separator: "?", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty else { return nil }
-        // RFC 2231 allows a language after '*': "utf-8*en".
-        let charset = String(parts[0].split(separator: "*").first ?? parts[0])
-        let payload = Array(parts[2].utf8)
-        switch parts[1].lowercased() {
-        case "b": return text(base64(payload), charset: charset)
-        case "q": return text(quotedPrintable(payload, underscoreIsSpace: true), charset: charset)
-        default: return nil
-        }
     }
 
     // MARK: Structured header values

@@ -1,4 +1,4 @@
-/// Quoted-printable body encoding (RFC 2045 §6.7).
+/// Quoted-printable (RFC 2045 §6.7), both ways: strict when encoding, lenient when decoding.
 ///
 /// QP keeps mostly-ASCII text readable in the raw message and guarantees short 7-bit lines, which
 /// is what lets the composer promise that no line exceeds 998 octets whatever the template
@@ -78,6 +78,47 @@ enum QuotedPrintable {
         case 0x21...0x3C, 0x3E...0x7E: true
         case 0x20, 0x09: !atEndOfLine
         default: false
+        }
+    }
+
+    // MARK: Decoding
+
+    /// Decodes quoted-printable leniently, as mail readers do: a soft break may have trailing
+    /// white space and a bare LF, and a malformed `=` sequence is kept as it stands. With
+    /// `underscoreIsSpace`, the Q encoding of RFC 2047 (``EncodedWord``).
+    static func decode(_ bytes: [UInt8], underscoreIsSpace: Bool = false) -> [UInt8] {
+        var output = [UInt8]()
+        output.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "="), index + 1 < bytes.count {
+                // Soft line break: "=" then optional whitespace then CRLF or LF.
+                var next = index + 1
+                while next < bytes.count, bytes[next] == 0x20 || bytes[next] == 0x09 { next += 1 }
+                if next < bytes.count, bytes[next] == 0x0D || bytes[next] == 0x0A {
+                    if bytes[next] == 0x0D, next + 1 < bytes.count, bytes[next + 1] == 0x0A { next += 1 }
+                    index = next + 1
+                    continue
+                }
+                if index + 2 < bytes.count, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) {
+                    output.append(high << 4 | low)
+                    index += 3
+                    continue
+                }
+            }
+            output.append(underscoreIsSpace && byte == UInt8(ascii: "_") ? 0x20 : byte)
+            index += 1
+        }
+        return output
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        default: nil
         }
     }
 }

@@ -1,6 +1,8 @@
 import Foundation
+import TestSupport
 import Testing
-@testable import Delivery
+
+@testable import Mail
 
 @Suite("Header encoding")
 struct HeaderEncodingTests {

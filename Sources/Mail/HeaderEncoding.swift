@@ -4,18 +4,16 @@ import Foundation
 ///
 /// Every header value passes through here, which is where injection is prevented: no CR or LF from
 /// any input ever reaches the output except as the folding this file inserts itself.
-enum HeaderEncoding {
+package enum HeaderEncoding {
     /// RFC 5322 §2.1.1: lines SHOULD be at most 78 characters (MUST be at most 998).
     static let lineLimit = 78
-    /// RFC 2047 §2: an encoded-word is at most 75 characters.
-    static let encodedWordLimit = 75
 
     // MARK: Neutralising input
 
     /// Replaces every character that could end a header line or confuse a reader (C0 and C1
     /// controls, DEL, U+2028/U+2029) with a space. Line breaks are replaced rather than removed
     /// so words on either side stay apart.
-    static func sanitizeText(_ text: String) -> String {
+    package static func sanitizeText(_ text: String) -> String {
         var result = String.UnicodeScalarView()
         for scalar in text.unicodeScalars {
             result.append(isControl(scalar) ? " " : scalar)
@@ -79,7 +77,7 @@ enum HeaderEncoding {
 
     /// The longest encoded-word that still fits on the header's first line after `Name: `.
     static func maxWordLength(forHeader name: String) -> Int {
-        min(encodedWordLimit, lineLimit - name.utf8.count - 2)
+        min(EncodedWord.maxLength, lineLimit - name.utf8.count - 2)
     }
 
     /// Tokens for an unstructured field such as `Subject`: the words themselves when the text is
@@ -94,7 +92,7 @@ enum HeaderEncoding {
         let plain = isPrintableASCII(text)
             && !text.contains("=?")
             && words.allSatisfy { !$0.isEmpty && $0.utf8.count <= maxWordLength(forHeader: name) }
-        return plain ? words.map(String.init) : encodedWords(text, maxLength: maxWordLength(forHeader: name))
+        return plain ? words.map(String.init) : EncodedWord.encode(text, maxLength: maxWordLength(forHeader: name))
     }
 
     /// Tokens for a display name (RFC 5322 `phrase`): atoms as they are, a quoted-string when
@@ -104,54 +102,14 @@ enum HeaderEncoding {
         if name.isEmpty { return [] }
         let maxLength = maxWordLength(forHeader: header)
         guard isPrintableASCII(name), !name.contains("=?") else {
-            return encodedWords(name, maxLength: maxLength)
+            return EncodedWord.encode(name, maxLength: maxLength)
         }
         let atoms = name.split(separator: " ", omittingEmptySubsequences: false)
         if atoms.allSatisfy({ !$0.isEmpty && $0.utf8.count <= maxLength && $0.unicodeScalars.allSatisfy(isAtext) }) {
             return atoms.map(String.init)
         }
         let quoted = "\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-        return quoted.utf8.count <= maxLength ? [quoted] : encodedWords(name, maxLength: maxLength)
-    }
-
-    /// `=?UTF-8?B?…?=` words of at most `maxLength` characters, each holding whole characters
-    /// (RFC 2047 §5 forbids splitting one across words).
-    static func encodedWords(_ text: String, maxLength: Int) -> [String] {
-        let overhead = "=?UTF-8?B??=".utf8.count
-        let maxBytes = (maxLength - overhead) / 4 * 3
-        var words: [String] = []
-        var chunk: [UInt8] = []
-        func flush() {
-            guard !chunk.isEmpty else { return }
-            words.append("=?UTF-8?B?" + Data(chunk).base64EncodedString() + "?=")
-            chunk.removeAll(keepingCapacity: true)
-        }
-        func append(_ bytes: some Collection<UInt8>) {
-            if chunk.count + bytes.count > maxBytes { flush() }
-            chunk.append(contentsOf: bytes)
-        }
-        for character in text {
-            let bytes = Array(character.utf8)
-            if bytes.count <= maxBytes {
-                // Prefer ending a word after a space: some decoders (Python's address parser among
-                // them) wrongly insert a space between adjacent encoded-words, which then falls
-                // between two words instead of inside one.
-                if chunk.count + bytes.count > maxBytes,
-                   let space = chunk.lastIndex(of: UInt8(ascii: " ")), space >= maxBytes / 2 {
-                    let rest = Array(chunk[(space + 1)...])
-                    chunk.removeSubrange((space + 1)...)
-                    flush()
-                    chunk = rest
-                }
-                append(bytes)
-            } else {
-                // A grapheme cluster longer than a whole word (long emoji sequences, stacked
-                // combining marks) is split between scalars, which decoders reassemble.
-                for scalar in character.unicodeScalars { append(Array(String(scalar).utf8)) }
-            }
-        }
-        flush()
-        return words
+        return quoted.utf8.count <= maxLength ? [quoted] : EncodedWord.encode(name, maxLength: maxLength)
     }
 
     // MARK: Folding

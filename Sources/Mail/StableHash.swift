@@ -10,7 +10,7 @@ func stableHash(_ text: String, seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 
 }
 
 /// `stableHash` as 16 lowercase hex digits, zero-padded so lengths never vary.
-func stableHex(_ text: String, seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> String {
+package func stableHex(_ text: String, seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> String {
     let hex = String(stableHash(text, seed: seed), radix: 16)
     return String(repeating: "0", count: 16 - hex.count) + hex
 }

@@ -154,6 +154,14 @@ struct ResourceAPITests {
         #expect(try await harness.request(.GET, "/v1/contacts/\(id)/export").status == 404)
         #expect(try await harness.request(.GET, "/v1/contacts/\(id)/enrollments").status == 404)
         #expect(try await harness.request(.GET, "/v1/contacts/999999/export").status == 404)
+        // The address comes back as a new contact (an event, a CRM sync): erasing that one works
+        // too, and the address stays suppressed by the first erasure's hash.
+        let again = try await harness.createContact("grace@example.com", firstName: "Grace")
+        #expect(again != id)
+        let second = try await harness.request(.DELETE, "/v1/contacts/\(again)")
+        #expect(second.status == 200, "\(second)")
+        let hashes = try connection.query("SELECT count(*) AS n FROM seqd.suppressions WHERE email LIKE 'sha256:%'")[0].decode("n", as: Int.self)
+        #expect(hashes == 1)
         #expect(try await harness.request(.DELETE, "/v1/contacts/999999").status == 404)
         try await harness.stop()
     }

@@ -34,7 +34,9 @@ enum Suppressions {
     }
 
     /// Suppresses `address` and ends its live enrollments with the matching event. Returns the
-    /// enrollments that ended; an address already suppressed is left as first recorded.
+    /// enrollments that ended; an address already suppressed is left as first recorded, also when
+    /// that record is the hash an erasure left (a new contact with an erased address: erasing it
+    /// again would otherwise meet that hash when it hashes the new row).
     @discardableResult
     static func add(
         _ connection: Connection, address: String, reason: Reason, source: String, actor: String, detail: String? = nil,
@@ -63,7 +65,7 @@ enum Suppressions {
         try connection.query(
             """
             INSERT INTO seqd.suppressions (email, reason, source, created_at)
-            VALUES (lower($1), $2, $3, clock_timestamp())
+            SELECT lower($1), $2, $3, clock_timestamp() WHERE NOT seqd.is_suppressed($1)
             ON CONFLICT (email) DO NOTHING
             """, [address, reason.rawValue, source])
         let live = try connection.query(

@@ -92,5 +92,10 @@ GRANT SELECT ON ALL TABLES IN SCHEMA seqd TO seqd_readonly;
 REVOKE SELECT ON seqd.settings FROM seqd_readonly;
 -- Functions the ops views call run with the reader's rights: step_funnel needs its counts.
 GRANT EXECUTE ON FUNCTION seqd.is_suppressed(text), seqd.address_hash(text), seqd.step_funnel_counts(bigint) TO seqd_readonly;
+-- ... and step_results (migration 0015) its function, which `seqd report` calls.
+SELECT to_regprocedure('seqd.step_results(bigint, timestamptz)') IS NOT NULL AS seqd_has_step_results \gset
+\if :seqd_has_step_results
+GRANT EXECUTE ON FUNCTION seqd.step_results(bigint, timestamptz) TO seqd_readonly;
+\endif
 
 \endif

@@ -26,7 +26,7 @@ public enum Migrations {
     public static let all: [Migration] = [
         schema, views, privacy, senderLimits, suppressionCheck, leastPrivilege, operationsAtSize, historyIndex,
         dropEventsIndex, throttledAttempts, webhookSteps, eventWebhooks,
-        convertedStatus, triggersGoals,
+        convertedStatus, triggersGoals, variantsClicksResults,
     ]
 
     /// The newest schema version this binary knows.
@@ -43,5 +43,6 @@ public enum Migrations {
     /// 11: this binary reads and writes `enrollments.step_data`.
     /// 14: this binary reads `enrollments.event_properties` in every claim and records events in
     /// `seqd.events`; the status `converted` and its transitions must exist before a goal is met.
-    public static let minimumVersion = 14
+    /// 15: this binary writes `deliveries.variant` and records clicks in `seqd.clicks`.
+    public static let minimumVersion = 15
 }

@@ -1,6 +1,6 @@
 /// FNV-1a (64-bit). Swift's `Hasher` is seeded per process, and the Message-ID, MIME boundary and
 /// file names must be the same in every process that ever composes a given delivery.
-func stableHash(_ text: String, seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
+package func stableHash(_ text: String, seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
     var hash = seed
     for byte in text.utf8 {
         hash ^= UInt64(byte)

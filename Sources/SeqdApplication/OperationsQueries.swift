@@ -1,6 +1,7 @@
+import SequenceEngine
 import SequenceStore
 
-/// What operators and probes read: status, invariant checks, progress, gauges, the schema, and
+/// What operators and probes read: status, invariant checks, results, progress, gauges, the schema, and
 /// the maintenance actions on it (migrate, prune).
 extension Operations {
     /// Enrollment counts per sequence, step and status, and the due backlog.
@@ -11,6 +12,12 @@ extension Operations {
     /// The invariant checks of design.md §3, each with up to `limit` violations.
     public func check(leaseGraceSeconds: Int, limit: Int) async throws -> [InvariantCheck.Result] {
         try await database.run { try InvariantCheck.run($0, leaseGraceSeconds: leaseGraceSeconds, limit: limit) }
+    }
+
+    /// `seqd report`: a sequence's emails per step and variant, sent since `since` (a day in the
+    /// sequence's zone; nil: all time), with their outcomes and clicks.
+    public func stepResults(sequence: String, since: LocalDate?) async throws -> StepResults {
+        try await database.run { try StepResults.load($0, sequence: sequence, sinceDate: since) }
     }
 
     /// How far `seqd run --until-idle` has come.

@@ -16,6 +16,8 @@ public enum MessagePreview {
         public let stepIndex: Int
         /// The preview delivery key the Message-ID derives from.
         public let deliveryKey: String
+        /// The A/B variant rendered, for a step with variants.
+        public let variant: String?
         public let composed: ComposedMessage
     }
 
@@ -32,11 +34,13 @@ public enum MessagePreview {
     public static let previewEnrollmentID: Int64 = 0
 
     /// Composes the email steps of `context` (only `stepKey`'s when given) in step order.
-    /// Unknown step or a step that is not an email: `StoreError(.notFound)` / `.refused`. Any
-    /// step the contact lacks fields for: `RenderError` naming every such step and field.
+    /// A step with variants renders `variant` when given, else the one the contact's enrollment
+    /// picks (the pick of `previewEnrollmentID` when it has none). Unknown step or a step that is
+    /// not an email: `StoreError(.notFound)` / `.refused`; a `variant` no selected step has:
+    /// `.notFound`. Any step the contact lacks fields for: `RenderError` naming every such step and field.
     public static func compose(
-        _ context: SequencePreviewContext, stepKey: String?, unsubscribeBaseURL: String?, unsubscribeMailto: String?,
-        unsubscribeSecret: String?
+        _ context: SequencePreviewContext, stepKey: String?, variant: String? = nil, unsubscribeBaseURL: String?,
+        unsubscribeMailto: String?, unsubscribeSecret: String?
     ) throws -> [Message] {
         let definition = context.definition
         var indexes = Array(definition.steps.indices)
@@ -57,6 +61,20 @@ public enum MessagePreview {
             }
             indexes = [index]
         }
+        if let variant {
+            let offered = Set(indexes.flatMap { index -> [String] in
+                guard case .email(let email) = definition.steps[index].kind else { return [] }
+                return email.variants.map(\.key)
+            })
+            guard offered.contains(variant) else {
+                throw StoreError(
+                    .notFound,
+                    "no email step \(stepKey.map { "'\($0)' " } ?? "")of sequence '\(context.sequence)' version \(context.version) has a variant '\(variant)'"
+                        + (offered.isEmpty ? " (it has no variants)" : " (variants: \(offered.sorted().joined(separator: ", ")))"))
+            }
+        }
+        var enrollmentID = previewEnrollmentID
+        if case .pinned(let id) = context.versionChoice { enrollmentID = id }
         let secret = try context.installation.unsubscribeSecret(configured: unsubscribeSecret)
         let builder = MessageBuilder(
             messageIDKey: MessageID.Key(secret: secret), unsubscribeBaseURL: unsubscribeBaseURL, unsubscribeMailto: unsubscribeMailto,
@@ -76,7 +94,9 @@ public enum MessagePreview {
             guard case .email(let email) = step.kind else { continue }
             let rendered: RenderedEmail
             do {
-                rendered = try definition.render(email, at: index, for: context.contact)
+                rendered = try definition.render(
+                    email, at: index, for: context.contact, enrollmentID: enrollmentID,
+                    variant: variant.flatMap { email.variant(named: $0) })
             } catch {
                 problems.append((step.key, "\(error)"))
                 continue
@@ -85,7 +105,7 @@ public enum MessagePreview {
             let composed = builder.compose(
                 .email(rendered, from: definition.sender), deliveryKey: key, enrollmentID: previewEnrollmentID,
                 toAddress: context.contact.email, toName: context.toName, sentKeysByStep: parentKeys, date: context.now)
-            messages.append(Message(stepKey: step.key, stepIndex: index, deliveryKey: key, composed: composed))
+            messages.append(Message(stepKey: step.key, stepIndex: index, deliveryKey: key, variant: rendered.variant, composed: composed))
         }
         guard problems.isEmpty else { throw RenderError(problems: problems) }
         return messages

@@ -26,6 +26,8 @@ public struct EnrollmentMachine: Sendable {
     public let contact: ContactFields
     /// Fields webhook steps saved on the enrollment (`step_data`), for branches.
     public let stepData: [String: String]
+    /// The enrollment's id: what picks its A/B variants (`Email.variant(for:stepKey:)`).
+    public let enrollmentID: Int64
     /// The current state; store it after every accepted event.
     public private(set) var state: EnrollmentState
     /// When true, `trace` records the waits and branches each event passed through (for
@@ -45,10 +47,14 @@ public struct EnrollmentMachine: Sendable {
     }()
 
     /// Wraps a stored enrollment.
-    public init(definition: SequenceDefinition, contact: ContactFields, state: EnrollmentState, stepData: [String: String] = [:]) {
+    public init(
+        definition: SequenceDefinition, contact: ContactFields, state: EnrollmentState, stepData: [String: String] = [:],
+        enrollmentID: Int64 = 0
+    ) {
         self.definition = definition
         self.contact = contact
         self.stepData = stepData
+        self.enrollmentID = enrollmentID
         self.state = state
     }
 
@@ -327,7 +333,7 @@ public struct EnrollmentMachine: Sendable {
     }
 
     private func render(_ email: SequenceDefinition.Email, at index: Int) throws -> RenderedEmail {
-        try definition.render(email, at: index, for: contact)
+        try definition.render(email, at: index, for: contact, enrollmentID: enrollmentID)
     }
 
     // MARK: Helpers

@@ -175,13 +175,16 @@ public struct RenderedEmail: Sendable, Equatable {
     public let html: String?
     /// For `thread: true`, the step key of the email whose thread this continues.
     public let threadParentKey: String?
+    /// The key of the A/B variant rendered; nil for a step without variants.
+    public let variant: String?
 
     /// Creates a rendered email (the engine makes these; previews and tests may too).
-    public init(subject: String, text: String, html: String?, threadParentKey: String?) {
+    public init(subject: String, text: String, html: String?, threadParentKey: String?, variant: String? = nil) {
         self.subject = subject
         self.text = text
         self.html = html
         self.threadParentKey = threadParentKey
+        self.variant = variant
     }
 }
 

@@ -52,6 +52,13 @@ public struct LocalDate: Hashable, Comparable, Sendable, Codable, CustomStringCo
 
     func adding(days: Int) -> LocalDate { LocalDate(dayNumber: dayNumber + days) }
 
+    /// The first instant of this day in `zone` (after a spring-forward gap at midnight, the
+    /// first one that exists).
+    public func start(in zone: TimeZone) -> Date {
+        let first = WallClock.intervals(on: self, from: 0, to: 86_400, in: zone).first?.lowerBound
+        return Date(timeIntervalSince1970: first ?? TimeInterval(dayNumber) * 86_400)
+    }
+
     var weekday: Weekday {
         // 1970-01-01 was a Thursday.
         let index = ((dayNumber % 7) + 7 + 3) % 7

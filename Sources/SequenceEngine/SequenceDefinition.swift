@@ -147,8 +147,9 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
         }
 
         private enum CodingKeys: String, CodingKey {
-            case key, type, subject, body, html, thread, duration, when, url, method, headers, timeout, save
+            case key, type, subject, body, html, thread, variants, duration, when, url, method, headers, timeout, save
             case sendWindow = "send_window"
+            case variantsOf = "variants_of"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -161,7 +162,9 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
                     body: try container.decode(String.self, forKey: .body),
                     html: try container.decodeIfPresent(String.self, forKey: .html),
                     thread: try container.decodeIfPresent(Bool.self, forKey: .thread) ?? false,
-                    sendWindow: try container.decodeIfPresent(SendWindow.self, forKey: .sendWindow)))
+                    sendWindow: try container.decodeIfPresent(SendWindow.self, forKey: .sendWindow),
+                    variants: try container.decodeIfPresent([Variant].self, forKey: .variants) ?? [],
+                    variantsOf: try container.decodeIfPresent(String.self, forKey: .variantsOf)))
             case "wait":
                 let text = try container.decode(String.self, forKey: .duration)
                 do {
@@ -195,6 +198,8 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
                 try container.encodeIfPresent(email.html, forKey: .html)
                 try container.encode(email.thread, forKey: .thread)
                 try container.encodeIfPresent(email.sendWindow, forKey: .sendWindow)
+                if !email.variants.isEmpty { try container.encode(email.variants, forKey: .variants) }
+                try container.encodeIfPresent(email.variantsOf, forKey: .variantsOf)
             case .wait(let duration):
                 try container.encode(duration.description, forKey: .duration)
             case .branch(let rules):
@@ -227,6 +232,41 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
         public let thread: Bool
         /// Overrides the sequence's send window for this step.
         public let sendWindow: SendWindow?
+        /// A/B variants, each with its full content (the step's own subject, body and html fill
+        /// what a variant leaves out); empty: none, the step's content is sent.
+        public let variants: [Variant]
+        /// The step key whose pick this step's variants follow: set on a threaded reply whose subject
+        /// comes from a parent with variants (its variants are spelled out as `Re: ` + each
+        /// parent variant's subject), so every contact's follow-up keeps the subject it was sent.
+        /// Nil: the step picks by its own key.
+        public let variantsOf: String?
+
+        init(subject: String, body: String, html: String?, thread: Bool, sendWindow: SendWindow?,
+             variants: [Variant] = [], variantsOf: String? = nil) {
+            self.subject = subject
+            self.body = body
+            self.html = html
+            self.thread = thread
+            self.sendWindow = sendWindow
+            self.variants = variants
+            self.variantsOf = variantsOf
+        }
+
+        /// Every template source of the step and its variants.
+        public var templateSources: [String] {
+            ([subject, body, html] + variants.flatMap { [$0.subject, $0.body, $0.html] }).compactMap { $0 }
+        }
+    }
+
+    /// One A/B variant of an email step. `weight` is its share among the step's variants' weights.
+    public struct Variant: Sendable, Equatable, Codable {
+        /// `[a-z0-9][a-z0-9_-]*`, unique in the step; recorded on each delivery.
+        public let key: String
+        /// 0 ... 1000; 0 sends the variant to nobody (a variant switched off).
+        public let weight: Int
+        public let subject: String
+        public let body: String
+        public let html: String?
     }
 
     /// `on_failure`: a webhook step that fails for good (a 4xx, or its attempts used up) stops
@@ -392,7 +432,7 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
         for step in steps {
             if case .webhook(let webhook) = step.kind { missing.formUnion(webhook.missingFields(for: contact)) }
             guard case .email(let email) = step.kind else { continue }
-            for source in [email.subject, email.body, email.html].compactMap({ $0 }) {
+            for source in email.templateSources {
                 // Stored definitions were validated; an unparsable one fails at send time instead.
                 if let template = try? Template(parsing: source) {
                     missing.formUnion(template.missingFields(for: contact))

@@ -201,7 +201,7 @@ struct SequenceParser {
     // MARK: Steps
 
     private static let stepFields: [String: [String]] = [
-        "email": ["key", "type", "subject", "body", "html", "thread", "send_window"],
+        "email": ["key", "type", "subject", "body", "html", "thread", "send_window", "variants"],
         "wait": ["key", "type", "duration"],
         "branch": ["key", "type", "when"],
         "webhook": ["key", "type", "url", "method", "headers", "body", "timeout", "save"],
@@ -217,6 +217,7 @@ struct SequenceParser {
     private mutating func parseSteps(_ items: [Node], defaultWindow: SendWindow?) -> ([SequenceDefinition.Step], Bool) {
         var drafts: [Draft] = []
         var lastEmailSubject: String?
+        var lastEmail: ThreadParent?
         for (index, item) in items.enumerated() {
             let path = "steps[\(index)]"
             var draft = Draft(key: "step-\(index + 1)", kind: nil)
@@ -246,10 +247,15 @@ struct SequenceParser {
             }
             switch type {
             case "email":
-                draft.kind = parseEmail(fields, path, previousSubject: lastEmailSubject, defaultWindow: defaultWindow)
-                if case .email(let email) = draft.kind { lastEmailSubject = email.subject }
-                // A broken earlier email still counts as "a previous email exists" for threading.
-                else if lastEmailSubject == nil { lastEmailSubject = "" }
+                draft.kind = parseEmail(fields, path, previous: lastEmail, previousSubject: lastEmailSubject, defaultWindow: defaultWindow)
+                if case .email(let email) = draft.kind {
+                    lastEmailSubject = email.subject
+                    lastEmail = ThreadParent(key: draft.key, email: email)
+                } else {
+                    // A broken earlier email still counts as "a previous email exists" for threading.
+                    if lastEmailSubject == nil { lastEmailSubject = "" }
+                    lastEmail = nil
+                }
             case "wait":
                 if let node = fields["duration"], let text = string(node, path + ".duration") {
                     do {
@@ -293,38 +299,132 @@ struct SequenceParser {
         return (steps, steps.count == drafts.count)
     }
 
-    private mutating func parseEmail(_ fields: [String: Node], _ path: String, previousSubject: String?, defaultWindow: SendWindow?) -> SequenceDefinition.Step.Kind? {
+    /// The email step a threaded step replies to, as parsed.
+    private struct ThreadParent {
+        let key: String
+        let email: SequenceDefinition.Email
+    }
+
+    private static let variantFields = ["key", "weight", "subject", "body", "html"]
+    private static let maxVariants = 10
+    private static let maxVariantWeight = 1_000
+
+    private mutating func parseEmail(
+        _ fields: [String: Node], _ path: String, previous: ThreadParent?, previousSubject: String?, defaultWindow: SendWindow?
+    ) -> SequenceDefinition.Step.Kind? {
         let thread = fields["thread"].flatMap { bool($0, path + ".thread") } ?? false
         if thread && previousSubject == nil {
             issue(path + ".thread", "true needs an earlier email step to reply to")
         }
-        func template(_ field: String, required: Bool) -> String? {
-            guard let node = fields[field] else {
-                if required { issue("\(path).\(field)", "missing required field") }
-                return nil
-            }
-            guard let text = string(node, "\(path).\(field)") else { return nil }
-            if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                issue("\(path).\(field)", "must not be empty")
-                return nil
-            }
-            do {
-                _ = try Template(parsing: text)
-            } catch {
-                issue("\(path).\(field)", "malformed template: \(error.message)")
-                return nil
-            }
-            return text
+        let variantNodes = fields["variants"].flatMap { list($0, path + ".variants") }
+        let hasVariants = variantNodes != nil || fields["variants"] != nil
+        var subject = template(fields, "subject", path, required: !thread && !hasVariants)
+        let inheritsSubject = subject == nil && fields["subject"] == nil && thread
+        if inheritsSubject, let previousSubject {
+            subject = Self.reply(to: previousSubject)
         }
-        var subject = template("subject", required: !thread)
-        if subject == nil, fields["subject"] == nil, thread, let previousSubject {
-            subject = previousSubject.hasPrefix("Re: ") ? previousSubject : "Re: " + previousSubject
-        }
-        let body = template("body", required: true)
-        let html = template("html", required: false)
+        let body = template(fields, "body", path, required: !hasVariants)
+        let html = template(fields, "html", path, required: false)
         let window = fields["send_window"].flatMap { parseWindow($0, path + ".send_window") }
-        guard let subject, let body else { return nil }
-        return .email(.init(subject: subject, body: body, html: html, thread: thread, sendWindow: window))
+        // A reply in the thread of an email with variants keeps each contact's subject: its
+        // variants are the parent's, spelled out as `Re: ` + each subject, and follow its pick.
+        let parentVariants = thread ? previous.map { (seed: $0.email.variantsOf ?? $0.key, variants: $0.email.variants) } : nil
+        var variants: [SequenceDefinition.Variant] = []
+        var variantsOf: String?
+        if let variantNodes {
+            let inherited = inheritsSubject && parentVariants?.variants.isEmpty == false
+            variants = parseVariants(
+                variantNodes, path + ".variants", subject: inherited ? nil : subject, body: body, html: html,
+                subjectHint: inherited ? "the thread's parent has variants, so give each reply variant its own subject" : nil)
+        } else if inheritsSubject, let parent = parentVariants, !parent.variants.isEmpty, let body {
+            variants = parent.variants.map {
+                SequenceDefinition.Variant(key: $0.key, weight: $0.weight, subject: Self.reply(to: $0.subject), body: body, html: html)
+            }
+            variantsOf = parent.seed
+        }
+        if hasVariants && variants.isEmpty { return nil }
+        guard let subject = subject ?? variants.first?.subject, let body = body ?? variants.first?.body else { return nil }
+        return .email(.init(
+            subject: subject, body: body, html: html ?? (hasVariants ? variants.first?.html : nil), thread: thread,
+            sendWindow: window, variants: variants, variantsOf: variantsOf))
+    }
+
+    /// `Re: ` + the subject replied to, once.
+    private static func reply(to subject: String) -> String {
+        subject.hasPrefix("Re: ") ? subject : "Re: " + subject
+    }
+
+    /// A template field of `fields`: present, a string, not blank, and a template that parses.
+    private mutating func template(_ fields: [String: Node], _ field: String, _ path: String, required: Bool, hint: String? = nil) -> String? {
+        guard let node = fields[field] else {
+            if required { issue("\(path).\(field)", "missing required field" + (hint.map { " (\($0))" } ?? "")) }
+            return nil
+        }
+        guard let text = string(node, "\(path).\(field)") else { return nil }
+        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            issue("\(path).\(field)", "must not be empty")
+            return nil
+        }
+        do {
+            _ = try Template(parsing: text)
+        } catch {
+            issue("\(path).\(field)", "malformed template: \(error.message)")
+            return nil
+        }
+        return text
+    }
+
+    /// `variants:` of an email step: 2 to 10 mappings with a unique key, a weight (default 1) and
+    /// the content that differs; the step's `subject`, `body` and `html` fill in the rest. Empty
+    /// when any is wrong (each problem is reported).
+    private mutating func parseVariants(
+        _ nodes: [Node], _ path: String, subject: String?, body: String?, html: String?, subjectHint: String?
+    ) -> [SequenceDefinition.Variant] {
+        if nodes.count < 2 || nodes.count > Self.maxVariants {
+            issue(path, "must list 2 to \(Self.maxVariants) variants, got \(nodes.count)")
+        }
+        var variants: [SequenceDefinition.Variant] = []
+        var seen: [String: Int] = [:]
+        var complete = true
+        for (index, node) in nodes.enumerated() {
+            let itemPath = "\(path)[\(index)]"
+            guard let fields = mapping(node, itemPath, allowed: Self.variantFields, required: ["key"]) else {
+                complete = false
+                continue
+            }
+            var key: String?
+            if let node = fields["key"], let text = string(node, itemPath + ".key") {
+                if !Self.isIdentifier(text) {
+                    issue(itemPath + ".key", "'\(text)' is not allowed: use \(Self.namePattern), at most \(Self.maxNameLength) characters")
+                } else if let earlier = seen[text] {
+                    issue(itemPath + ".key", "duplicate variant key '\(text)' (also \(path)[\(earlier)])")
+                } else {
+                    seen[text] = index
+                    key = text
+                }
+            }
+            var weight: Int? = 1
+            if let node = fields["weight"] {
+                weight = int(node, itemPath + ".weight")
+                if let value = weight, !(0...Self.maxVariantWeight).contains(value) {
+                    issue(itemPath + ".weight", "\(value) is out of range (0 to \(Self.maxVariantWeight); 0 sends this variant to nobody)")
+                    weight = nil
+                }
+            }
+            let ownSubject = template(fields, "subject", itemPath, required: subject == nil, hint: subject == nil ? subjectHint ?? "the step has none" : nil)
+            let ownBody = template(fields, "body", itemPath, required: body == nil, hint: "the step has none")
+            let ownHTML = template(fields, "html", itemPath, required: false)
+            guard let key, let weight, let variantSubject = ownSubject ?? subject, let variantBody = ownBody ?? body else {
+                complete = false
+                continue
+            }
+            variants.append(.init(key: key, weight: weight, subject: variantSubject, body: variantBody, html: ownHTML ?? html))
+        }
+        if complete && !variants.isEmpty && variants.allSatisfy({ $0.weight == 0 }) {
+            issue(path, "every weight is 0: at least one variant must be sent")
+            complete = false
+        }
+        return complete ? variants : []
     }
 
     private mutating func parseRules(_ node: Node, _ path: String) -> [BranchRule]? {

@@ -18,7 +18,7 @@ struct Seqd: AsyncParsableCommand {
             """,
         subcommands: [
             MigrateCommand.self, SequenceCommand.self, ContactCommand.self, EnrollCommand.self, RunCommand.self,
-            ServeCommand.self, SendingCommand.self, DeliveriesCommand.self, EventWebhookCommand.self, StatusCommand.self, InspectCommand.self, SimulateCommand.self, CheckCommand.self, PruneCommand.self, ConfigCommand.self,
+            ServeCommand.self, SendingCommand.self, DeliveriesCommand.self, EventWebhookCommand.self, StatusCommand.self, ReportCommand.self, InspectCommand.self, SimulateCommand.self, CheckCommand.self, PruneCommand.self, ConfigCommand.self,
             InboundCommand.self, SuppressionCommand.self, EventCommand.self,
         ] + OperatorCommands.all
     )

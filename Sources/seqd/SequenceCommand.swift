@@ -292,6 +292,10 @@ extension SequenceDefinition.Step {
     var summary: String {
         switch kind {
         case .email(let email):
+            guard email.variants.isEmpty else {
+                return (email.thread ? "(in thread) " : "") + "variants: "
+                    + email.variants.map { "\($0.key) (weight \($0.weight)) \"\($0.subject)\"" }.joined(separator: ", ")
+            }
             return (email.thread ? "(in thread) " : "") + "subject: \(email.subject)"
                 + (email.html == nil ? "" : " [+html]")
         case .wait(let duration):

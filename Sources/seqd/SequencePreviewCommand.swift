@@ -28,6 +28,9 @@ extension SequenceCommand {
                 signed for no enrollment and unsubscribes nobody; Date is now. A threaded step replies to \
                 its parent's real Message-ID when the contact's enrollment has sent it.
 
+                A step with A/B variants renders the variant the contact's enrollment picks (an arbitrary \
+                one when it is not enrolled); --variant KEY renders that variant of every step that has it.
+
                 A contact lacking a template field without fallback exits 65 naming each step and field \
                 (enroll skips such a contact). Unknown sequence, version, contact or step, and a --step that \
                 is a wait or a branch, exit 1.
@@ -35,6 +38,7 @@ extension SequenceCommand {
                 Examples:
                   seqd sequence preview onboarding --contact ada@example.com
                   seqd sequence preview onboarding --contact ada@example.com --step intro > intro.eml
+                  seqd sequence preview onboarding --contact ada@example.com --step intro --variant b
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -51,6 +55,9 @@ extension SequenceCommand {
         @Option(help: "A stored version instead of the contact's pinned one (or the latest).")
         var version: Int?
 
+        @Option(help: ArgumentHelp("Render this A/B variant of the steps that have it.", valueName: "key"))
+        var variant: String?
+
         func validate() throws {
             if let version, version < 1 { throw ValidationError("--version must be 1 or more") }
         }
@@ -63,7 +70,7 @@ extension SequenceCommand {
             let webhooks: [MessagePreview.Webhook]
             do {
                 messages = try MessagePreview.compose(
-                    context, stepKey: step, unsubscribeBaseURL: configuration.string("unsubscribe.base_url"),
+                    context, stepKey: step, variant: variant, unsubscribeBaseURL: configuration.string("unsubscribe.base_url"),
                     unsubscribeMailto: configuration.string("unsubscribe.mailto"),
                     unsubscribeSecret: configuration.string("unsubscribe.secret"))
                 webhooks = try MessagePreview.webhooks(context, stepKey: step)
@@ -91,7 +98,8 @@ extension SequenceCommand {
                 (message.stepIndex, {
                     let position = (emailSteps.firstIndex(of: message.stepKey) ?? 0) + 1
                     CommandInput.printError(
-                        "==> step \(message.stepKey) (email \(position) of \(emailSteps.count)), "
+                        "==> step \(message.stepKey) (email \(position) of \(emailSteps.count)"
+                            + (message.variant.map { ", variant \($0)" } ?? "") + "), "
                             + "delivery key \(message.deliveryKey) (preview)")
                     FileHandle.standardOutput.write(Data(message.composed.data))
                 })

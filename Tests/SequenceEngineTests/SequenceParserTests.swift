@@ -176,7 +176,7 @@ import Testing
             "onboarding.yaml: send_window.days[1]: 'funday' is not a day (mon, tue, wed, thu, fri, sat, sun)",
             "onboarding.yaml: send_window: end 09:00 must be after start 17:00 (windows do not cross midnight)",
             "onboarding.yaml: skip_dates[0]: '2026-02-30' is not a date (YYYY-MM-DD)",
-            "onboarding.yaml: steps[0].subjet: unknown field — did you mean 'subject'? (allowed: key, type, subject, body, html, thread, send_window)",
+            "onboarding.yaml: steps[0].subjet: unknown field — did you mean 'subject'? (allowed: key, type, subject, body, html, thread, send_window, variants)",
             "onboarding.yaml: steps[0].subject: missing required field",
             "onboarding.yaml: steps[0].body: malformed template: '{{' at offset 3 is never closed with '}}'",
             "onboarding.yaml: steps[1].duration: '2x' is not a duration (use <n>s|m|h|d|w such as 90s, 36h, 2d, or '<n> business days')",

@@ -54,7 +54,7 @@ import Testing
         let definition = try SequenceDefinition.parse(Self.triggered, fileName: "trial.yaml")
         guard case .email(let email) = definition.steps[0].kind else { throw Unexpected() }
         let contact = ContactFields(email: "a@example.com", firstName: "Ada", event: ["plan": "pro"])
-        #expect(try definition.render(email, at: 0, for: contact).subject == "Your pro trial")
+        #expect(try definition.render(email, at: 0, for: contact, enrollmentID: 1).subject == "Your pro trial")
         // Without the event (an operator's enrollment) the field is missing: skipped, never a hole.
         #expect(definition.missingFields(for: ContactFields(email: "a@example.com")) == ["event.plan"])
     }

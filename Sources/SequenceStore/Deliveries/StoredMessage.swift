@@ -67,6 +67,8 @@ struct OutboxRows {
     private(set) var kinds = [DeliveryKind]()
     private(set) var idempotencyKeys = [String]()
     private(set) var messages = [String]()
+    /// The A/B variant each email rendered (nil: none), for `deliveries.variant`.
+    private(set) var variants = [String?]()
     /// What a leased row's sender needs without reading it back: the message and its recipient.
     private var stored = [StoredMessage]()
     private var recipients = [ContactFields]()
@@ -83,9 +85,11 @@ struct OutboxRows {
         _ request: DeliveryRequest, record: EnrollmentRecord, definition: SequenceDefinition, installationID: String
     ) {
         let message: StoredMessage
+        var variant: String?
         switch request.payload {
         case .email(let email):
             message = .email(email, from: definition.sender)
+            variant = email.variant
             kinds.append(.email)
         case .webhook(let webhook):
             let fields = WebhookRequestFields(
@@ -103,6 +107,7 @@ struct OutboxRows {
         idempotencyKeys.append(
             Self.deliveryKey(installationID: installationID, enrollmentID: record.id, stepKey: request.stepKey))
         messages.append(String(decoding: (try? JSONEncoder().encode(message)) ?? Data("{}".utf8), as: UTF8.self))
+        variants.append(variant)
         stored.append(message)
         recipients.append(record.contact)
         leased.append(false)
@@ -116,6 +121,7 @@ struct OutboxRows {
         kinds += other.kinds
         idempotencyKeys += other.idempotencyKeys
         messages += other.messages
+        variants += other.variants
         stored += other.stored
         recipients += other.recipients
         leased += other.leased
@@ -139,15 +145,15 @@ struct OutboxRows {
     static let insertStatement = PreparedStatement(
         name: "deliveries_insert",
         sql: """
-            INSERT INTO seqd.deliveries (enrollment_id, contact_id, step_key, kind, idempotency_key, message,
+            INSERT INTO seqd.deliveries (enrollment_id, contact_id, step_key, kind, idempotency_key, message, variant,
                                          status, fencing_token, lease_owner, lease_expires_at)
-            SELECT e, c, s, k, i, m,
+            SELECT e, c, s, k, i, m, v,
                    CASE WHEN l THEN 'sending' ELSE 'pending' END::seqd.delivery_status,
                    CASE WHEN l THEN nextval('seqd.fencing_tokens') END,
                    CASE WHEN l THEN $8::text END,
                    CASE WHEN l THEN now() + make_interval(secs => $9::int) END
-            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::bool[])
-                AS u(e, c, s, k, i, m, l)
+            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::bool[], $10::text[])
+                AS u(e, c, s, k, i, m, l, v)
             ON CONFLICT (enrollment_id, step_key) DO NOTHING
             RETURNING id, idempotency_key, fencing_token
             """)
@@ -162,7 +168,7 @@ struct OutboxRows {
         let rows = try connection.query(
             Self.insertStatement,
             [enrollmentIDs, contactIDs, stepKeys, kinds.map(\.rawValue), idempotencyKeys, messages, leased, lease?.owner ?? "",
-             lease?.seconds ?? 0])
+             lease?.seconds ?? 0, variants])
         guard lease != nil, leased.contains(true) else { return (rows.count, []) }
         let index = Dictionary(idempotencyKeys.enumerated().map { ($1, $0) }) { first, _ in first }
         var claimed = [ClaimedDelivery]()

@@ -195,7 +195,8 @@ public final class Advancer {
         } catch {
             return failed(record, because: "sequence version \(record.sequenceVersion) cannot be read: \(error)")
         }
-        var machine = EnrollmentMachine(definition: definition, contact: record.contact, state: record.state, stepData: record.stepData)
+        var machine = EnrollmentMachine(definition: definition, contact: record.contact, state: record.state, stepData: record.stepData,
+            enrollmentID: record.id)
         let outcome: EnrollmentOutcome
         let event: String
         let reason: String?

@@ -53,7 +53,8 @@ enum EnrollmentEvents {
             let record = try EnrollmentRecord(row: row)
             let definition = try cache.definition(
                 sequenceID: record.sequenceID, version: record.sequenceVersion, using: connection)
-            var machine = EnrollmentMachine(definition: definition, contact: record.contact, state: record.state, stepData: record.stepData)
+            var machine = EnrollmentMachine(definition: definition, contact: record.contact, state: record.state, stepData: record.stepData,
+            enrollmentID: record.id)
             let sequenceName = try row.decode("sequence_name", as: String.self)
             switch machine.handle(event, now: now) {
             case .rejected(let refusal):

@@ -71,7 +71,8 @@ FROM shaped x WHERE x.status <> 'active';
 
 -- Deliveries: the emails passed were sent; the failed or awaited one sits at the current step.
 INSERT INTO seqd.deliveries (enrollment_id, contact_id, step_key, kind, status, idempotency_key, message_id,
-                             attempts, next_attempt_at, last_error, message, sent_at, created_at, updated_at)
+                             attempts, next_attempt_at, last_error, message, sent_at, created_at, updated_at,
+                             sequence_id, outcome)
 SELECT x.id, x.id, m.key, 'email',
        CASE WHEN m.idx < x.step THEN 'sent' WHEN x.status = 'failed' THEN 'failed' ELSE 'pending' END::seqd.delivery_status,
        'seed-' || x.id || '-' || m.key, '<seed-' || x.id || '-' || m.key || '@prod.example>',
@@ -85,8 +86,12 @@ SELECT x.id, x.id, m.key, 'email',
                           'to', 'p' || x.id || '@prod.example', 'subject', 'Hi Ann',
                           'text', 'Hi Ann, this is the ' || m.key || ' email of a production-size benchmark.'),
        CASE WHEN m.idx < x.step THEN x.started + m.idx * interval '1 day' END,
-       x.started + m.idx * interval '1 day', x.started + m.idx * interval '1 day'
+       x.started + m.idx * interval '1 day', x.started + m.idx * interval '1 day',
+       s.id,
+       -- The outcome is credited to the last email sent (migration 0015's trigger, off here).
+       CASE WHEN x.status IN ('replied', 'opted_out', 'bounced') AND m.idx = x.step - 1 THEN x.status END
 FROM shaped x
+JOIN seqd.sequences s ON s.name = x.sequence
 JOIN (VALUES (0, 'welcome'), (2, 'tips'), (4, 'last')) AS m(idx, key)
   ON m.idx < x.step OR (m.idx = x.step AND (x.status = 'failed' OR (x.status = 'active' AND x.step % 2 = 0)));
 

@@ -61,6 +61,18 @@ struct OperatorPlanTests {
         #expect(try rows[1].decode("here_now", as: Int.self) == 3000 && rows[2].decode("entered", as: Int.self) == 0)
     }
 
+    @Test("step_results counts deliveries an older binary wrote without sequence_id through their enrollment, and its view reads one sequence")
+    func resultsOfOlderRows() throws {
+        // The deliveries above were written without sequence_id, as a replica before migration 15 would.
+        #expect(try connection.query("SELECT count(*) AS n FROM seqd.deliveries WHERE sequence_id IS NULL")[0].decode("n", as: Int.self) == 3000)
+        let rows = try connection.query("SELECT step_key, variant, sent FROM seqd.step_results WHERE sequence = 'plans'").rows
+        #expect(rows.count == 1)
+        #expect(try rows.first?.decode("step_key", as: String.self) == "hello" && rows.first?.decode("sent", as: Int.self) == 2970)
+        // The view calls the function for the sequence asked about only.
+        let plan = try plan("SELECT * FROM seqd.step_results WHERE sequence = 'plans'")
+        #expect(plan.contains("Function Scan on step_results") && plan.contains("(name = 'plans'::text)"), "\(plan)")
+    }
+
     @Test("stuck_enrollments is a union of its two cases, the overdue one through the due index, with no hashed subplan")
     func stuck() throws {
         let plan = try plan("SELECT * FROM seqd.stuck_enrollments")

@@ -84,6 +84,10 @@ struct VariantsReportTests {
                 OR n.i BETWEEN 240 AND 244)
             """)
 
+        // The last email, which has no variants, goes to everyone still active.
+        try connection.execute("UPDATE seqd.enrollments SET next_run_at = now() WHERE status = 'active'")
+        try await scenario.runOnce()
+
         let reported = try await scenario.seqd.run("report", "--sequence", "split", "--json")
         #expect(reported.status == 0, "\(reported)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(reported.stdout.utf8)) as? [String: Any])
@@ -95,7 +99,9 @@ struct VariantsReportTests {
         }
         let expected = try independentCounts(connection)
         #expect(fromReport == expected)
-        #expect(lines.map { "\($0["step"] ?? "")/\($0["variant"] ?? "")" } == ["intro/a", "intro/b", "bump/a", "bump/b"], "step order, then variant")
+        #expect(lines.map { "\($0["step"] ?? "")/\($0["variant"].flatMap { $0 is NSNull ? nil : $0 } ?? "<null>")" } == ["intro/a", "intro/b", "bump/a", "bump/b", "last/<null>"], "step order, then variant")
+        #expect(lines.last?["variant"] is NSNull)
+        #expect(expected["last/-", default: []].first == 1_000 - 72)
         #expect(expected["intro/a", default: []].first == a)
         // Every outcome was credited somewhere: 20 + 5 before the reply, 20 + 15 + 12 after.
         #expect(expected.values.reduce(0) { $0 + $1[1] + $1[2] + $1[3] + $1[4] } == 72)

@@ -63,6 +63,7 @@ public protocol LeaseRoom: Sendable {
 struct OutboxRows {
     private(set) var enrollmentIDs = [Int64]()
     private(set) var contactIDs = [Int64]()
+    private(set) var sequenceIDs = [Int64]()
     private(set) var stepKeys = [String]()
     private(set) var kinds = [DeliveryKind]()
     private(set) var idempotencyKeys = [String]()
@@ -103,6 +104,7 @@ struct OutboxRows {
         }
         enrollmentIDs.append(record.id)
         contactIDs.append(record.contactID)
+        sequenceIDs.append(record.sequenceID)
         stepKeys.append(request.stepKey)
         idempotencyKeys.append(
             Self.deliveryKey(installationID: installationID, enrollmentID: record.id, stepKey: request.stepKey))
@@ -117,6 +119,7 @@ struct OutboxRows {
     mutating func append(_ other: OutboxRows) {
         enrollmentIDs += other.enrollmentIDs
         contactIDs += other.contactIDs
+        sequenceIDs += other.sequenceIDs
         stepKeys += other.stepKeys
         kinds += other.kinds
         idempotencyKeys += other.idempotencyKeys
@@ -146,14 +149,14 @@ struct OutboxRows {
         name: "deliveries_insert",
         sql: """
             INSERT INTO seqd.deliveries (enrollment_id, contact_id, step_key, kind, idempotency_key, message, variant,
-                                         status, fencing_token, lease_owner, lease_expires_at)
-            SELECT e, c, s, k, i, m, v,
+                                         sequence_id, status, fencing_token, lease_owner, lease_expires_at)
+            SELECT e, c, s, k, i, m, v, q,
                    CASE WHEN l THEN 'sending' ELSE 'pending' END::seqd.delivery_status,
                    CASE WHEN l THEN nextval('seqd.fencing_tokens') END,
                    CASE WHEN l THEN $8::text END,
                    CASE WHEN l THEN now() + make_interval(secs => $9::int) END
-            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::bool[], $10::text[])
-                AS u(e, c, s, k, i, m, l, v)
+            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::bool[], $10::text[], $11::bigint[])
+                AS u(e, c, s, k, i, m, l, v, q)
             ON CONFLICT (enrollment_id, step_key) DO NOTHING
             RETURNING id, idempotency_key, fencing_token
             """)
@@ -168,7 +171,7 @@ struct OutboxRows {
         let rows = try connection.query(
             Self.insertStatement,
             [enrollmentIDs, contactIDs, stepKeys, kinds.map(\.rawValue), idempotencyKeys, messages, leased, lease?.owner ?? "",
-             lease?.seconds ?? 0, variants])
+             lease?.seconds ?? 0, variants, sequenceIDs])
         guard lease != nil, leased.contains(true) else { return (rows.count, []) }
         let index = Dictionary(idempotencyKeys.enumerated().map { ($1, $0) }) { first, _ in first }
         var claimed = [ClaimedDelivery]()

@@ -70,7 +70,7 @@ public struct StepResults: Sendable, Codable {
 
         init(row: Row) throws {
             step = try row.decode("step_key")
-            variant = try row.decode("variant")
+            variant = try row.decode("variant", as: String?.self)
             sent = try row.decode("sent")
             replied = try row.decode("replied")
             bounced = try row.decode("bounced")

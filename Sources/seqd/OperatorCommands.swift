@@ -168,7 +168,8 @@ struct OperatorReport: Encodable {
                 let statuses = outcome.finishedStatuses
                 lines.append(
                     Line(subject: outcome.subject, enrollment: nil, sequence: nil, from: nil, to: nil,
-                         refused: statuses.isEmpty ? "no enrollments" : "no live enrollment (finished: \(statuses.joined(separator: ", ")))", note: nil))
+                         refused: statuses.isEmpty ? "no enrollments" : "no live enrollment (finished: \(statuses.joined(separator: ", ")))",
+                         note: outcome.repliesCredited > 0 ? "counted as a reply to the completed sequence's last email (seqd report)" : nil))
             }
             for result in outcome.results where !outcome.suppressed {
                 let colleagues = result.companyStops.filter { $0.refusal == nil }.count
@@ -188,7 +189,7 @@ struct OperatorReport: Encodable {
         var text = lines.map { line in
             var subject = line.subject
             if let enrollment = line.enrollment { subject += ": enrollment \(enrollment) (\(line.sequence ?? "?"))" }
-            if let refused = line.refused { return "\(subject): \(refused)" }
+            if let refused = line.refused { return "\(subject): \(refused)" + (line.note.map { "; \($0)" } ?? "") }
             if let note = line.note, line.to == nil { return "\(subject): \(note)" }
             return "\(subject): \(line.from ?? "?") → \(line.to ?? "?")" + (line.note.map { " (\($0))" } ?? "")
         }

@@ -125,6 +125,33 @@ struct VariantsReportTests {
         #expect(unknown.status != 0 && unknown.stderr.contains("no sequence named 'nope'"), "\(unknown)")
         #expect(try await scenario.seqd.run("check").status == 0)
 
+        // A reply after the sequence completed changes no status, but counts for its last email:
+        // named by the operator, or as inbound mail answering that email.
+        let late = try await scenario.seqd.run("reply", "--contact", Self.address(500))
+        #expect(late.stdout.contains(
+            "no live enrollment (finished: completed); counted as a reply to the completed sequence's last email (seqd report)"), "\(late)")
+        let lateAgain = try await scenario.seqd.run("reply", "--contact", Self.address(500))
+        #expect(!lateAgain.stdout.contains("counted as a reply"), "an email is credited once: \(lateAgain)")
+        let lastMessageID = try connection.query(
+            "SELECT d.message_id FROM seqd.deliveries d JOIN seqd.contacts c ON c.id = d.contact_id WHERE c.email = $1 AND d.step_key = 'last'",
+            [Self.address(501)])[0].decode("message_id", as: String.self)
+        let mail = """
+            From: Someone <\(Self.address(501))>\r
+            To: team@example.com\r
+            Subject: Re: Closing the loop\r
+            Message-ID: <late-501@example.com>\r
+            In-Reply-To: \(lastMessageID)\r
+            Date: Tue, 8 Dec 2026 10:00:00 +0000\r
+            \r
+            Thanks, let's talk next month.\r
+
+            """
+        let inbound = try await scenario.seqd.run(["inbound"], input: Data(mail.utf8))
+        #expect(inbound.stdout.contains("counted as a reply to the completed sequence's last email"), "\(inbound)")
+        let after = try await scenario.seqd.run("report", "--sequence", "split", "--json")
+        let afterLines = try #require((try JSONSerialization.jsonObject(with: Data(after.stdout.utf8)) as? [String: Any])?["lines"] as? [[String: Any]])
+        #expect(afterLines.last?["replied"] as? Int == 2, "\(after)")
+
         // The preview renders one variant on request, and its reply follows.
         let preview = try await scenario.seqd.run("sequence", "preview", "split", "--contact", Self.address(999), "--variant", "b")
         #expect(preview.status == 0, "\(preview)")

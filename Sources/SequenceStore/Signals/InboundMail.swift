@@ -132,6 +132,12 @@ public final class InboundMail {
             guard !match.live.isEmpty || classification.isBounce else {
                 result.outcome = .refused
                 result.note = "no live enrollment (finished: \(match.finishedStatuses.joined(separator: ", ")))"
+                // A message naming our mail is the email it answers; a sender match, the newest.
+                if case .reply = classification,
+                    try CompletedReplies.credit(connection, enrollmentIDs: match.completed, latestOnly: match.kind == "sender address") > 0
+                {
+                    result.note! += "; counted as a reply to the completed sequence's last email (seqd report)"
+                }
                 return result.finished
             }
 
@@ -193,6 +199,8 @@ public final class InboundMail {
         let how: String
         let live: [Int64]
         let finishedStatuses: [String]
+        /// Matched enrollments that completed (a reply to them is credited, `CompletedReplies`).
+        let completed: [Int64]
         /// The addresses the matched deliveries went to (for reports that name no recipient).
         let contactEmails: [String]
     }
@@ -225,6 +233,7 @@ public final class InboundMail {
                     kind: reference.header, how: "\(reference.header) \(reference.messageID)",
                     live: Self.unique(hits.filter { Self.isLive($0.status) }.map(\.enrollment)),
                     finishedStatuses: Self.unique(hits.filter { !Self.isLive($0.status) }.map(\.status)),
+                    completed: Self.unique(hits.filter { $0.status == "completed" }.map(\.enrollment)),
                     contactEmails: Self.unique(hits.map(\.email)))
             }
         }
@@ -247,7 +256,8 @@ public final class InboundMail {
         return Match(
             kind: "sender address", how: "sender address and sequence sender (\(evidence))",
             live: enrollments.filter { Self.isLive($0.status) }.map(\.id),
-            finishedStatuses: Self.unique(enrollments.filter { !Self.isLive($0.status) }.map(\.status)), contactEmails: [from])
+            finishedStatuses: Self.unique(enrollments.filter { !Self.isLive($0.status) }.map(\.status)),
+            completed: enrollments.filter { $0.status == "completed" }.map(\.id), contactEmails: [from])
     }
 
     private static func isLive(_ status: String) -> Bool { ["active", "paused", "failed"].contains(status) }

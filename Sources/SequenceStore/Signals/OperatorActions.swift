@@ -65,6 +65,9 @@ public struct OperatorOutcome: Sendable {
     public let results: [EventResult]
     /// Statuses of the contact's enrollments when none was live (to explain "nothing to do").
     public let finishedStatuses: [String]
+    /// For a reply when no enrollment was live: emails of completed enrollments the reply was
+    /// credited to (`CompletedReplies`), 0 or 1.
+    public var repliesCredited = 0
 }
 
 /// Applies operator requests through the state machine in one transaction per request, records
@@ -172,9 +175,14 @@ public final class OperatorActions {
             event.machineEvent, to: chosen.map(\.id), using: connection, cache: cache, actor: actor, reason: reason,
             installationID: installationID)
         try recordSignal(event, contactID: contactID, enrollmentIDs: chosen.map(\.id), reason: reason, connection)
-        return OperatorOutcome(
+        var outcome = OperatorOutcome(
             subject: address, contactFound: true, suppressed: false, results: results,
             finishedStatuses: chosen.isEmpty ? enrollments.map(\.status) : [])
+        if event == .reply, results.allSatisfy({ $0.refusal != nil }) {
+            let completed = (sequenceID != nil ? Array(enrollments.prefix(1)) : enrollments).filter { $0.status == "completed" }
+            outcome.repliesCredited = try CompletedReplies.credit(connection, enrollmentIDs: completed.map(\.id), latestOnly: true)
+        }
+        return outcome
     }
 
     private func suppress(

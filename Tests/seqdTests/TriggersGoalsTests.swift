@@ -82,6 +82,9 @@ struct TriggersGoalsTests {
         #expect(try await scenario.seqd.run("contact", "add", "--email", "ada@example.com", "--first-name", "Ada").status == 0)
         let sent = try await send(scenario, "--contact", "ada@example.com", "--name", "trial_started", "--key", "signup-1", "--property", "plan=team")
         #expect(sent.status == 0, "\(sent)")
+        // The preview of the live enrollment renders with its event, as the daemon will.
+        let preview = try await scenario.seqd.run("sequence", "preview", "trial", "--contact", "ada@example.com", "--step", "welcome")
+        #expect(preview.status == 0 && preview.stdout.contains("Subject: Your team trial"), "\(preview)")
         try await scenario.runOnce()
         let row = try connection.query(
             "SELECT message ->> 'subject' AS subject, message ->> 'text' AS text, status::text AS status FROM seqd.deliveries")[0]

@@ -68,7 +68,7 @@ public enum SequencePreview {
             """
             SELECT c.id, c.email, c.first_name, c.last_name, c.time_zone, c.attributes::text AS attributes,
                    NULLIF(concat_ws(' ', c.first_name, c.last_name), '') AS name, seqd.is_suppressed(c.email) AS suppressed,
-                   e.id AS enrollment_id, e.sequence_version,
+                   e.id AS enrollment_id, e.sequence_version, e.event_properties::text AS event_properties,
                    (SELECT jsonb_object_agg(d.step_key, d.idempotency_key)::text FROM seqd.deliveries d
                     WHERE d.enrollment_id = e.id AND d.status = 'sent') AS sent_keys,
                    now() AS now
@@ -101,10 +101,13 @@ public enum SequencePreview {
             "SELECT definition::text AS d FROM seqd.sequence_versions WHERE sequence_id = $1 AND version = $2",
             [sequenceID, chosen])[0].decode("d", as: String.self)
         let sentKeys = try contactRow.decode("sent_keys", as: String?.self) ?? "{}"
+        // A live enrollment renders with the properties of the event that started it.
+        var contact = try Enroller.contactFields(contactRow)
+        contact.event = EnrollmentRecord.textObject(try contactRow.decode("event_properties", as: String?.self))
         return SequencePreviewContext(
             sequence: name, version: chosen, versionChoice: choice,
             definition: try SequenceDefinition.decodeStored(Data(definitionJSON.utf8)),
-            contactID: try contactRow.decode("id"), contact: try Enroller.contactFields(contactRow),
+            contactID: try contactRow.decode("id"), contact: contact,
             toName: try contactRow.decode("name", as: String?.self), suppressed: try contactRow.decode("suppressed"),
             sentKeysByStep: try JSONDecoder().decode([String: String].self, from: Data(sentKeys.utf8)),
             installation: installation,

@@ -108,6 +108,7 @@ struct RunCommand: AsyncParsableCommand {
             transportName: configuration.string("delivery.transport") ?? "file", makeTransport: makeTransport)
         settings.webhookAllowPrivateNetworks = configuration.string("webhook.allow_private_networks") == "true"
         settings.webhookSecret = configuration.string("webhook.secret")
+        settings.trackingBaseURL = configuration.string("tracking.base_url")
         settings.eventWebhook = try eventWebhookSettings(configuration)
         return settings
     }

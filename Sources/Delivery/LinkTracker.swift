@@ -139,6 +139,11 @@ public struct LinkTracker: Sendable {
         var output = [UInt8]()
         output.reserveCapacity(bytes.count + 256)
         var index = 0
+        func starts(_ prefix: String, at start: Int) -> Bool {
+            let wanted = Array(prefix.utf8)
+            return start + wanted.count <= bytes.count
+                && zip(bytes[start..<(start + wanted.count)], wanted).allSatisfy { Self.lowercased($0) == $1 }
+        }
         func find(_ needle: String, from start: Int) -> Int? {
             let wanted = Array(needle.utf8)
             var at = start
@@ -154,7 +159,7 @@ public struct LinkTracker: Sendable {
                 index += 1
                 continue
             }
-            if let comment = find("<!--", from: index), comment == index {
+            if starts("<!--", at: index) {
                 let end = find("-->", from: index + 4).map { $0 + 3 } ?? bytes.count
                 output += bytes[index..<end]
                 index = end

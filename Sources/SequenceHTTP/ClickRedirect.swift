@@ -27,10 +27,16 @@ extension Handlers {
                 deliveryID: click.deliveryID, url: click.url, head: request.method == .head, decoy: click.isDecoy)
             {
                 Counter(label: "seqd_clicks_total", dimensions: [("kind", recorded.scanner == nil ? "human" : "scanner")]).increment()
+                if recorded.reclassified > 0 {
+                    logger.debug("a decoy hit on delivery \(click.deliveryID) flagged \(recorded.reclassified) earlier clicks as a scanner's")
+                }
             }
         } catch let error as ApplicationError {
+            // The kind and SQLSTATE only: the message may quote the URL.
             logger.warning(
                 "a click on a link of delivery \(click.deliveryID) was not recorded (\(error.kind), SQLSTATE \(error.sqlState ?? "none")); redirected anyway")
+        } catch {
+            logger.warning("a click on a link of delivery \(click.deliveryID) was not recorded (\(type(of: error))); redirected anyway")
         }
         var headers = HTTPFields()
         headers[.location] = click.url

@@ -155,6 +155,9 @@ struct ClickTests {
             _ = try await Self.hit(harness, Self.link(harness, deliveryID: delivery, url: "https://example.com/?email=someone%40example.com"))
         }
         #expect(try Self.clicks(harness, ada).count == 1)
+        // The contact's export shows its clicks (access before erasure).
+        let export = try ContactPrivacy.export(connection, email: "ada@example.com")
+        #expect(export.contains("someone%40example.com"))
         _ = try ContactPrivacy(actor: "test", installationID: harness.installationID).erase(connection, email: "ada@example.com")
         #expect(try Self.clicks(harness, ada).isEmpty)
         #expect(try Self.clicks(harness, bob).count == 1)

@@ -24,8 +24,9 @@ public struct RecordedClick: Sendable, Equatable {
 /// Hits on tracked links (`GET`/`HEAD /c/<token>`), one row each in `seqd.clicks`.
 ///
 /// The classification is made here, by the database clock (invariant 6), in the statement that
-/// records the hit: one round trip, and two hits of one scanner at the same moment each see the
-/// other's committed decoy row or are seen by it.
+/// records the hit: one round trip. Two hits committed at the same instant in two transactions can
+/// miss each other (neither sees the other's row); a scanner's later hits in the window are still
+/// caught, and the flag errs toward counting a person, never toward hiding one.
 public enum Clicks {
     /// A click this soon after the send is a gateway scanning the message on arrival. Gateways
     /// fetch within seconds (Safe Links "time of click" aside, detonation happens at delivery);

@@ -166,4 +166,17 @@ struct ClickTests {
         #expect(try Self.clicks(harness, ada).isEmpty)
         try await harness.stop()
     }
+
+    @Test("the scanner kinds Swift reads are exactly those seqd.clicks' CHECK allows")
+    func scannerKindsMatchTheSchema() async throws {
+        let harness = try await Harness.start(prefix: "clickkinds")
+        let definition = try harness.connect().query(
+            """
+            SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint
+            WHERE conrelid = 'seqd.clicks'::regclass AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%scanner%'
+            """)[0].decode("def", as: String.self)
+        let allowed = Set(definition.matches(of: /'([a-z_]+)'/).map { String($0.1) })
+        #expect(allowed == Set(ClickScanner.allCases.map(\.rawValue)), "\(definition)")
+        try await harness.stop()
+    }
 }

@@ -2,7 +2,7 @@ import Postgres
 
 /// Why a hit on a tracked link was taken for a link scanner's rather than a person's
 /// (`seqd.clicks.scanner`; NULL is a person).
-public enum ClickScanner: String, Sendable, CaseIterable, Codable {
+public enum ClickScanner: String, Sendable, CaseIterable {
     /// A `HEAD` request: browsers send GET; scanners and link previewers probe with HEAD.
     case head
     /// Within `Clicks.tooSoonSeconds` of the send: the receiving side's security gateways (Microsoft

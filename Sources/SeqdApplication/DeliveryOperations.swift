@@ -1,7 +1,8 @@
 import SequenceEngine
 import SequenceStore
 
-/// Deliveries: list them, release a held one, cancel one; and the global send switch.
+/// Deliveries: list them, release a held one, cancel one, record a click on one of their links;
+/// and the global send switch.
 extension Operations {
     public func deliveries(status: String?, limit: Int) async throws -> [DeliveryListing] {
         try await database.run { try DeliveryAdmin.list($0, status: status, limit: limit) }
@@ -34,5 +35,11 @@ extension Operations {
 
     public func setSendSwitch(paused: Bool) async throws -> SendSwitch.State {
         try await database.run { try SendSwitch.set(paused: paused, $0) }
+    }
+
+    /// Records a hit on a tracked link (`/c/<token>`, already verified): classified by the
+    /// database (`Clicks`); nil when the delivery is unknown or its contact erased.
+    public func recordClick(deliveryID: Int64, url: String, head: Bool, decoy: Bool) async throws -> RecordedClick? {
+        try await database.run { try Clicks.record($0, deliveryID: deliveryID, url: url, head: head, decoy: decoy) }
     }
 }

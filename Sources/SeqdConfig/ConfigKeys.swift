@@ -159,6 +159,9 @@ extension ConfigKey {
             name: "unsubscribe.secret", defaultValue: nil, kind: .text, isSecret: true,
             help: "HMAC key for unsubscribe tokens; generated and stored at the first migrate when unset"),
         ConfigKey(
+            name: "tracking.base_url", defaultValue: nil, kind: .url(schemes: ["http", "https"]), isSecret: false,
+            help: "public base URL of the click endpoint (/c/) for sequences with tracking.clicks; unset uses unsubscribe.base_url"),
+        ConfigKey(
             name: "http.host", defaultValue: "127.0.0.1", kind: .text, isSecret: false,
             help: "address of the HTTP listener"),
         ConfigKey(

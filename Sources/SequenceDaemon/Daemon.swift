@@ -29,6 +29,8 @@ public struct DaemonSettings: Sendable {
     public var policy: DeliveryPolicy
     public var unsubscribeBaseURL: String?
     public var unsubscribeMailto: String?
+    /// `tracking.base_url`: where tracked links point (`/c/<token>`); nil means `unsubscribeBaseURL`.
+    public var trackingBaseURL: String?
     /// From the configuration; nil means the secret stored at migrate.
     public var unsubscribeSecret: String?
     /// `delivery.transport` (`file`, `smtp`, `http`, `null`): how much a session takes at once.
@@ -149,9 +151,14 @@ public final class Daemon: Sendable {
         // The outbox trigger enqueues what this configuration posts, and nothing when it posts nothing.
         try EventWebhookOutbox.enable(setup, types: settings.eventWebhook?.types ?? [])
         let secret = try installation.unsubscribeSecret(configured: settings.unsubscribeSecret)
+        let logger = logger
         let builder = MessageBuilder(
-            messageIDKey: MessageID.Key(secret: secret), unsubscribeBaseURL: settings.unsubscribeBaseURL, unsubscribeMailto: settings.unsubscribeMailto,
-            unsubscribeToken: { UnsubscribeToken.make(enrollmentID: $0, secret: secret) })
+            secret: secret, unsubscribeBaseURL: settings.unsubscribeBaseURL, unsubscribeMailto: settings.unsubscribeMailto,
+            trackingBaseURL: settings.trackingBaseURL,
+            untracked: { key in
+                logger.warning(
+                    "delivery \(key): its sequence tracks clicks, but neither tracking.base_url nor unsubscribe.base_url is set; its links are sent untracked")
+            })
         return Prepared(
             installation: installation, builder: builder, webhookSecret: settings.webhookSecret ?? installation.storedWebhookSecret)
     }

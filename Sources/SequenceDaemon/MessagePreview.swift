@@ -8,7 +8,8 @@ import SequenceStore
 /// composed by the daemon's own `MessageBuilder`, so the bytes are those the transport would get.
 /// Only what does not exist yet is stood in for, and labelled: the delivery key (and so the
 /// Message-ID and MIME boundary) is a preview key, the unsubscribe link is made for no enrollment
-/// (it can unsubscribe nobody), and `Date` is the database's clock now.
+/// (it can unsubscribe nobody), tracked links for no delivery (they redirect and count nothing),
+/// and `Date` is the database's clock now.
 public enum MessagePreview {
     /// One composed email.
     public struct Message: Sendable {
@@ -32,15 +33,20 @@ public enum MessagePreview {
     /// The unsubscribe token in previews: made for enrollment 0, which never exists, so the link
     /// has the real shape and signature but the endpoint answers it as an invalid link.
     public static let previewEnrollmentID: Int64 = 0
+    /// The delivery of tracked links in previews: never exists either, so a click on one redirects
+    /// to its URL and records nothing.
+    public static let previewDeliveryID: Int64 = 0
 
     /// Composes the email steps of `context` (only `stepKey`'s when given) in step order.
     /// A step with variants renders `variant` when given, else the one the contact's enrollment
-    /// picks (the pick of `previewEnrollmentID` when it has none). Unknown step or a step that is
-    /// not an email: `StoreError(.notFound)` / `.refused`; a `variant` no selected step has:
+    /// picks (the pick of `previewEnrollmentID` when it has none). `trackingBaseURL` is
+    /// `tracking.base_url` (nil: `unsubscribeBaseURL`); with neither, the links of a sequence that
+    /// tracks clicks stay as written, as the daemon would send them. Unknown step or a step that
+    /// is not an email: `StoreError(.notFound)` / `.refused`; a `variant` no selected step has:
     /// `.notFound`. Any step the contact lacks fields for: `RenderError` naming every such step and field.
     public static func compose(
         _ context: SequencePreviewContext, stepKey: String?, variant: String? = nil, unsubscribeBaseURL: String?,
-        unsubscribeMailto: String?, unsubscribeSecret: String?
+        unsubscribeMailto: String?, unsubscribeSecret: String?, trackingBaseURL: String? = nil
     ) throws -> [Message] {
         let definition = context.definition
         var indexes = Array(definition.steps.indices)
@@ -77,8 +83,7 @@ public enum MessagePreview {
         if case .pinned(let id) = context.versionChoice { enrollmentID = id }
         let secret = try context.installation.unsubscribeSecret(configured: unsubscribeSecret)
         let builder = MessageBuilder(
-            messageIDKey: MessageID.Key(secret: secret), unsubscribeBaseURL: unsubscribeBaseURL, unsubscribeMailto: unsubscribeMailto,
-            unsubscribeToken: { UnsubscribeToken.make(enrollmentID: $0, secret: secret) })
+            secret: secret, unsubscribeBaseURL: unsubscribeBaseURL, unsubscribeMailto: unsubscribeMailto, trackingBaseURL: trackingBaseURL)
         // A threaded step replies to its parent: the real sent one when the contact's enrollment
         // has sent it, otherwise the parent as previewed here.
         var parentKeys = [String: String]()
@@ -103,7 +108,8 @@ public enum MessagePreview {
             }
             let key = context.previewDeliveryKey(stepKey: step.key)
             let composed = builder.compose(
-                .email(rendered, from: definition.sender), deliveryKey: key, enrollmentID: previewEnrollmentID,
+                .email(rendered, from: definition.sender, tracking: definition.tracking), deliveryID: previewDeliveryID,
+                deliveryKey: key, enrollmentID: previewEnrollmentID,
                 toAddress: context.contact.email, toName: context.toName, sentKeysByStep: parentKeys, date: context.now)
             messages.append(Message(stepKey: step.key, stepIndex: index, deliveryKey: key, variant: rendered.variant, composed: composed))
         }

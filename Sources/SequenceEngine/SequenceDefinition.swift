@@ -33,6 +33,31 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
     /// Goals: the first one met ends the enrollment `converted` (checked before each step and
     /// when the contact changes or sends an event). Empty: none.
     public let exitWhen: [Goal]
+    /// `tracking: { clicks: true }`: links in this sequence's emails go through `/c/<token>`.
+    /// Off by default, and for every definition stored before it existed.
+    public let tracking: Tracking
+
+    /// What is tracked in this sequence's emails. Clicks only: there is no open pixel, because
+    /// Apple Mail Privacy Protection fetches every image of every message, so opens mean nothing.
+    public struct Tracking: Sendable, Equatable, Codable {
+        /// Rewrite `http`/`https` links to the click endpoint, which records the click and redirects.
+        public let clicks: Bool
+
+        public static let off = Tracking(clicks: false)
+
+        public init(clicks: Bool) {
+            self.clicks = clicks
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            clicks = try container.decodeIfPresent(Bool.self, forKey: .clicks) ?? false
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case clicks
+        }
+    }
 
     /// `trigger: { event: trial_started, if: { property: plan, equals: pro } }`: an event of this
     /// name enrolls its contact when the optional condition holds for the contact and the event's
@@ -310,11 +335,13 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
         case skipDates = "skip_dates"
         case trigger
         case exitWhen = "exit_when"
+        case tracking
     }
 
     init(name: String, description: String?, sender: Sender, timeZone: String, exitOnReply: Bool,
          stopCompanyOnReply: Bool, sendWindow: SendWindow?, skipDates: [LocalDate], onFailure: OnFailure = .stop, steps: [Step],
-         trigger: Trigger? = nil, exitWhen: [Goal] = []) {
+         trigger: Trigger? = nil, exitWhen: [Goal] = [], tracking: Tracking = .off) {
+        self.tracking = tracking
         self.trigger = trigger
         self.exitWhen = exitWhen
         self.onFailure = onFailure
@@ -344,6 +371,7 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
         steps = try container.decode([Step].self, forKey: .steps)
         trigger = try container.decodeIfPresent(Trigger.self, forKey: .trigger)
         exitWhen = try container.decodeIfPresent([Goal].self, forKey: .exitWhen) ?? []
+        tracking = try container.decodeIfPresent(Tracking.self, forKey: .tracking) ?? .off
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -363,6 +391,7 @@ public struct SequenceDefinition: Sendable, Equatable, Codable {
         // Only when set, like on_failure: sequences without them keep their canonical bytes.
         try container.encodeIfPresent(trigger, forKey: .trigger)
         if !exitWhen.isEmpty { try container.encode(exitWhen, forKey: .exitWhen) }
+        if tracking != .off { try container.encode(tracking, forKey: .tracking) }
     }
 
     // MARK: Storage

@@ -59,7 +59,7 @@ struct SequenceParser {
     private mutating func parseSequence(_ node: Node) -> SequenceDefinition? {
         guard let fields = mapping(node, "", allowed: [
             "name", "description", "sender", "time_zone", "exit_on_reply", "stop_company_on_reply",
-            "send_window", "skip_dates", "on_failure", "steps", "trigger", "exit_when",
+            "send_window", "skip_dates", "on_failure", "steps", "trigger", "exit_when", "tracking",
         ], required: ["name", "sender", "steps"]) else { return nil }
 
         let name = fields["name"].flatMap { string($0, "name") }
@@ -107,6 +107,8 @@ struct SequenceParser {
             exitWhen = items.enumerated().compactMap { parseGoal($1, "exit_when[\($0)]") }
         }
 
+        let tracking = fields["tracking"].flatMap { parseTracking($0, "tracking") } ?? .off
+
         var steps: [SequenceDefinition.Step] = []
         var stepsValid = false
         if let node = fields["steps"], let items = list(node, "steps") {
@@ -121,7 +123,14 @@ struct SequenceParser {
         return SequenceDefinition(
             name: name, description: description, sender: sender, timeZone: timeZone,
             exitOnReply: exitOnReply, stopCompanyOnReply: stopCompanyOnReply, sendWindow: sendWindow,
-            skipDates: Array(Set(skipDates)).sorted(), onFailure: onFailure, steps: steps, trigger: trigger, exitWhen: exitWhen)
+            skipDates: Array(Set(skipDates)).sorted(), onFailure: onFailure, steps: steps, trigger: trigger, exitWhen: exitWhen,
+            tracking: tracking)
+    }
+
+    /// `tracking: { clicks: true }`.
+    private mutating func parseTracking(_ node: Node, _ path: String) -> SequenceDefinition.Tracking? {
+        guard let fields = mapping(node, path, allowed: ["clicks"], required: []) else { return nil }
+        return SequenceDefinition.Tracking(clicks: fields["clicks"].flatMap { bool($0, path + ".clicks") } ?? false)
     }
 
     // MARK: Triggers and goals

@@ -1,3 +1,4 @@
+import Delivery
 import Foundation
 import Hummingbird
 import Logging
@@ -15,6 +16,8 @@ final class Handlers: Sendable {
     let registry: PrometheusCollectorRegistry
     let apiToken: String?
     let unsubscribeSecret: String
+    /// Verifies tracked links' tokens (`/c/{token}`); derived from the unsubscribe secret.
+    let clickKey: ClickToken.Key
     let health: @Sendable () -> HealthState
     /// What inbound mail must prove (`POST /v1/inbound`).
     let inboundTrust: InboundTrust
@@ -37,6 +40,7 @@ final class Handlers: Sendable {
         self.registry = registry
         self.apiToken = apiToken
         self.unsubscribeSecret = unsubscribeSecret
+        clickKey = ClickToken.Key(secret: unsubscribeSecret)
         self.health = health
         self.inboundTrust = inboundTrust
         self.oooResumeAfter = oooResumeAfter

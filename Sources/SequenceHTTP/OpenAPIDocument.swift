@@ -713,5 +713,28 @@ package enum OpenAPIDocument {
                 "400": { description: "a body without List-Unsubscribe=One-Click", content: { text/html: {} } }
                 "404": { description: "the link is malformed, tampered with or unknown (reveals nothing else)", content: { text/html: {} } }
                 "503": { $ref: "#/components/responses/Error" }
+          /c/{token}:
+            parameters:
+              - { name: token, in: path, required: true, schema: { type: string } }
+            get:
+              summary: A tracked link (tracking.clicks) that records the click and redirects
+              description: >-
+                Redirects only to the URL the token signed. The click is recorded against the email
+                it was sent in, as a person's or, when it looks like a link scanner's (within seconds
+                of the send, or on the message's hidden decoy link), flagged as such.
+              responses:
+                "302":
+                  description: the click is recorded (unless its email is unknown or its contact erased); Location is the signed URL
+                  headers:
+                    Location: { schema: { type: string } }
+                "404": { description: "the link is malformed, tampered with or signed by another installation (reveals nothing else)", content: { text/html: {} } }
+            head:
+              summary: The same as GET, recorded as a link scanner's probe
+              responses:
+                "302":
+                  description: the probe is recorded as a scanner's; Location is the signed URL
+                  headers:
+                    Location: { schema: { type: string } }
+                "404": { description: "the link is malformed, tampered with or signed by another installation" }
         """#
 }

@@ -60,5 +60,8 @@ extension Route {
         Route(method: .post, path: "/v1/inbound", requiresToken: true) { try await $0.inbound($1, $2) },
         Route(method: .get, path: "/u/{token}", requiresToken: false) { try await $0.unsubscribePage($1, $2) },
         Route(method: .post, path: "/u/{token}", requiresToken: false) { try await $0.unsubscribe($1, $2) },
+        // HEAD has a route of its own (not GET's fallback) so that it is recorded as a scanner's.
+        Route(method: .get, path: "/c/{token}", requiresToken: false) { try await $0.click($1, $2) },
+        Route(method: .head, path: "/c/{token}", requiresToken: false) { try await $0.click($1, $2) },
     ]
 }

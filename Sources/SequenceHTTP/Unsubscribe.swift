@@ -68,9 +68,10 @@ extension Handlers {
         }
     }
 
-    /// 404: a link that does not verify names no unsubscribe this server knows (and says no more).
+    /// 404: a link that does not verify names nothing this server knows (and says no more). The
+    /// same page for unsubscribe and tracked links.
     static var invalidLink: Response {
-        page(.notFound, title: "Invalid link", body: "<h1>This unsubscribe link is not valid</h1><p>Please use the link from the most recent email.</p>")
+        page(.notFound, title: "Invalid link", body: "<h1>This link is not valid</h1><p>Please use the link from the most recent email.</p>")
     }
 
     /// A self-contained page: no scripts, no external resources, not cached, not indexed, and no

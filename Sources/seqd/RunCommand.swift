@@ -108,6 +108,7 @@ struct RunCommand: AsyncParsableCommand {
             transportName: configuration.string("delivery.transport") ?? "file", makeTransport: makeTransport)
         settings.webhookAllowPrivateNetworks = configuration.string("webhook.allow_private_networks") == "true"
         settings.webhookSecret = configuration.string("webhook.secret")
+        settings.trackingBaseURL = configuration.string("tracking.base_url")
         settings.eventWebhook = try eventWebhookSettings(configuration)
         return settings
     }
@@ -135,13 +136,18 @@ func transportFactory(_ configuration: SeqdConfiguration) throws -> @Sendable ()
         return value
     }
     if name == "smtp" || name == "http" {
-        let base = try required("unsubscribe.base_url")
-        if let url = URLComponents(string: base), url.scheme == "http",
-            !["localhost", "127.0.0.1", "::1", "[::1]"].contains(url.host ?? "")
-        {
-            throw CommandFailure(
-                status: .dataError,
-                message: "configuration key unsubscribe.base_url: plain http is allowed only on loopback; use https")
+        // tracking.base_url too: over plain http anyone on the path could change where a
+        // tracked link's redirect leads.
+        let bases = [("unsubscribe.base_url", try required("unsubscribe.base_url"))]
+            + (configuration.string("tracking.base_url").map { [("tracking.base_url", $0)] } ?? [])
+        for (key, base) in bases {
+            if let url = URLComponents(string: base), url.scheme == "http",
+                !["localhost", "127.0.0.1", "::1", "[::1]"].contains(url.host ?? "")
+            {
+                throw CommandFailure(
+                    status: .dataError,
+                    message: "configuration key \(key): plain http is allowed only on loopback; use https")
+            }
         }
     }
     let timeout = Double(max(1, configuration.seconds("delivery.smtp.timeout")))

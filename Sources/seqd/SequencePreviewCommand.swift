@@ -72,7 +72,8 @@ extension SequenceCommand {
                 messages = try MessagePreview.compose(
                     context, stepKey: step, variant: variant, unsubscribeBaseURL: configuration.string("unsubscribe.base_url"),
                     unsubscribeMailto: configuration.string("unsubscribe.mailto"),
-                    unsubscribeSecret: configuration.string("unsubscribe.secret"))
+                    unsubscribeSecret: configuration.string("unsubscribe.secret"),
+                    trackingBaseURL: configuration.string("tracking.base_url"))
                 webhooks = try MessagePreview.webhooks(context, stepKey: step)
             } catch let error as MessagePreview.RenderError {
                 throw CommandFailure(
@@ -89,6 +90,14 @@ extension SequenceCommand {
             CommandInput.printError(
                 "preview of \(name) version \(context.version) (\(chosen)) for \(context.contact.email); "
                     + "Message-IDs derive from preview delivery keys, the unsubscribe link names no enrollment; nothing is written")
+            if context.definition.tracking.clicks {
+                if configuration.string("tracking.base_url") ?? configuration.string("unsubscribe.base_url") == nil {
+                    CommandInput.printError(
+                        "note: \(name) tracks clicks, but neither tracking.base_url nor unsubscribe.base_url is set: links are shown (and would be sent) untracked")
+                } else {
+                    CommandInput.printError("note: \(name) tracks clicks; the tracked links name no delivery (they redirect and count nothing)")
+                }
+            }
             if context.suppressed {
                 CommandInput.printError("note: \(context.contact.email) is suppressed; nothing would be sent to it")
             }

@@ -112,4 +112,54 @@ struct SequencePreviewCLITests {
         // Both steps lack the field; both are named.
         #expect(result.stderr.contains("step 'nudge': missing contact field without fallback: first_name"))
     }
+
+    @Test("tracking.clicks: preview and the daemon send the same rewritten links (the daemon's signed for the real delivery); plain-http tracking.base_url is refused by the smtp transport; no base URL sends untracked")
+    func trackedLinks() async throws {
+        let tracked = """
+            name: launch
+            sender: { address: hello@example.com }
+            tracking: { clicks: true }
+            steps:
+              - { key: intro, type: email, subject: Hi, body: "Pricing: https://example.com/pricing?plan=pro.", html: "<a href=\\"https://example.com/pricing?plan=pro\\">Pricing</a>" }
+            """
+        let scenario = try await Scenario.prepare(prefix: "cli_clicks", sequence: tracked, name: "launch", contacts: ["ada@example.com"])
+        let (seqd, connection) = (scenario.seqd, try scenario.connect())
+        let base = ["--set", "tracking.base_url=https://go.example.com"] + Self.unsubscribe
+        let preview = try await seqd.run(["sequence", "preview", "launch", "--contact", "ada@example.com"] + base)
+        #expect(preview.status == 0, "\(preview)")
+        #expect(preview.stderr.contains("launch tracks clicks"))
+        let unfolded = preview.stdout.replacingOccurrences(of: "=\r\n", with: "")
+        #expect(unfolded.contains("Pricing: https://go.example.com/c/"))
+        #expect(!unfolded.contains("example.com/pricing"))
+
+        let refused = try await seqd.run(
+            ["run", "--once", "--set", "delivery.transport=smtp", "--set", "delivery.smtp.url=smtp://127.0.0.1:1",
+             "--set", "tracking.base_url=http://go.example.com"] + Self.unsubscribe)
+        #expect(refused.status == 65, "\(refused)")
+        #expect(refused.stderr.contains("tracking.base_url: plain http is allowed only on loopback"))
+
+        let outbox = seqd.directory.appendingPathComponent("outbox").path
+        try await scenario.runOnce(transport: "file", ["--set", "delivery.file.directory=\(outbox)"] + base)
+        let row = try connection.query("SELECT id, idempotency_key FROM seqd.deliveries WHERE step_key = 'intro'")[0]
+        let sent = try String(contentsOfFile: "\(outbox)/\(try row.decode("idempotency_key", as: String.self)).eml", encoding: .utf8)
+            .replacingOccurrences(of: "=\r\n", with: "")
+        #expect(sent.contains("Pricing: https://go.example.com/c/"))
+        #expect(sent.contains("display:none"))
+        // The token names the real delivery (big-endian, after the version byte).
+        let token = try #require(sent.firstMatch(of: /Pricing: https:\/\/go\.example\.com\/c\/([A-Za-z0-9_-]+)/)).1
+        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        let bytes = try #require(Data(base64Encoded: base64))
+        #expect(bytes[1..<9].reduce(Int64(0)) { $0 << 8 | Int64($1) } == (try row.decode("id", as: Int64.self)))
+        // The stored message keeps the author's text: the links are rewritten only when composed.
+        let stored = try connection.query("SELECT message->>'text' AS text FROM seqd.deliveries WHERE step_key = 'intro'")[0]
+            .decode("text", as: String?.self)
+        #expect(stored == nil || stored == "Pricing: https://example.com/pricing?plan=pro.")
+
+        // No base URL at all: the preview says so and shows the links as they would go out, untouched.
+        let bare = try await seqd.run("sequence", "preview", "launch", "--contact", "ada@example.com")
+        #expect(bare.status == 0)
+        #expect(bare.stderr.contains("links are shown (and would be sent) untracked"))
+        #expect(bare.stdout.replacingOccurrences(of: "=\r\n", with: "").contains("Pricing: https://example.com/pricing?plan=3Dpro."), "\(bare)")
+    }
 }

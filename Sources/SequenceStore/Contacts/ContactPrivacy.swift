@@ -15,7 +15,8 @@ public final class ContactPrivacy {
     }
 
     /// Everything about the contact as one JSON document: the contact row, its suppression, every
-    /// enrollment with its events, deliveries (with rendered messages) and attempts, and signals.
+    /// enrollment with its events, deliveries (with rendered messages), their attempts and clicks on
+    /// their tracked links, and signals.
     public static func export(_ connection: Connection, email: String) throws -> String {
         try SchemaCheck.requireSupported(connection)
         let row = try connection.query(
@@ -31,7 +32,9 @@ public final class ContactPrivacy {
                         'events', (SELECT COALESCE(jsonb_agg(to_jsonb(v) ORDER BY v.id), '[]') FROM seqd.enrollment_events v WHERE v.enrollment_id = e.id),
                         'deliveries', (SELECT COALESCE(jsonb_agg(to_jsonb(d) || jsonb_build_object(
                                           'attempts', (SELECT COALESCE(jsonb_agg(to_jsonb(a) ORDER BY a.id), '[]')
-                                                       FROM seqd.delivery_attempts a WHERE a.delivery_id = d.id)) ORDER BY d.id), '[]')
+                                                       FROM seqd.delivery_attempts a WHERE a.delivery_id = d.id),
+                                          'clicks', (SELECT COALESCE(jsonb_agg(to_jsonb(k) ORDER BY k.id), '[]')
+                                                     FROM seqd.clicks k WHERE k.delivery_id = d.id)) ORDER BY d.id), '[]')
                                        FROM seqd.deliveries d WHERE d.enrollment_id = e.id)) ORDER BY e.id)
                     FROM seqd.enrollments e WHERE e.contact_id = c.id), '[]'),
                 'signals', (SELECT COALESCE(jsonb_agg(to_jsonb(g) ORDER BY g.id), '[]') FROM seqd.signals g WHERE g.contact_id = c.id)

@@ -14,12 +14,16 @@ public struct StoredMessage: Codable, Sendable, Equatable {
     public var fromName: String?
     /// For webhook steps: the request rendered for this enrollment (nil if it could not be).
     public var webhook: RenderedWebhook?
+    /// `true` when the sequence had `tracking.clicks` as the step ran: its links are rewritten when
+    /// the message is composed (never here, so the stored text stays the author's). Absent: untracked.
+    public var trackClicks: Bool?
 
-    /// A rendered email step as the outbox stores it, with the sequence's sender.
-    public static func email(_ email: RenderedEmail, from sender: SequenceDefinition.Sender) -> StoredMessage {
+    /// A rendered email step as the outbox stores it, with the sequence's sender and whether its
+    /// links are tracked.
+    public static func email(_ email: RenderedEmail, from sender: SequenceDefinition.Sender, tracking: SequenceDefinition.Tracking = .off) -> StoredMessage {
         StoredMessage(
             subject: email.subject, text: email.text, html: email.html, threadParentKey: email.threadParentKey,
-            fromAddress: sender.address, fromName: sender.name)
+            fromAddress: sender.address, fromName: sender.name, trackClicks: tracking.clicks ? true : nil)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -28,6 +32,7 @@ public struct StoredMessage: Codable, Sendable, Equatable {
         case fromAddress = "from_address"
         case fromName = "from_name"
         case webhook
+        case trackClicks = "track_clicks"
     }
 }
 
@@ -89,7 +94,7 @@ struct OutboxRows {
         var variant: String?
         switch request.payload {
         case .email(let email):
-            message = .email(email, from: definition.sender)
+            message = .email(email, from: definition.sender, tracking: definition.tracking)
             variant = email.variant
             kinds.append(.email)
         case .webhook(let webhook):

@@ -145,5 +145,33 @@ extension Migrations {
             SELECT s.name AS sequence, r.*
             FROM seqd.sequences s
             CROSS JOIN LATERAL seqd.step_results(s.id, '-infinity') AS r;
+
+            -- Erasure also removes the contact's clicks: their URLs may carry personal data (a
+            -- token, an address in a query). Migration 0006's body otherwise unchanged; the
+            -- search_path is restated because CREATE OR REPLACE resets what 0006's loop set.
+            CREATE OR REPLACE FUNCTION seqd.erase_contact_history(contact bigint, address text, replacement text) RETURNS void
+            LANGUAGE plpgsql SECURITY DEFINER
+            SET search_path = pg_catalog, seqd, pg_temp
+            AS $$
+            BEGIN
+                UPDATE seqd.suppressions SET email = seqd.address_hash(address),
+                       reason = CASE WHEN source = 'erase' THEN 'erased' ELSE reason END
+                WHERE email = lower(address);
+                UPDATE seqd.delivery_attempts a SET reply = NULL FROM seqd.deliveries d
+                WHERE a.delivery_id = d.id AND d.contact_id = contact AND a.reply IS NOT NULL;
+                UPDATE seqd.signals SET detail = NULL WHERE contact_id = contact AND detail IS NOT NULL;
+                UPDATE seqd.deliveries SET last_error = seqd.scrub(last_error, address, replacement)
+                WHERE contact_id = contact AND strpos(lower(last_error), lower(address)) > 0;
+                UPDATE seqd.enrollments SET last_error = seqd.scrub(last_error, address, replacement)
+                WHERE contact_id = contact AND strpos(lower(last_error), lower(address)) > 0;
+                UPDATE seqd.enrollment_events v
+                SET reason = seqd.scrub(v.reason, address, replacement),
+                    detail = seqd.scrub(v.detail::text, address, replacement)::jsonb
+                FROM seqd.enrollments e
+                WHERE v.enrollment_id = e.id AND e.contact_id = contact
+                  AND (strpos(lower(v.reason), lower(address)) > 0 OR strpos(lower(v.detail::text), lower(address)) > 0);
+                DELETE FROM seqd.clicks k USING seqd.deliveries d
+                WHERE k.delivery_id = d.id AND d.contact_id = contact;
+            END $$;
             """#)
 }

@@ -72,7 +72,7 @@ FROM shaped x WHERE x.status <> 'active';
 -- Deliveries: the emails passed were sent; the failed or awaited one sits at the current step.
 INSERT INTO seqd.deliveries (enrollment_id, contact_id, step_key, kind, status, idempotency_key, message_id,
                              attempts, next_attempt_at, last_error, message, sent_at, created_at, updated_at,
-                             sequence_id, outcome)
+                             sequence_id, credited_outcome)
 SELECT x.id, x.id, m.key, 'email',
        CASE WHEN m.idx < x.step THEN 'sent' WHEN x.status = 'failed' THEN 'failed' ELSE 'pending' END::seqd.delivery_status,
        'seed-' || x.id || '-' || m.key, '<seed-' || x.id || '-' || m.key || '@prod.example>',

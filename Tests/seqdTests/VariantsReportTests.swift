@@ -163,7 +163,7 @@ struct VariantsReportTests {
 
     /// `step/variant` → sent, replied, bounced, opted out, converted, clicked, scanner clicked,
     /// from the raw rows: each ended enrollment's outcome goes to its last email sent (by time),
-    /// without reading `deliveries.outcome`.
+    /// without reading `deliveries.credited_outcome`.
     func independentCounts(_ connection: Connection) throws -> [String: [Int]] {
         let sent = try connection.query("""
             SELECT d.id, d.enrollment_id, d.step_key, d.variant, e.status::text AS status

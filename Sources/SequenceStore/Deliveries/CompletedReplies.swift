@@ -2,7 +2,7 @@ import Postgres
 
 /// A reply from a contact whose enrollment already completed changes no status (a completed
 /// enrollment never changes again, invariant 4), but it is still a reply to that sequence's mail:
-/// it is credited to the enrollment's last email sent (`deliveries.outcome = 'replied'`, the same
+/// it is credited to the enrollment's last email sent (`deliveries.credited_outcome = 'replied'`, the same
 /// column an enrollment that ended `replied` fills), so `seqd report` counts replies to a
 /// sequence's final email too. An email already credited keeps its outcome.
 enum CompletedReplies {
@@ -20,8 +20,8 @@ enum CompletedReplies {
                 ORDER BY d.sent_at DESC, d.id DESC
                 LIMIT CASE WHEN $2::boolean THEN 1 END
             )
-            UPDATE seqd.deliveries d SET outcome = 'replied', updated_at = now()
-            FROM chosen WHERE d.id = chosen.id AND d.outcome IS NULL
+            UPDATE seqd.deliveries d SET credited_outcome = 'replied', updated_at = now()
+            FROM chosen WHERE d.id = chosen.id AND d.credited_outcome IS NULL
             RETURNING d.id
             """)
 

@@ -4,11 +4,12 @@ extension Migrations {
     /// - `deliveries.variant`: the key of the A/B variant an email step rendered for this
     ///   enrollment (NULL for a step without variants). Chosen when the step runs, from the
     ///   enrollment and the step alone, so a retry or another replica renders the same one.
-    /// - `deliveries.outcome`: the terminal outcome (`replied`, `bounced`, `opted_out`,
+    /// - `deliveries.credited_outcome`: the terminal outcome (`replied`, `bounced`, `opted_out`,
     ///   `converted`) credited to this email: the enrollment's last email sent when it ended, the
     ///   convention of the tools seqd is compared with. Written by a statement trigger on the audit
     ///   trail in the transaction that ended the enrollment, so the report reads it instead of
-    ///   re-deriving history, and it never changes once written.
+    ///   re-deriving history, and it never changes once written. Not named `outcome`: operators
+    ///   join deliveries with `delivery_attempts`, whose `outcome` their queries name unqualified.
     /// - `deliveries.sequence_id`: the enrollment's sequence, copied when the delivery is written,
     ///   so a sequence's results are one index-only scan of `deliveries_results` instead of a join
     ///   of every enrollment with every delivery (2.2 s at a million enrollments; issue 19 asks
@@ -26,17 +27,17 @@ extension Migrations {
         version: 15, name: "variants_clicks_results",
         sql: #"""
             ALTER TABLE seqd.deliveries ADD COLUMN variant text CHECK (length(variant) BETWEEN 1 AND 64);
-            ALTER TABLE seqd.deliveries ADD COLUMN outcome seqd.enrollment_status
-                CHECK (outcome IN ('replied', 'bounced', 'opted_out', 'converted'));
+            ALTER TABLE seqd.deliveries ADD COLUMN credited_outcome seqd.enrollment_status
+                CHECK (credited_outcome IN ('replied', 'bounced', 'opted_out', 'converted'));
             ALTER TABLE seqd.deliveries ADD COLUMN sequence_id bigint;
             UPDATE seqd.deliveries d SET sequence_id = e.sequence_id FROM seqd.enrollments e WHERE e.id = d.enrollment_id;
-            CREATE INDEX deliveries_results ON seqd.deliveries (sequence_id, step_key, variant) INCLUDE (outcome, sent_at, id)
+            CREATE INDEX deliveries_results ON seqd.deliveries (sequence_id, step_key, variant) INCLUDE (credited_outcome, sent_at, id)
                 WHERE kind = 'email' AND status = 'sent';
             CREATE INDEX deliveries_sequence_unknown ON seqd.deliveries (enrollment_id) WHERE sequence_id IS NULL;
             COMMENT ON COLUMN seqd.deliveries.sequence_id IS
                 'the enrollment''s sequence, for results per sequence (NULL only from binaries before migration 15)';
             COMMENT ON COLUMN seqd.deliveries.variant IS 'the A/B variant key this email rendered (NULL: the step has none)';
-            COMMENT ON COLUMN seqd.deliveries.outcome IS
+            COMMENT ON COLUMN seqd.deliveries.credited_outcome IS
                 'the outcome credited to this email: its enrollment ended so while it was the last email sent';
 
             CREATE TABLE seqd.clicks (
@@ -78,14 +79,14 @@ extension Migrations {
             SET search_path = pg_catalog, seqd, pg_temp
             AS $$
             BEGIN
-                UPDATE seqd.deliveries d SET outcome = n.to_status
+                UPDATE seqd.deliveries d SET credited_outcome = n.to_status
                 FROM new_events n
                 WHERE n.to_status IN ('replied', 'bounced', 'opted_out', 'converted')
                   AND n.to_status IS DISTINCT FROM n.from_status
                   AND d.id = (SELECT l.id FROM seqd.deliveries l
                               WHERE l.enrollment_id = n.enrollment_id AND l.kind = 'email' AND l.status = 'sent'
                               ORDER BY l.sent_at DESC, l.id DESC LIMIT 1)
-                  AND d.outcome IS NULL;
+                  AND d.credited_outcome IS NULL;
                 RETURN NULL;
             END $$;
             CREATE TRIGGER enrollment_events_credit_outcome
@@ -112,16 +113,16 @@ extension Migrations {
                 RETURN QUERY
                 WITH sent AS (
                     SELECT d.step_key, d.variant, count(*) AS sent,
-                           count(*) FILTER (WHERE d.outcome = 'replied') AS replied,
-                           count(*) FILTER (WHERE d.outcome = 'bounced') AS bounced,
-                           count(*) FILTER (WHERE d.outcome = 'opted_out') AS opted_out,
-                           count(*) FILTER (WHERE d.outcome = 'converted') AS converted
-                    FROM (SELECT d.step_key, d.variant, d.outcome
+                           count(*) FILTER (WHERE d.credited_outcome = 'replied') AS replied,
+                           count(*) FILTER (WHERE d.credited_outcome = 'bounced') AS bounced,
+                           count(*) FILTER (WHERE d.credited_outcome = 'opted_out') AS opted_out,
+                           count(*) FILTER (WHERE d.credited_outcome = 'converted') AS converted
+                    FROM (SELECT d.step_key, d.variant, d.credited_outcome
                           FROM seqd.deliveries d
                           WHERE d.sequence_id = step_results.sequence_id
                             AND d.kind = 'email' AND d.status = 'sent' AND (step_results.since = '-infinity' OR d.sent_at >= step_results.since)
                           UNION ALL
-                          SELECT d.step_key, d.variant, d.outcome
+                          SELECT d.step_key, d.variant, d.credited_outcome
                           FROM seqd.deliveries d JOIN seqd.enrollments e ON e.id = d.enrollment_id
                           WHERE d.sequence_id IS NULL AND e.sequence_id = step_results.sequence_id
                             AND d.kind = 'email' AND d.status = 'sent' AND (step_results.since = '-infinity' OR d.sent_at >= step_results.since)) d

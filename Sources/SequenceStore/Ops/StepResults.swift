@@ -4,7 +4,7 @@ import SequenceEngine
 
 /// `seqd report`: per email step and A/B variant, the emails a sequence sent and what became of
 /// them. An outcome counts for the email that was its enrollment's last one sent when it ended
-/// (`deliveries.outcome`, written in that transaction); a click counts once per email, a person's
+/// (`deliveries.credited_outcome`, written in that transaction); a click counts once per email, a person's
 /// apart from a link scanner's. Read from `seqd.step_results(sequence_id, since)`.
 public struct StepResults: Sendable, Codable {
     /// One step and variant. Rates are of `sent`; nil when nothing was sent.

@@ -6,9 +6,9 @@ import SequenceEngine
 /// them. An outcome counts for the email that was its enrollment's last one sent when it ended
 /// (`deliveries.credited_outcome`, written in that transaction); a click counts once per email, a person's
 /// apart from a link scanner's. Read from `seqd.step_results(sequence_id, since)`.
-public struct StepResults: Sendable, Codable {
+public struct StepResults: Sendable, Encodable {
     /// One step and variant. Rates are of `sent`; nil when nothing was sent.
-    public struct Line: Sendable, Codable {
+    public struct Line: Sendable, Encodable {
         public let step: String
         /// Nil for a step without variants.
         public let variant: String?
@@ -53,19 +53,6 @@ public struct StepResults: Sendable, Codable {
                                  (.conversionRate, conversionRate), (.clickRate, clickRate)] {
                 try container.encode(value, forKey: key)
             }
-        }
-
-        public init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            step = try container.decode(String.self, forKey: .step)
-            variant = try container.decodeIfPresent(String.self, forKey: .variant)
-            sent = try container.decode(Int.self, forKey: .sent)
-            replied = try container.decode(Int.self, forKey: .replied)
-            bounced = try container.decode(Int.self, forKey: .bounced)
-            optedOut = try container.decode(Int.self, forKey: .optedOut)
-            converted = try container.decode(Int.self, forKey: .converted)
-            clicked = try container.decode(Int.self, forKey: .clicked)
-            scannerClicked = try container.decode(Int.self, forKey: .scannerClicked)
         }
 
         init(row: Row) throws {
